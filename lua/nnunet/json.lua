@@ -81,8 +81,9 @@ local function format_float(x)
   if x == math.huge then return "Infinity" end
   if x == -math.huge then return "-Infinity" end
   if x == 0 then return (1 / x < 0) and "-0.0" or "0.0" end
+  -- shortest correctly rounded digit string that reads back as x (17 digits always do)
   local s
-  for prec = 14, 16 do
+  for prec = 0, 16 do
     s = string.format("%." .. prec .. "e", x)
     if tonumber(s) == x then break end
   end

@@ -1,0 +1,513 @@
+-- tests/lua/test_rules.lua: the planning rules (rules/*.lua), their loader, the planner and
+-- the JSON writer.
+--   1. exact unit tests of each rule on hand-computable inputs (nnunet-behaviour.md vectors)
+--   2. loader: user-dir override file by file, sandbox refuses io/os/require/globals
+--   3. settings overrides (gpu_memory_target changes patch/batch as expected)
+--   4. the reference planner's real inputs -> plans.json for six MSD datasets, compared in
+--      every field (diff per mismatching key) and byte for byte.
+-- Run: cd <repo> && LUA_PATH='lua/?.lua;;' lua5.4 tests/lua/test_rules.lua
+--   or build/nnunet tests/lua/test_rules.lua. Exit 77 (skip) if ../shared is absent.
+-- Fails with error() (non-zero exit) listing every failed check.
+
+-- locate the repository root: $NNUNET_HOME, else the host's nnunet.sys.home, else from this
+-- script's path (arg[0]), else "."
+local function script_root()
+  local home = os.getenv("NNUNET_HOME")
+  if home and home ~= "" then
+    local f = io.open(home .. "/rules/util.lua", "r")
+    if f then f:close(); return home end
+  end
+  local ok, sys = pcall(require, "nnunet.sys") -- set by the host program build/nnunet
+  if ok and type(sys) == "table" and type(sys.home) == "string" then return sys.home end
+  local a0 = arg and arg[0]
+  if a0 then
+    local dir = a0:match("^(.*)/tests/lua/[^/]+$")
+    if dir then return dir == "" and "/" or dir end
+    if a0:match("^tests/lua/[^/]+$") then return "." end
+  end
+  return "."
+end
+local ROOT = script_root()
+package.path = ROOT .. "/lua/?.lua;" .. package.path
+
+local json = require("nnunet.json")
+local rules = require("nnunet.rules")
+local planner = require("nnunet.planner")
+rules.set_user_dir(nil)
+rules.set_shipped_dir(ROOT .. "/rules")
+
+local failures, checks = {}, 0
+local function fail(msg)
+  failures[#failures + 1] = msg
+  print("FAIL: " .. msg)
+end
+local function check(cond, msg)
+  checks = checks + 1
+  if not cond then fail(msg) end
+  return cond
+end
+local function repr(v)
+  if type(v) == "number" then
+    return json.format_number(v)
+  end
+  if type(v) == "table" then
+    if json.is_null(v) then return "null" end
+    local ok, s = pcall(json.encode, v, { indent = false })
+    return ok and s or tostring(v)
+  end
+  return tostring(v)
+end
+-- exact equality, also of number type (integer vs float) when want_type is given
+local function eq(got, want, msg)
+  local same
+  if type(got) == "table" and type(want) == "table" then
+    same = repr(got) == repr(want)
+  else
+    same = got == want and (type(got) ~= "number" or math.type(got) == math.type(want))
+  end
+  return check(same, string.format("%s: got %s, want %s", msg, repr(got), repr(want)))
+end
+local function raises(f, pattern, msg)
+  local ok, err = pcall(f)
+  checks = checks + 1
+  if ok then fail(msg .. ": expected an error") return end
+  if pattern and not tostring(err):find(pattern) then
+    fail(string.format("%s: error '%s' does not match '%s'", msg, tostring(err), pattern))
+  end
+end
+
+local util = rules.util()
+local R = {}
+for _, n in ipairs(planner.rules_used()) do R[n] = rules.load(n) end
+local cfg = rules.settings()
+
+---------------------------------------------------------------------------------------------
+-- 1. unit tests
+---------------------------------------------------------------------------------------------
+do -- util: numpy percentile / median / Python round
+  eq(util.percentile({ 0.7, 3.3 }, 50), 2.0, "percentile([0.7,3.3],50) (two-sided lerp)")
+  eq(util.percentile({ 0.4, 4.2 }, 50), 2.3, "percentile([0.4,4.2],50)")
+  eq(util.median({ 0.4, 4.2 }), 2.3000000000000003, "median([0.4,4.2])")
+  eq(util.percentile({ 3, 0, 2, 1 }, 10), 0.30000000000000004, "percentile([0..3],10): q carries rounding")
+  eq(util.percentile({ 5, 1, 3 }, 50), 3.0, "percentile odd n")
+  eq(util.percentile({ 1, 2, 3, 4 }, 100), 4.0, "percentile p=100")
+  eq(util.percentile({ 1, 2, 3, 4 }, 0), 1.0, "percentile p=0")
+  eq(util.median({ 3, 1, 2 }), 3 // 3 * 2.0, "median odd n")
+  eq(util.median({ 20, 19, 320, 319 }), 169.5, "median even n (x.5)")
+  local rounds = { { 0.5, 0 }, { 1.5, 2 }, { 2.5, 2 }, { -0.5, 0 }, { -1.5, -2 }, { 2.6, 3 },
+    { 58.4, 58 }, { 319.5, 320 }, { 320.5, 320 }, { 3.0, 3 }, { -2.4, -2 } }
+  for _, t in ipairs(rounds) do eq(util.round(t[1]), t[2], "round(" .. t[1] .. ") half-even") end
+  eq(util.argmax({ 1, 3, 3 }), 2, "argmax first on ties")
+  eq(util.argmax_last({ 0.75, 0.684, 0.75 }), 3, "argsort[-1]: last on ties")
+  eq(util.prod({ 36, 50, 35 }), 63000, "prod")
+  eq(util.permute({ 10, 20, 30 }, { 2, 0, 1 }), { 30, 10, 20 }, "permute (0-based)")
+end
+
+do -- normalization (§3.1, §3.2)
+  local map = { CT = "CTNormalization", ct = "CTNormalization", [" CT"] = "ZScoreNormalization",
+    CT2 = "ZScoreNormalization", ctnormalization = "ZScoreNormalization",
+    MRI = "ZScoreNormalization", T2 = "ZScoreNormalization", zscore = "ZScoreNormalization",
+    noNorm = "NoNormalization", NONORM = "NoNormalization", RGB_to_0_1 = "RGBTo01Normalization",
+    rescale_to_0_1 = "RescaleTo01Normalization" }
+  for name, want in pairs(map) do eq(R.normalization.scheme(name), want, "scheme('" .. name .. "')") end
+  local dj = { channel_names = { ["1"] = "ADC", ["0"] = "CT", ["2"] = "noNorm", ["10"] = "T2" } }
+  local n = R.normalization.plan({ median_relative_size_after_cropping = 0.5 }, dj, cfg)
+  eq(n.schemes, { "CTNormalization", "ZScoreNormalization", "NoNormalization", "ZScoreNormalization" },
+    "schemes in channel order")
+  eq(n.use_mask_for_norm, { false, true, false, true }, "use_mask_for_norm: ZScore only, ratio < 0.75")
+  n = R.normalization.plan({ median_relative_size_after_cropping = 0.75 }, dj, cfg)
+  eq(n.use_mask_for_norm, { false, false, false, false }, "use_mask_for_norm: ratio 0.75 -> none")
+end
+
+do -- spacing (§4.1)
+  -- anisotropic: 10 cases, median (10, 1.5, 1.5), sizes (9, 256, 216) -> P10 of axis 0
+  local sp, sh = {}, {}
+  local z = { 10, 10, 10, 10, 10, 10, 10, 5, 6, 10 }
+  for i = 1, 10 do sp[i] = { z[i], 1.5, 1.5 }; sh[i] = { 9, 256, 216 } end
+  local t, info = R.spacing.target_spacing({ spacings = sp, shapes_after_crop = sh }, cfg)
+  eq(t, { util.percentile(z, 10), 1.5, 1.5 }, "anisotropic axis -> 10th percentile")
+  check(info.corrected, "anisotropy rule fired")
+  eq(util.percentile(z, 10), 5.9, "P10 of the slice spacings")
+  -- P10 below the in-plane spacing -> max(other) + 1e-5
+  for i = 1, 10 do sp[i] = { i <= 2 and 1.0 or 10, 1.5, 1.5 } end
+  t = R.spacing.target_spacing({ spacings = sp, shapes_after_crop = sh }, cfg)
+  eq(t[1], 1.5 + 1e-5, "coarse axis never finer than the in-plane axes")
+  -- not anisotropic in voxels: unchanged median
+  for i = 1, 10 do sh[i] = { 90, 256, 216 } end
+  t = R.spacing.target_spacing({ spacings = sp, shapes_after_crop = sh }, cfg)
+  eq(t, { 10.0, 1.5, 1.5 }, "no correction when the coarse axis has many voxels")
+  local ov = rules.settings({ overwrite_target_spacing = { 2, 1, 1 } })
+  eq(R.spacing.target_spacing({ spacings = sp, shapes_after_crop = sh }, ov), { 2.0, 1.0, 1.0 },
+    "overwrite_target_spacing")
+end
+
+do -- transpose (§4.2)
+  local f, b = R.transpose.transpose({ 0.8, 5, 0.8 }, cfg)
+  eq(f, { 1, 0, 2 }, "transpose_forward (coarse axis 1)"); eq(b, { 1, 0, 2 }, "transpose_backward")
+  f, b = R.transpose.transpose({ 1, 1, 5 }, cfg)
+  eq(f, { 2, 0, 1 }, "transpose_forward (coarse axis 2)"); eq(b, { 1, 2, 0 }, "transpose_backward")
+  f, b = R.transpose.transpose({ 1, 1, 1 }, cfg)
+  eq(f, { 0, 1, 2 }, "isotropic: identity")
+end
+
+do -- shape (§4.3, §5.2)
+  eq(R.shape.new_shape({ 75, 512, 512 }, { 5, 0.5, 0.5 }, { 1, 1, 1 }), { 375, 256, 256 }, "new_shape")
+  eq(R.shape.new_shape({ 5, 3, 7 }, { 1, 1, 1 }, { 2, 2, 2 }), { 2, 2, 4 }, "new_shape half-even")
+  local fp = { spacings = { { 2, 1, 1 }, { 1, 1, 1 } }, shapes_after_crop = { { 10, 20, 30 }, { 11, 21, 31 } } }
+  eq(R.shape.new_median_shape(fp, { 1, 1, 1 }), { 15.5, 20.5, 30.5 }, "median of resampled shapes")
+  eq(R.shape.original_median_shape(fp, { 0, 1, 2 }), { 10, 20, 30 }, "original median shape (half-even)")
+  eq(R.shape.original_median_spacing(fp, { 1, 0, 2 }), { 1.0, 1.5, 1.0 }, "original median spacing, transposed")
+  check(not R.shape.is_3d({ 1, 512, 512 }), "2D data (first axis 1) -> no 3d configuration")
+end
+
+do -- topology (§5.3, §16 vectors)
+  local t = R.topology.pool_and_conv_props({ 1, 1, 1 }, { 36, 50, 35 }, 4, 999999)
+  eq(t.strides, { { 1, 1, 1 }, { 2, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 } }, "topology hippocampus strides")
+  eq(t.kernel_sizes, { { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 } }, "topology hippocampus kernels")
+  eq(t.patch_size, { 40, 56, 40 }, "topology hippocampus padded patch")
+  eq(t.divisor, { 8, 8, 8 }, "topology hippocampus divisor")
+  t = R.topology.pool_and_conv_props({ 3.6, 0.625, 0.625 }, { 20, 320, 319 }, 4, 999999)
+  eq(t.strides, { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 }, { 1, 2, 2 }, { 1, 2, 2 } },
+    "topology prostate strides")
+  eq(t.kernel_sizes, { { 1, 3, 3 }, { 1, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 } },
+    "topology prostate kernels")
+  eq(t.patch_size, { 20, 320, 320 }, "topology prostate padded patch")
+  eq(t.divisor, { 4, 64, 64 }, "topology prostate divisor")
+  eq(R.topology.pad_shape({ 319.5, 64, 1 }, { 64, 64, 4 }), { 320, 64, 4 }, "pad_shape (x.5 median)")
+end
+
+do -- vram (§5.4 vectors)
+  local two = { 2, 2, 2, 2, 2, 2 }
+  eq(R.vram.estimate({ 40, 56, 40 }, { { 1, 1, 1 }, { 2, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 } },
+    { 32, 64, 128, 256 }, two, two, 3), 19174400, "estimate hippocampus")
+  eq(R.vram.estimate({ 128, 128, 128 },
+    { { 1, 1, 1 }, { 2, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 } },
+    { 32, 64, 128, 256, 320, 320 }, two, two, 3), 452796416, "estimate liver")
+  eq(R.network.features_per_stage(8, 2, cfg), { 32, 64, 128, 256, 512, 512, 512, 512 }, "features 2d")
+  eq(R.network.features_per_stage(7, 3, cfg), { 32, 64, 128, 256, 320, 320, 320 }, "features 3d")
+end
+
+do -- patch and batch (§5.5, §5.7)
+  eq(R.patch.initial_patch({ 1, 1, 1 }, { 36, 50, 35 }, cfg), { 36, 50, 35 }, "initial patch clipped")
+  eq(R.patch.initial_patch({ 3.5999999046325684, 0.625, 0.625 }, { 1e9, 1e9, 1e9 }, cfg), { 80, 459, 459 },
+    "initial patch prostate (unclipped)")
+  eq(R.patch.initial_patch({ 1, 0.767578125, 0.767578125 }, { 482, 512, 512 }, cfg), { 215, 280, 280 },
+    "initial patch liver")
+  eq(R.patch.initial_patch({ 3.5999999046325684, 0.625, 0.625 }, { 20, 320, 319.5 }, cfg), { 20, 320, 319.5 },
+    "initial patch clipped to x.5 median")
+  local p = R.patch.plan({ 3.5999999046325684, 0.625, 0.625 }, { 20, 320, 319 }, 3, cfg, R)
+  eq(p.patch_size, { 20, 320, 256 }, "prostate reduction: axis 2 by 64")
+  eq(p.estimate, 483315200, "prostate estimate after reduction")
+  p = R.patch.plan({ 1, 0.767578125, 0.767578125 }, { 482, 512, 512 }, 3, cfg, R)
+  eq(p.patch_size, { 128, 128, 128 }, "liver reduction (13 steps)")
+  p = R.patch.plan({ 1.6000100374221802, 0.7929689884185791, 0.7929689884185791 }, { 187, 512, 512 }, 2, cfg, R)
+  eq(p.patch_size, { 64, 192, 160 }, "spleen reduction (tie -> highest axis)")
+  eq(R.batch.reference(3, cfg), 560000000.0, "reference 3d at 8 GB")
+  eq(R.batch.reference(2, rules.settings({ gpu_memory_target = 24 })), 255000000.0, "reference 2d at 24 GB")
+  eq(R.batch.batch_size(19174400, 560e6, 2, 63000.0 * 260, { 40, 56, 40 }, cfg), 9, "hippocampus bs: 5% cap")
+  eq(R.batch.batch_size(19174400, 560e6, 2, 1e12, { 40, 56, 40 }, cfg), 58, "bs round(58.4)")
+  eq(R.batch.batch_size(651840, 85e6, 12, 63000.0 * 260, { 56, 40 }, cfg), 366, "hippocampus 2d bs 366")
+  eq(R.batch.batch_size(604144000, 560e6, 2, 1e12, { 20, 320, 320 }, cfg), 2, "minimum batch size 2")
+end
+
+do -- lowres (§5.6)
+  local s = R.lowres.step({ 1.6000100374221802, 0.7929689884185791, 0.7929689884185791 }, cfg)
+  eq(s, { 1.6000100374221802, 0.7929689884185791 * 1.03, 0.7929689884185791 * 1.03 },
+    "lowres step: only axes with max/s > 2")
+  s = R.lowres.step({ 1.0, 0.75, 0.75 }, cfg)
+  eq(s, { 1.03, 0.75 * 1.03, 0.75 * 1.03 }, "lowres step: all axes")
+  local calls = 0
+  local found = R.lowres.search({ 1, 1, 1 }, { 40, 56, 40 }, { 36, 50, 35 }, 260,
+    function() calls = calls + 1; return { patch_size = { 8, 8, 8 } } end, cfg)
+  check(found == nil and calls == 0, "no lowres when the patch covers the median")
+end
+
+do -- batch_dice, resampling, reader
+  eq(R.batch_dice.batch_dice("2d", false), true, "batch_dice 2d")
+  eq(R.batch_dice.batch_dice("3d_lowres", true), false, "batch_dice 3d_lowres")
+  eq(R.batch_dice.batch_dice("3d_fullres", true), true, "batch_dice 3d_fullres with cascade")
+  eq(R.batch_dice.batch_dice("3d_fullres", false), false, "batch_dice 3d_fullres without cascade")
+  local f = R.resampling.functions(cfg)
+  eq(json.encode(f.data.kwargs, { indent = false }),
+    '{"is_seg": false, "order": 3, "order_z": 0, "force_separate_z": null}', "resampling data kwargs")
+  eq(json.encode(f.seg.kwargs, { indent = false }),
+    '{"is_seg": true, "order": 1, "order_z": 0, "force_separate_z": null}', "resampling seg kwargs")
+  eq(f.probabilities.kwargs.order, 1, "resampling probabilities order")
+  local sepz = {
+    { { 1, 1, 1 }, { 4 / 7, 5 / 3, 2 / 3 }, false, nil },
+    { { 5, 1, 1 }, { 2.5, 0.5, 0.5 }, true, 1 },
+    { { 1, 1, 1 }, { 4, 1, 1 }, true, 1 },
+    { { 1, 1, 4 }, { 1, 1, 8 }, true, 3 },
+    { { 0.24, 1.25, 1.25 }, { 1, 1, 1 }, false, nil },
+    { { 3, 1, 1 }, { 1, 1, 1 }, false, nil },
+    { { 3.01, 1, 1 }, { 1, 1, 1 }, true, 1 },
+  }
+  for i, v in ipairs(sepz) do
+    local d, a = R.resampling.separate_z(nil, v[1], v[2], cfg)
+    check(d == v[3] and a == v[4], string.format("separate_z case %d: got %s %s", i, tostring(d), tostring(a)))
+  end
+  eq(R.reader.image_reader_writer({ file_ending = ".nii.gz" }, cfg), "SimpleITKIO", "reader .nii.gz")
+  eq(R.reader.image_reader_writer({ file_ending = ".png" }, cfg), "NaturalImage2DIO", "reader .png")
+end
+
+do -- json writer
+  local nums = {
+    { 1.0, "1.0" }, { 1, "1" }, { 1e-05, "1e-05" }, { 2.5000803453253524, "2.5000803453253524" },
+    { 0.1, "0.1" }, { 1e16, "1e+16" }, { 1e15, "1000000000000000.0" }, { 0.0001, "0.0001" },
+    { 123456789012345680.0, "1.2345678901234568e+17" }, { -0.0, "-0.0" }, { 0 / 0, "NaN" },
+    { math.huge, "Infinity" }, { -math.huge, "-Infinity" }, { 5e-324, "5e-324" },
+    { 0.30000000000000004, "0.30000000000000004" }, { 3.5999999046325684, "3.5999999046325684" },
+    { -1.5e-7, "-1.5e-07" }, { 1.5e300, "1.5e+300" }, { 99.48007202148438, "99.48007202148438" },
+    { 9999999999999998.0, "9999999999999998.0" }, { 560000000.0, "560000000.0" },
+  }
+  for _, t in ipairs(nums) do eq(json.format_number(t[1]), t[2], "format_number " .. t[2]) end
+  local o = json.object()
+  o.z = 1; o.a = json.array(); o.m = json.object(); o.n = json.null; o.s = 'é"\n\1'
+  o.l = { 1.5, { true, false } }
+  eq(json.encode(o),
+    '{\n    "z": 1,\n    "a": [],\n    "m": {},\n    "n": null,\n    "s": "\\u00e9\\"\\n\\u0001",\n'
+    .. '    "l": [\n        1.5,\n        [\n            true,\n            false\n        ]\n    ]\n}',
+    "encode: insertion order, indent 4, empty array/object, null, ensure_ascii")
+  eq(json.encode({ b = 1, a = 2, B = 3 }, { indent = false }), '{"B": 3, "a": 2, "b": 1}',
+    "plain objects: sorted keys")
+  eq(json.encode({}), "[]", "empty plain table -> []")
+  local v, msg = json.decode_file(ROOT .. "/no/such/file.json")
+  check(v == nil and msg ~= nil and msg:find("no/such/file.json", 1, true), "decode_file names a missing file")
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "w")); f:write("{ not json"); f:close()
+  v, msg = json.decode_file(tmp)
+  check(v == nil and msg and msg:find(tmp, 1, true) == 1, "decode_file names a malformed file: " .. tostring(msg))
+  local ok, err = json.write_file_atomic(tmp, o)
+  check(ok == true, "write_file_atomic: " .. tostring(err))
+  f = assert(io.open(tmp, "r")); local back = f:read("a"); f:close()
+  eq(back, json.encode(o), "write_file_atomic content")
+  check(io.open(tmp .. ".tmp", "r") == nil, "write_file_atomic leaves no .tmp")
+  os.remove(tmp)
+end
+
+---------------------------------------------------------------------------------------------
+-- 2. loader: overrides and sandbox
+---------------------------------------------------------------------------------------------
+local function make_dir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute('mkdir -p "' .. d .. '"'), "cannot create " .. d)
+  return d
+end
+local function write(path, text)
+  local f = assert(io.open(path, "w")); f:write(text); f:close()
+end
+local function remove_dir(d, files)
+  for _, n in ipairs(files) do os.remove(d .. "/" .. n) end
+  os.remove(d)
+end
+
+local HIPPO_FP = {
+  spacings = { { 1, 1, 1 }, { 1, 1, 1 }, { 1, 1, 1 } },
+  shapes_after_crop = { { 36, 50, 35 }, { 36, 50, 35 }, { 36, 50, 35 } },
+  median_relative_size_after_cropping = 1.0,
+  foreground_intensity_properties_per_channel = {},
+}
+local HIPPO_DJ = { channel_names = { ["0"] = "MRI" }, numTraining = 260, file_ending = ".nii.gz",
+  labels = { background = 0, Anterior = 1, Posterior = 2 } }
+
+do
+  local d = make_dir()
+  local files = { "spacing.lua", "bad_io.lua", "bad_os.lua", "bad_require.lua", "bad_global.lua", "noname.lua" }
+  write(d .. "/spacing.lua", [[
+local M = { name = "spacing", version = 99 }
+function M.target_spacing(fp, cfg) return { 2.0, 2.0, 2.0 }, {} end
+return M
+]])
+  write(d .. "/bad_io.lua", [[
+return { name = "bad_io", version = 1, fn = function() return io.open("/etc/hostname") end }
+]])
+  write(d .. "/bad_os.lua", "local t = os.time()\nreturn { name = 'bad_os', version = 1 }\n")
+  write(d .. "/bad_require.lua", "local x = require('nnunet.json')\nreturn { name = 'bad_require', version = 1 }\n")
+  write(d .. "/bad_global.lua", "leak = 1\nreturn { name = 'bad_global', version = 1 }\n")
+  write(d .. "/noname.lua", "return 42\n")
+
+  rules.set_user_dir(d)
+  local sp = rules.load("spacing")
+  eq(sp.version, 99, "user dir overrides spacing.lua")
+  eq(rules.path("spacing"), d .. "/spacing.lua", "override path")
+  rules.load("topology")
+  eq(rules.path("topology"), ROOT .. "/rules/topology.lua", "other rules still shipped (file by file)")
+  local plans = planner.plan(HIPPO_FP, HIPPO_DJ, nil, "Dataset999_Test")
+  eq(plans.configurations["3d_fullres"].spacing, { 2.0, 2.0, 2.0 }, "planner uses the overriding rule")
+  eq(plans.configurations["3d_fullres"].median_image_size_in_voxels, { 18.0, 25.0, 18.0 },
+    "median shape follows the overridden spacing (half-even 17.5 -> 18)")
+
+  local bad = rules.load("bad_io")
+  raises(bad.fn, "undefined global 'io'", "rule calling io.open fails")
+  raises(function() rules.load("bad_os") end, "undefined global 'os'", "rule using os at load fails")
+  raises(function() rules.load("bad_require") end, "undefined global 'require'", "rule using require fails")
+  raises(function() rules.load("bad_global") end, "assignment to global 'leak'", "rule defining a global fails")
+  raises(function() rules.load("noname") end, "must return a table", "rule returning a non-table fails")
+  raises(function() rules.load("missing_rule") end, "no rule 'missing_rule'", "missing rule names the search path")
+  raises(function() rules.load("../etc") end, "invalid rule name", "rule names are plain identifiers")
+
+  rules.set_user_dir(nil)
+  eq(rules.load("spacing").version, 1, "clearing the user dir restores the shipped rule")
+  remove_dir(d, files)
+end
+
+do -- sandbox contents
+  local d = make_dir()
+  write(d .. "/probe.lua", [[
+return { name = "probe", version = 1,
+  fn = function() return math.random, string.dump, util.round(2.5), util.null, table.concat end }
+]])
+  rules.set_user_dir(d)
+  local rnd, dump, r25, null, concat = rules.load("probe").fn()
+  check(rnd == nil and dump == nil, "sandbox has no math.random / string.dump")
+  eq(r25, 2, "util is injected into rules")
+  check(json.is_null(null), "util.null encodes as null")
+  check(concat ~= nil, "table library available")
+  raises(function() util.round = nil end, "read%-only", "util is read-only")
+  rules.set_user_dir(nil)
+  remove_dir(d, { "probe.lua" })
+end
+
+---------------------------------------------------------------------------------------------
+-- 3. settings overrides
+---------------------------------------------------------------------------------------------
+do
+  local s = rules.settings({ gpu_memory_target = "24" })
+  eq(s.gpu_memory_target, 24, "settings: CLI string coerced to number")
+  eq(s.base_num_features, 32, "settings: other defaults kept")
+  raises(function() rules.settings({ gpu_memory_targt = 24 }) end, "unknown setting", "settings: typo rejected")
+  raises(function() rules.settings({ gpu_memory_target = {} }) end, "expected number", "settings: type checked")
+  eq(rules.settings({ foo = 1 }, { strict = false }).foo, 1, "settings: non-strict accepts extra keys")
+
+  -- a larger memory target enlarges the patch of a dataset whose patch was memory-bound
+  local spacing, median = { 1, 0.767578125, 0.767578125 }, { 482, 512, 512 }
+  local function fullres(gb)
+    local c = rules.settings({ gpu_memory_target = gb })
+    local p = R.patch.plan(spacing, median, 3, c, R)
+    return p, c
+  end
+  local p8 = fullres(8)
+  local p24, c24 = fullres(24)
+  local p4, c4 = fullres(4)
+  local vol = function(p) return util.prod(p.patch_size) end
+  check(vol(p24) > vol(p8), "24 GB: larger patch than 8 GB (" .. repr(p24.patch_size) .. ")")
+  check(vol(p4) < vol(p8), "4 GB: smaller patch than 8 GB (" .. repr(p4.patch_size) .. ")")
+  check(p24.estimate / 2 * 2 <= p24.reference and p24.reference == 1680000000.0, "24 GB: estimate fits its reference")
+  check(p4.estimate / 2 * 2 <= p4.reference, "4 GB: estimate fits its reference")
+  -- a patch that is not memory-bound gets a larger batch (up to the 5 % cap)
+  local small = { 1, 1, 1 }
+  local function bs(gb, nvox)
+    local c = rules.settings({ gpu_memory_target = gb })
+    local p = R.patch.plan(small, { 36, 50, 35 }, 3, c, R)
+    return R.batch.batch_size(p.estimate, p.reference, p.ref_bs, nvox, p.patch_size, c)
+  end
+  eq(bs(8, 1e12), 58, "8 GB uncapped batch")
+  eq(bs(16, 1e12), 117, "16 GB uncapped batch = round(116.8)")
+  eq(bs(16, 63000.0 * 260), 9, "16 GB batch still capped at 5 % of the dataset")
+  local plans = planner.plan(HIPPO_FP, HIPPO_DJ, { gpu_memory_target = 16, max_dataset_covered = 1 }, "X")
+  eq(plans.configurations["3d_fullres"].batch_size, 117, "planner passes settings (16 GB, cap 100 %)")
+end
+
+---------------------------------------------------------------------------------------------
+-- 4. the six MSD datasets against the reference planner
+---------------------------------------------------------------------------------------------
+local function summary()
+  print(string.format("test_rules: %d checks, %d failures", checks, #failures))
+  if #failures > 0 then
+    error(string.format("test_rules: %d of %d checks failed", #failures, checks), 0)
+  end
+end
+
+local MSD = ROOT .. "/../shared/reference/msd-plans"
+local probe = io.open(MSD .. "/Dataset004_Hippocampus/plans.json", "r")
+if probe == nil then
+  summary()
+  print("SKIP: ../shared not found (" .. MSD .. ")")
+  os.exit(77)
+end
+probe:close()
+
+-- recursive diff; prints one line per mismatching key path
+local function diff(got, want, path, out)
+  if json.is_null(want) or json.is_null(got) then
+    if not (json.is_null(want) and json.is_null(got)) then
+      out[#out + 1] = string.format("%s: got %s, want %s", path, repr(got), repr(want))
+    end
+    return
+  end
+  if type(want) ~= type(got) then
+    out[#out + 1] = string.format("%s: got %s (%s), want %s (%s)", path, repr(got), type(got), repr(want), type(want))
+    return
+  end
+  if type(want) ~= "table" then
+    if got ~= want then
+      out[#out + 1] = string.format("%s: got %s, want %s", path, repr(got), repr(want))
+    end
+    return
+  end
+  local keys, seen = {}, {}
+  for k in pairs(want) do keys[#keys + 1] = k; seen[k] = true end
+  for k in pairs(got) do if not seen[k] then keys[#keys + 1] = k end end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local sub = type(k) == "number" and string.format("%s[%d]", path, k - 1) or (path .. "." .. tostring(k))
+    if want[k] == nil then
+      out[#out + 1] = string.format("%s: unexpected key (got %s)", sub, repr(got[k]))
+    elseif got[k] == nil then
+      out[#out + 1] = string.format("%s: missing (want %s)", sub, repr(want[k]))
+    else
+      diff(got[k], want[k], sub, out)
+    end
+  end
+end
+
+local function read_all(path)
+  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
+end
+
+local DATASETS = { "Dataset001_BrainTumour", "Dataset002_Heart", "Dataset003_Liver",
+  "Dataset004_Hippocampus", "Dataset005_Prostate", "Dataset009_Spleen" }
+for _, name in ipairs(DATASETS) do
+  local dir = MSD .. "/" .. name
+  local fp = assert(json.decode_file(dir .. "/dataset_fingerprint.json"))
+  local dj = assert(json.decode_file(dir .. "/dataset.json"))
+  local want_text = read_all(dir .. "/plans.json")
+  local want = assert(json.decode(want_text))
+  local ok, plans = pcall(planner.plan, fp, dj, nil, name)
+  if not check(ok, name .. ": planner error: " .. tostring(plans)) then goto continue end
+  do
+    local d = {}
+    diff(plans, want, name, d)
+    for _, line in ipairs(d) do fail(line) end
+    checks = checks + 1
+    local text = json.encode(plans)
+    local same = text == want_text
+    if not same and #d == 0 then
+      -- same values, different bytes: number types, key order or formatting
+      local ln, gi, wi = 1, 1, 1
+      local glines, wlines = {}, {}
+      for l in (text .. "\n"):gmatch("(.-)\n") do glines[#glines + 1] = l end
+      for l in (want_text .. "\n"):gmatch("(.-)\n") do wlines[#wlines + 1] = l end
+      while glines[ln] == wlines[ln] and ln <= #glines do ln = ln + 1 end
+      fail(string.format("%s: plans.json differs in bytes at line %d: got '%s', want '%s'", name, ln,
+        tostring(glines[ln]), tostring(wlines[ln])))
+    elseif not same then
+      fail(name .. ": plans.json differs in bytes (see the field diffs above)")
+    end
+    local cfgs = {}
+    for _, c in ipairs({ "2d", "3d_lowres", "3d_fullres", "3d_cascade_fullres" }) do
+      local c1 = plans.configurations[c]
+      if c1 and c1.patch_size then
+        cfgs[#cfgs + 1] = string.format("%s %s bs %d", c, repr(c1.patch_size), c1.batch_size)
+      elseif c1 then
+        cfgs[#cfgs + 1] = c
+      end
+    end
+    print(string.format("%-24s %s  [%s]", name, (#d == 0 and same) and "OK (byte-exact)" or "MISMATCH",
+      table.concat(cfgs, "; ")))
+  end
+  ::continue::
+end
+
+summary()
