@@ -1,0 +1,210 @@
+/* nnu_backend: one function table per device (STYLE R18-R22).
+ *
+ * Every op of the network, loss and optimizer is a slot of struct nnu_backend,
+ * generated from nnu_ops.def. The CPU table (nnu_backend_cpu()) is filled by the
+ * files of core/ops/, one op family each (oneDNN for convolutions, C + OpenMP for
+ * the rest); the CUDA table (kernels/, later) fills the same slots with the same
+ * signatures and the suffix _cuda. Dispatch happens in C; an op a backend lacks is
+ * NULL in its table, and nnu_backend_require() turns that into ERR_UNSUPPORTED
+ * naming the op and the backend (nothing silently falls back to the CPU).
+ *
+ * Argument order (THNN): backend, inputs, outputs, weights, bias, buffers, params.
+ * Pointers are device pointers of the backend's memory (be->mem); on the CPU they
+ * are plain host floats.
+ *
+ * Activation layouts. An activation (N, C, D, H, W) is stored either plain
+ * (cblk = 1: NCDHW, W fastest) or channel-blocked (cblk = 16: N, C/16, D, H, W, 16,
+ * oneDNN's nCdhw16c, which its AVX-512 kernels use natively). Element (n, c, s)
+ * (s = flat spatial index) is at ((n*(C/cblk) + c/cblk)*S + s)*cblk + c%cblk, so
+ * cblk = 1 is the plain formula. Blocked layouts need C % 16 == 0.
+ *
+ * Gradient conventions (R22), for every op:
+ *   *_fwd         writes (=) its outputs;
+ *   *_bwd_data    writes (=) the input gradient;
+ *   *_bwd_params  accumulates (+=) into parameter gradients;
+ *   instnorm_bwd  writes gx (=) and accumulates ggamma/gbeta (+=): the fused
+ *                 backward shares its reductions, so it is one op.
+ * Parameters (weights) are always plain, PyTorch layout, in the flat parameter
+ * block of the network (R7): conv w [Cout, Cin, kd, kh, kw], transposed conv
+ * w [Cin, Cout, kd, kh, kw] (PyTorch ConvTranspose), bias [Cout]. */
+#ifndef NNU_BACKEND_H
+#define NNU_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nnu_status.h"
+#include "nnu_tensor.h"
+
+typedef struct nnu_backend nnu_backend;
+
+enum { NNU_LAYOUT_PLAIN = 1, NNU_LAYOUT_C16 = 16 };
+
+/* flat offset of element (n, c, s) of an activation with C channels, S voxels */
+static inline int64_t nnu_act_index(int64_t n, int64_t c, int64_t s, int64_t C, int64_t S,
+                                    int cblk) {
+    return ((n * (C / cblk) + c / cblk) * S + s) * cblk + c % cblk;
+}
+
+/* ---- parameter structs (R19: geometry in a typed struct) ---- */
+
+/* Convolution (kernel 1 or 3 per axis, stride 1 or 2, zero "same" padding
+ * (k-1)/2, dilation 1) and transposed convolution (kernel = stride, no padding).
+ * 2-D: in[0] = 1 with kernel[0] = stride[0] = 1. Use nnu_conv_params_init. */
+typedef struct nnu_conv_params {
+    int64_t n, c_in, c_out;
+    int64_t in[3];          /* input spatial (D, H, W) */
+    int64_t out[3];         /* output spatial, computed by nnu_conv_params_init */
+    int     kernel[3], stride[3], pad[3];
+    int     transposed;     /* 1: transposed convolution (set by init) */
+    int     cblk_in, cblk_out;  /* activation layouts of x and y */
+    int     has_bias;
+} nnu_conv_params;
+
+/* Fills out[] and pad[]; checks the supported geometry. transposed = 1 requires
+ * kernel == stride and gives out = in * stride. */
+nnu_status nnu_conv_params_init(nnu_conv_params *p, int64_t n, int64_t c_in, int64_t c_out,
+                                const int64_t in[3], const int kernel[3], const int stride[3],
+                                int transposed, int cblk_in, int cblk_out);
+
+/* Instance norm (per sample and channel over S voxels, biased variance, affine)
+ * fused with leaky ReLU of slope `slope` (slope = 1: plain instance norm). */
+typedef struct nnu_norm_params {
+    int64_t n, c, s;        /* s = D*H*W */
+    int     cblk;
+    float   eps;            /* 1e-5 */
+    float   slope;          /* 0.01 */
+} nnu_norm_params;
+
+typedef struct nnu_eltwise_params {
+    int64_t numel;
+    float   alpha;          /* lrelu: slope; axpy/scale: the factor */
+} nnu_eltwise_params;
+
+typedef struct nnu_concat_params {
+    int64_t n, c_a, c_b, s; /* out has c_a + c_b channels: [a, b] */
+    int     cblk;           /* same layout for a, b and out */
+} nnu_concat_params;
+
+typedef struct nnu_softmax_params {
+    int64_t n, c, s;        /* plain layout (N, C, S), softmax over C */
+} nnu_softmax_params;
+
+/* Dice + CE loss (reference §7.4, label case): loss = CE + soft Dice, Dice over
+ * classes >= 1 (do_bg = 0), smooth 1e-5, denominator clipped at 1e-8; batch_dice
+ * sums the statistics over the batch. Voxels whose target equals ignore_label
+ * (>= 0; -1 = none) are excluded from both terms. */
+typedef struct nnu_loss_params {
+    int64_t n, k, s;        /* logits plain (N, K, S); target (N, S) int32 labels */
+    int     batch_dice;
+    int     do_bg;          /* 0 in the reference */
+    int     ignore_label;   /* -1: none */
+    float   smooth;         /* 1e-5 */
+    float   weight;         /* bwd: gradient is scaled by this (deep-supervision weight) */
+} nnu_loss_params;
+
+/* bytes of the loss workspace (probabilities and per-(sample,class) sums) */
+size_t nnu_loss_ws_size(const nnu_loss_params *p);
+
+/* SGD (PyTorch semantics, reference §7.1): d = g + wd*w; buf = m*buf + d
+ * (buf = d on the first step); w -= lr * (nesterov ? d + m*buf : buf). */
+typedef struct nnu_sgd_params {
+    int64_t numel;
+    float   lr, momentum, weight_decay;
+    int     nesterov;
+    int     first_step;     /* 1: buf is initialised to d */
+} nnu_sgd_params;
+
+/* ---- op signatures ---- */
+/* conv: x (N,Cin,in) -> y (N,Cout,out); w plain [Cout,Cin,k]; b [Cout] or NULL */
+typedef nnu_status (*nnu_conv_fwd_fn)(const nnu_backend *be, const float *x, float *y,
+                                      const float *w, const float *b, const nnu_conv_params *p);
+/* gy (N,Cout,out) -> gx (N,Cin,in) */
+typedef nnu_status (*nnu_conv_bwd_data_fn)(const nnu_backend *be, const float *gy, float *gx,
+                                           const float *w, const nnu_conv_params *p);
+/* gw += dL/dw, gb += dL/db (gb may be NULL) */
+typedef nnu_status (*nnu_conv_bwd_params_fn)(const nnu_backend *be, const float *x,
+                                             const float *gy, float *gw, float *gb,
+                                             const nnu_conv_params *p);
+typedef nnu_conv_fwd_fn        nnu_convt_fwd_fn;
+typedef nnu_conv_bwd_data_fn   nnu_convt_bwd_data_fn;
+typedef nnu_conv_bwd_params_fn nnu_convt_bwd_params_fn;
+
+/* x (N,C,S) -> y; stats [N*C*2] = (mean, rstd) per (n, c), written for the bwd */
+typedef nnu_status (*nnu_instnorm_fwd_fn)(const nnu_backend *be, const float *x, float *y,
+                                          const float *gamma, const float *beta, float *stats,
+                                          const nnu_norm_params *p);
+/* gy -> gx (gx may equal gy); ggamma/gbeta [C] +=. Recomputes the pre-activation
+ * from x and stats, so y need not be kept. */
+typedef nnu_status (*nnu_instnorm_bwd_fn)(const nnu_backend *be, const float *x, const float *gy,
+                                          float *gx, const float *gamma, const float *beta,
+                                          float *ggamma, float *gbeta, const float *stats,
+                                          const nnu_norm_params *p);
+typedef nnu_status (*nnu_lrelu_fwd_fn)(const nnu_backend *be, const float *x, float *y,
+                                       const nnu_eltwise_params *p);
+/* mask from x (the forward input); gx may equal gy */
+typedef nnu_status (*nnu_lrelu_bwd_fn)(const nnu_backend *be, const float *x, const float *gy,
+                                       float *gx, const nnu_eltwise_params *p);
+typedef nnu_status (*nnu_concat_fwd_fn)(const nnu_backend *be, const float *a, const float *b,
+                                        float *y, const nnu_concat_params *p);
+typedef nnu_status (*nnu_concat_bwd_fn)(const nnu_backend *be, const float *gy, float *ga,
+                                        float *gb, const nnu_concat_params *p);
+typedef nnu_status (*nnu_softmax_fwd_fn)(const nnu_backend *be, const float *x, float *y,
+                                         const nnu_softmax_params *p);
+typedef nnu_status (*nnu_softmax_bwd_fn)(const nnu_backend *be, const float *y, const float *gy,
+                                         float *gx, const nnu_softmax_params *p);
+/* logits (N,K,S), target (N,S) -> *loss; ws (nnu_loss_ws_size bytes) keeps the
+ * probabilities and sums for the bwd */
+typedef nnu_status (*nnu_loss_dice_ce_fwd_fn)(const nnu_backend *be, const float *logits,
+                                              const int32_t *target, void *ws, double *loss,
+                                              const nnu_loss_params *p);
+/* glogits = weight * dloss/dlogits (=), after fwd with the same ws */
+typedef nnu_status (*nnu_loss_dice_ce_bwd_fn)(const nnu_backend *be, const float *logits,
+                                              const int32_t *target, const void *ws,
+                                              float *glogits, const nnu_loss_params *p);
+typedef nnu_status (*nnu_sgd_step_fn)(const nnu_backend *be, float *w, const float *g,
+                                      float *buf, const nnu_sgd_params *p);
+typedef nnu_status (*nnu_axpy_fn)(const nnu_backend *be, const float *x, float *y,
+                                  const nnu_eltwise_params *p);
+typedef nnu_status (*nnu_scale_fn)(const nnu_backend *be, float *x, const nnu_eltwise_params *p);
+/* *out = sum x^2 in double (host value) */
+typedef nnu_status (*nnu_sumsq_fn)(const nnu_backend *be, const float *x, double *out,
+                                   const nnu_eltwise_params *p);
+
+/* ---- the op enum and the table ---- */
+typedef enum nnu_op {
+#define NNU_OP(name, ptype) NNU_OP_##name,
+#include "nnu_ops.def"
+#undef NNU_OP
+    NNU_OP_COUNT
+} nnu_op;
+
+/* counters for tests and the benchmark (reorders are layout conversions) */
+typedef struct nnu_backend_stats {
+    int64_t reorders;       /* oneDNN reorders executed (weights and activations) */
+    int64_t primitives;     /* oneDNN primitives created */
+} nnu_backend_stats;
+
+struct nnu_backend {
+    const char           *name;   /* "cpu", "cuda:0" */
+    const nnu_memory_ops *mem;    /* alloc/free of this device's memory */
+    nnu_status (*sync)(const nnu_backend *be);
+    nnu_status (*memcpy_)(const nnu_backend *be, void *dst, const void *src, size_t nbytes);
+    void       (*get_stats)(const nnu_backend *be, nnu_backend_stats *out);
+#define NNU_OP(name, ptype) nnu_##name##_fn name;
+#include "nnu_ops.def"
+#undef NNU_OP
+};
+
+const char *nnu_op_name(nnu_op op);                 /* "conv_fwd" */
+/* 1 if be fills the slot of op */
+int nnu_backend_supports(const nnu_backend *be, nnu_op op);
+/* OK, or ERR_UNSUPPORTED naming the op and the backend */
+nnu_status nnu_backend_require(const nnu_backend *be, nnu_op op);
+
+/* The CPU backend (process-wide; oneDNN engine and primitive cache created lazily). */
+const nnu_backend *nnu_backend_cpu(void);
+/* Number of threads the CPU ops use (OpenMP); n <= 0 keeps the default. */
+void nnu_backend_cpu_set_threads(int n);
+
+#endif

@@ -1,0 +1,22 @@
+/* lrelu.c: leaky ReLU, y = x > 0 ? x : slope * x (slope = alpha, 0.01 in nnU-Net).
+ * Layout-agnostic (flat numel). The backward takes its mask from the forward input
+ * x, as PyTorch does (x == 0 takes the slope branch). gx may alias gy, y may alias x. */
+#include "ops_cpu.h"
+
+nnu_status nnu_lrelu_fwd_cpu(const nnu_backend *be, const float *x, float *y,
+                             const nnu_eltwise_params *p) {
+    (void)be;
+    const float a = p->alpha;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < p->numel; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_lrelu_bwd_cpu(const nnu_backend *be, const float *x, const float *gy, float *gx,
+                             const nnu_eltwise_params *p) {
+    (void)be;
+    const float a = p->alpha;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < p->numel; i++) gx[i] = x[i] > 0.0f ? gy[i] : a * gy[i];
+    return NNU_STATUS_OK;
+}
