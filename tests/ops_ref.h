@@ -17,32 +17,32 @@
 
 /* ---- deterministic random numbers (seed printed by each test) ---- */
 static uint64_t ref_rng_state = 0x9E3779B97F4A7C15ull;
-static void ref_seed(uint64_t s) { ref_rng_state = s * 0x9E3779B97F4A7C15ull + 1; }
-static double ref_uniform(void) {  /* [0, 1) */
+static inline void ref_seed(uint64_t s) { ref_rng_state = s * 0x9E3779B97F4A7C15ull + 1; }
+static inline double ref_uniform(void) {  /* [0, 1) */
     ref_rng_state ^= ref_rng_state << 13;
     ref_rng_state ^= ref_rng_state >> 7;
     ref_rng_state ^= ref_rng_state << 17;
     return (double)(ref_rng_state >> 11) * (1.0 / 9007199254740992.0);
 }
-static void ref_fill(float *x, int64_t n, double lo, double hi) {
+static inline void ref_fill(float *x, int64_t n, double lo, double hi) {
     for (int64_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * ref_uniform());
 }
-static double *ref_to_double(const float *x, int64_t n) {
+static inline double *ref_to_double(const float *x, int64_t n) {
     double *d = malloc((size_t)n * sizeof *d);
     for (int64_t i = 0; i < n; i++) d[i] = x[i];
     return d;
 }
-static float *ref_falloc(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
-static double *ref_dalloc(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
+static inline float *ref_falloc(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
+static inline double *ref_dalloc(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
 
 /* plain (N, C, S) <-> layout cblk */
-static void to_layout(const float *plain, float *out, int64_t N, int64_t C, int64_t S, int cblk) {
+static inline void to_layout(const float *plain, float *out, int64_t N, int64_t C, int64_t S, int cblk) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++)
             for (int64_t s = 0; s < S; s++)
                 out[nnu_act_index(n, c, s, C, S, cblk)] = plain[(n * C + c) * S + s];
 }
-static void from_layout(const float *lay, float *plain, int64_t N, int64_t C, int64_t S, int cblk) {
+static inline void from_layout(const float *lay, float *plain, int64_t N, int64_t C, int64_t S, int cblk) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++)
             for (int64_t s = 0; s < S; s++)
@@ -51,7 +51,7 @@ static void from_layout(const float *lay, float *plain, int64_t N, int64_t C, in
 
 /* Compares n values; prints the first few failures, the max difference and its
  * index; records one CHECK. */
-static int ref_compare(const char *what, const float *got, const double *ref, int64_t n,
+static inline int ref_compare(const char *what, const float *got, const double *ref, int64_t n,
                        nnu_tol tol) {
     double maxd = 0.0;
     int64_t maxi = 0, bad = 0;
@@ -70,12 +70,12 @@ static int ref_compare(const char *what, const float *got, const double *ref, in
     return bad == 0;
 }
 
-static int64_t ref_sp(const int64_t d[3]) { return d[0] * d[1] * d[2]; }
+static inline int64_t ref_sp(const int64_t d[3]) { return d[0] * d[1] * d[2]; }
 
 /* ---- convolution and transposed convolution (plain layouts, double) ----
  * Visits every (output voxel, input voxel, kernel tap) pair once and applies the
  * three directions: y += w*x, gx += w*gy, gw += x*gy (each optional). */
-static void ref_conv(const nnu_conv_params *p, const double *x, const double *w, const double *b,
+static inline void ref_conv(const nnu_conv_params *p, const double *x, const double *w, const double *b,
                      double *y, const double *gy, double *gx, double *gw, double *gb) {
     const int64_t Si = ref_sp(p->in), So = ref_sp(p->out);
     const int64_t K = (int64_t)p->kernel[0] * p->kernel[1] * p->kernel[2];
@@ -121,7 +121,7 @@ static void ref_conv(const nnu_conv_params *p, const double *x, const double *w,
 }
 
 /* ---- instance norm + leaky ReLU (plain layout, double) ---- */
-static void ref_instnorm_fwd(const nnu_norm_params *p, const double *x, const double *g,
+static inline void ref_instnorm_fwd(const nnu_norm_params *p, const double *x, const double *g,
                              const double *b, double *y) {
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t c = 0; c < p->c; c++) {
@@ -139,7 +139,7 @@ static void ref_instnorm_fwd(const nnu_norm_params *p, const double *x, const do
         }
 }
 /* analytic backward of the above (the formula of instnorm.c, in double) */
-static void ref_instnorm_bwd(const nnu_norm_params *p, const double *x, const double *g,
+static inline void ref_instnorm_bwd(const nnu_norm_params *p, const double *x, const double *g,
                              const double *b, const double *gy, double *gx, double *gg,
                              double *gb) {
     const int64_t S = p->s;
@@ -170,7 +170,7 @@ static void ref_instnorm_bwd(const nnu_norm_params *p, const double *x, const do
 }
 
 /* ---- softmax over channels and Dice + CE loss (plain, double) ---- */
-static void ref_softmax(int64_t N, int64_t C, int64_t S, const double *x, double *y) {
+static inline void ref_softmax(int64_t N, int64_t C, int64_t S, const double *x, double *y) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t s = 0; s < S; s++) {
             double m = -INFINITY, sum = 0;
@@ -182,7 +182,7 @@ static void ref_softmax(int64_t N, int64_t C, int64_t S, const double *x, double
 }
 
 /* the reference DC_and_CE_loss written out literally (nnunet-behaviour.md §7.4) */
-static double ref_loss(const nnu_loss_params *p, const double *z, const int32_t *t) {
+static inline double ref_loss(const nnu_loss_params *p, const double *z, const int32_t *t) {
     const int64_t N = p->n, K = p->k, S = p->s;
     double *pr = ref_dalloc(N * K * S);
     ref_softmax(N, K, S, z, pr);
