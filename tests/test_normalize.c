@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "nnu_normalize.h"
 
 #define N 24
@@ -29,7 +30,42 @@ static void check_exact(const nnu_tensor *t, const double *want, const char *wha
     CHECK(bad == 0, "%s: %d of %d voxels differ from the reference", what, bad, N);
 }
 
+/* numpy float32 np.sum / mean / std and the z-score on larger arrays
+ * (tests/fixtures/normalize/np_stats.bin from tests/gen/gen_resample_ref.py): exact */
+static void test_numpy_fixture(void) {
+    fixture fx;
+    if (!fixture_load("tests/fixtures/normalize/np_stats.bin", "/usr/bin/python3 tests/gen/gen_resample_ref.py",
+                      &fx)) {
+        CHECK(0, "fixture missing");
+        return;
+    }
+    const char *names[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "%s.x", names[i]);
+        nnu_tensor *x = fixture_get(&fx, nm);
+        snprintf(nm, sizeof nm, "%s.r", names[i]);
+        nnu_tensor *r = fixture_get(&fx, nm);
+        snprintf(nm, sizeof nm, "%s.z", names[i]);
+        nnu_tensor *z = fixture_get(&fx, nm);
+        if (!x || !r || !z) { CHECK(0, "fixture arrays %s", names[i]); continue; }
+        const double *rv = nnu_tensor_data(r);
+        int64_t n = nnu_tensor_numel(x);
+        float s = nnu_np_sum_f32(nnu_tensor_data(x), n), mu, sd;
+        CHECK_OK(nnu_np_mean_std_f32(nnu_tensor_data(x), n, NULL, &mu, &sd));
+        CHECK(s == (float)rv[0] && mu == (float)rv[1] && sd == (float)rv[2],
+              "%s (n=%lld): sum %.9g/%.9g mean %.9g/%.9g std %.9g/%.9g", names[i], (long long)n, (double)s,
+              rv[0], (double)mu, rv[1], (double)sd, rv[2]);
+        CHECK_OK(nnu_normalize(x, NNU_NORM_ZSCORE, NULL, NULL));
+        int64_t bad = 0;
+        for (int64_t k = 0; k < n; k++) bad += ((float *)nnu_tensor_data(x))[k] != ((float *)nnu_tensor_data(z))[k];
+        CHECK(bad == 0, "%s: z-score differs from numpy at %lld voxels", names[i], (long long)bad);
+    }
+    fixture_free(&fx);
+}
+
 int main(void) {
+    test_numpy_fixture();
     static const double zs[N] = {-1.53682601, -0.110379778, 1.31606638, -0.721713841, 0.704732299,
         -1.33304799, 0.0933982432, 1.51984441, -0.517935812, 0.908510327, -1.12926996, 0.297176272,
         1.72362244, -0.314157814, 1.11228836, -0.925491929, 0.50095427, -1.53682601, -0.110379778,

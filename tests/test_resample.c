@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "nnu_resample.h"
 
 /* tolerance policy (STYLE R28) */
@@ -260,7 +261,61 @@ static void test_decisions(void) {
           (long long)ns[1]);
 }
 
+/* every case of tests/fixtures/resample/cases.bin: "<name>.p" = [is_seg, order,
+ * order_z, current spacing (3), new spacing (3), new shape (3), separate-z axis] */
+static void test_fixtures(void) {
+    fixture fx;
+    if (!fixture_load("tests/fixtures/resample/cases.bin", "/usr/bin/python3 tests/gen/gen_resample_ref.py", &fx)) {
+        CHECK(0, "fixture missing");
+        return;
+    }
+    int ncases = 0;
+    for (int i = 0; i < fx.n; i++) {
+        size_t L = strlen(fx.a[i].name);
+        if (L < 3 || strcmp(fx.a[i].name + L - 2, ".p") != 0) continue;
+        char base[40], nm[48];
+        snprintf(base, sizeof base, "%.*s", (int)(L - 2), fx.a[i].name);
+        const double *p = nnu_tensor_data(fx.a[i].t);
+        snprintf(nm, sizeof nm, "%s.in", base);
+        nnu_tensor *in = fixture_get(&fx, nm);
+        snprintf(nm, sizeof nm, "%s.out", base);
+        nnu_tensor *ref = fixture_get(&fx, nm);
+        if (!in || !ref) { CHECK(0, "%s: arrays missing", base); continue; }
+        nnu_resample_opts o = nnu_resample_opts_data();
+        o.is_seg = (int)p[0];
+        o.order = (int)p[1];
+        o.order_z = (int)p[2];
+        int64_t ns[3] = {(int64_t)p[9], (int64_t)p[10], (int64_t)p[11]}, ns2[3];
+        nnu_resample_new_shape(in->shape + 1, p + 3, p + 6, ns2);
+        CHECK(ns2[0] == ns[0] && ns2[1] == ns[1] && ns2[2] == ns[2], "%s: new shape", base);
+        CHECK(nnu_resample_sep_z_axis(p + 3, p + 6, -1, 3) == (int)p[12], "%s: separate-z axis", base);
+        nnu_tensor *out = NULL;
+        CHECK_OK(nnu_resample_to_shape(in, ns, p + 3, p + 6, &o, &out));
+        if (!out) continue;
+        const float *g = nnu_tensor_data(out), *r = nnu_tensor_data(ref);
+        int64_t n = nnu_tensor_numel(ref), bad = 0, worst = 0;
+        double maxrel = 0;
+        for (int64_t k = 0; k < n; k++) {
+            double d = fabs((double)g[k] - (double)r[k]);
+            int fail = o.is_seg ? g[k] != r[k] : d > ATOL_FIX + RTOL_FIX * fabs((double)r[k]);
+            double rel = d / (fabs((double)r[k]) + 1e-30);
+            if (d > 0 && rel > maxrel) { maxrel = rel; worst = k; }
+            if (fail && bad++ < 3)
+                fprintf(stderr, "  %s[%lld] = %.9g, reference %.9g\n", base, (long long)k, (double)g[k], (double)r[k]);
+        }
+        fprintf(stderr, "%-16s %lld voxels, max rel. diff %.3g at %lld, %lld outside tolerance\n", base,
+                (long long)n, maxrel, (long long)worst, (long long)bad);
+        CHECK(bad == 0 && nnu_tensor_numel(out) == n, "%s: %lld of %lld voxels differ", base, (long long)bad,
+              (long long)n);
+        nnu_tensor_release(out);
+        ncases++;
+    }
+    CHECK(ncases >= 16, "only %d fixture cases", ncases);
+    fixture_free(&fx);
+}
+
 int main(void) {
+    test_fixtures();
     test_decisions();
     test_L1_data();
     test_L1_labels();
