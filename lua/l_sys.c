@@ -1,6 +1,7 @@
 /* l_sys.c: process-level facts for recipes: install root (home), version,
  * monotonic clock, CPU count, the Ctrl-C flag, and whether a CUDA backend was
  * compiled in. The host sets sys.home before any recipe runs. */
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,7 +37,17 @@ static int l_sys_isatty(lua_State *L) {
     return 1;
 }
 
+/* absolute path of the running program (for tests that start it again) */
+static int l_sys_exe(lua_State *L) {
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return 0;
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
 static const luaL_Reg sys_functions[] = {
+    {"exe", l_sys_exe},
     {"clock", l_sys_clock}, {"ncpu", l_sys_ncpu}, {"interrupted", l_sys_interrupted},
     {"isatty", l_sys_isatty}, {NULL, NULL}};
 
