@@ -43,27 +43,28 @@ float nnu_np_sum_f32(const float *x, int64_t n) {
     return acc;
 }
 
-nnu_status nnu_np_mean_std_f32(const float *x, int64_t n, float *scratch, float *mean, float *std) {
+void nnu_np_mean_std_f32(const float *x, int64_t n, float *mean, float *std) {
     if (n <= 0) {
         *mean = *std = NAN;
-        return NNU_STATUS_OK;
+        return;
     }
-    float *d = scratch ? scratch : malloc((size_t)n * sizeof *d);
-    NNU_CHECK(d, NNU_STATUS_ERR_OOM, "mean_std: out of memory for %lld floats", (long long)n);
     float sum = nnu_np_sum_f32(x, n);
     /* x.mean(): float32 scalar / Python int -> float64 division, cast back */
     *mean = (float)((double)sum / (double)n);
-    /* x.std(): _var divides the keepdims float32 sum array by the count in float32 */
-    float mu = sum / (float)n;
-    for (int64_t i = 0; i < n; i++) {
-        float t = x[i] - mu;
-        d[i] = t * t;
+    /* x.std(): _var divides the keepdims float32 sum array by the count in float32,
+     * then sums (x - mu)**2 with np.sum's blocks: the same blocks are formed here
+     * from a block-sized buffer instead of a full temporary array */
+    float mu = sum / (float)n, buf[NP_BUFSIZE], ss = 0.0f;
+    for (int64_t s = 0; s < n; s += NP_BUFSIZE) {
+        int64_t m = n - s < NP_BUFSIZE ? n - s : NP_BUFSIZE;
+        for (int64_t i = 0; i < m; i++) {
+            float t = x[s + i] - mu;
+            buf[i] = t * t;
+        }
+        ss += pairwise_sum_f32(buf, m);
     }
-    float ss = nnu_np_sum_f32(d, n);
     float var = (float)((double)ss / (double)n);
     *std = sqrtf(var);
-    if (!scratch) free(d);
-    return NNU_STATUS_OK;
 }
 
 nnu_norm_scheme nnu_normalize_scheme_for_channel(const char *name) {
@@ -107,7 +108,7 @@ static nnu_status zscore_masked(float *x, int64_t n, const nnu_tensor *lab) {
     NNU_TRY(nnu_tensor_contiguous((nnu_tensor *)lab, &lc));
     const char *lp = nnu_tensor_data(lc);
     size_t es = nnu_dtype_size(lc->dtype);
-    float *sel = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *sel);   /* x[m], then scratch */
+    float *sel = malloc((size_t)(n > 0 ? n : 1) * sizeof *sel);   /* x[m] */
     if (!sel) {
         nnu_tensor_release(lc);
         return NNU_FAIL(NNU_STATUS_ERR_OOM, "normalize: out of memory");
@@ -124,7 +125,7 @@ static nnu_status zscore_masked(float *x, int64_t n, const nnu_tensor *lab) {
     if (!m) { free(sel); return NNU_FAIL(NNU_STATUS_ERR_OOM, "normalize: out of memory"); }
     if (k > 0) {   /* an empty mask changes nothing */
         float mu, sd;
-        nnu_np_mean_std_f32(sel, k, sel + n, &mu, &sd);
+        nnu_np_mean_std_f32(sel, k, &mu, &sd);
         float dv = divisor_f32(sd);
         for (int64_t i = 0; i < n; i++)
             if (m[i]) x[i] = (x[i] - mu) / dv;
@@ -150,7 +151,7 @@ nnu_status nnu_normalize(nnu_tensor *t, nnu_norm_scheme s, const nnu_tensor *mas
         if (mask_label) return zscore_masked(x, n, mask_label);
         if (n == 0) return NNU_STATUS_OK;
         float mu, sd;
-        NNU_TRY(nnu_np_mean_std_f32(x, n, NULL, &mu, &sd));
+        nnu_np_mean_std_f32(x, n, &mu, &sd);
         float dv = divisor_f32(sd);
         for (int64_t i = 0; i < n; i++) x[i] = (x[i] - mu) / dv;
         return NNU_STATUS_OK;

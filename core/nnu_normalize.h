@@ -52,8 +52,8 @@ nnu_status nnu_normalize(nnu_tensor *x, nnu_norm_scheme s, const nnu_tensor *mas
 float nnu_np_sum_f32(const float *x, int64_t n);
 /* numpy x.mean() and x.std() (ddof 0) of a contiguous float32 array, with numpy's
  * exact rounding steps: mean = f32(sum / n) in double; std: d = x - f32(sum) /
- * f32(n) in float32, var = f32(sum(d*d) / n), std = sqrtf(var). n == 0: NaN.
- * scratch: n floats (or NULL: allocated here). */
-nnu_status nnu_np_mean_std_f32(const float *x, int64_t n, float *scratch, float *mean, float *std);
+ * f32(n) in float32, var = f32(np.sum(d*d) / n), std = sqrtf(var). n == 0: NaN.
+ * Needs no temporary array. */
+void nnu_np_mean_std_f32(const float *x, int64_t n, float *mean, float *std);
 
 #endif
