@@ -192,12 +192,137 @@ static void flip_block(float *dst, const float *src, int64_t n_outer, const int6
             }
 }
 
-static inline float acc_load(const void *base, int64_t i, int f16) {
-    return f16 ? nnu_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+/* ---- row kernels of the accumulation (f16 or f32 accumulators) ----
+ * Each f16 update is: load half -> f32, one f32 operation, round to half (RNE),
+ * exactly what PyTorch does for a half tensor on the CPU. The products are
+ * rounded to f32 before the addition (no FMA: the build keeps ISO C's
+ * -ffp-contract=off, and the intrinsics below use separate mul and add). On x86
+ * with F16C the conversions run 8 at a time; the scalar path is the fallback and
+ * gives identical bits. */
+
+/* acc[x] = acc[x] + src[x]·g[x] */
+static void row_acc_scalar(void *acc, int f16, const float *src, const float *g, int64_t n) {
+    if (f16) {
+        uint16_t *a = acc;
+        for (int64_t x = 0; x < n; x++) {
+            float v = src[x] * g[x];
+            a[x] = nnu_f32_to_f16(nnu_f16_to_f32(a[x]) + v);
+        }
+    } else {
+        float *a = acc;
+        for (int64_t x = 0; x < n; x++) {
+            float v = src[x] * g[x];
+            a[x] = a[x] + v;
+        }
+    }
 }
-static inline void acc_store(void *base, int64_t i, int f16, float v) {
-    if (f16) ((uint16_t *)base)[i] = nnu_f32_to_f16(v);
-    else ((float *)base)[i] = v;
+
+/* w[x] = w[x] + g[x] */
+static void row_add_scalar(void *w, int f16, const float *g, int64_t n) {
+    if (f16) {
+        uint16_t *a = w;
+        for (int64_t x = 0; x < n; x++) a[x] = nnu_f32_to_f16(nnu_f16_to_f32(a[x]) + g[x]);
+    } else {
+        float *a = w;
+        for (int64_t x = 0; x < n; x++) a[x] = a[x] + g[x];
+    }
+}
+
+/* acc[x] = acc[x] / w[x]; returns 1 if a result is ±inf */
+static int row_div_scalar(void *acc, const void *w, int f16, int64_t n) {
+    int inf = 0;
+    if (f16) {
+        uint16_t *a = acc;
+        const uint16_t *d = w;
+        for (int64_t x = 0; x < n; x++) {
+            a[x] = nnu_f32_to_f16(nnu_f16_to_f32(a[x]) / nnu_f16_to_f32(d[x]));
+            inf |= (a[x] & 0x7fff) == 0x7c00;
+        }
+    } else {
+        float *a = acc;
+        const float *d = w;
+        for (int64_t x = 0; x < n; x++) {
+            a[x] = a[x] / d[x];
+            inf |= isinf(a[x]);
+        }
+    }
+    return inf;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define NNU_HAVE_F16C_PATH 1
+__attribute__((target("avx,f16c"))) static void row_acc_f16c(uint16_t *a, const float *src, const float *g,
+                                                              int64_t n) {
+    int64_t x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 acc = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + x)));
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(src + x), _mm256_loadu_ps(g + x));
+        acc = _mm256_add_ps(acc, v);
+        _mm_storeu_si128((__m128i *)(a + x), _mm256_cvtps_ph(acc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    row_acc_scalar(a + x, 1, src + x, g + x, n - x);
+}
+__attribute__((target("avx,f16c"))) static void row_add_f16c(uint16_t *a, const float *g, int64_t n) {
+    int64_t x = 0;
+    for (; x + 8 <= n; x += 8) {
+        __m256 acc = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + x)));
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(g + x));
+        _mm_storeu_si128((__m128i *)(a + x), _mm256_cvtps_ph(acc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    row_add_scalar(a + x, 1, g + x, n - x);
+}
+__attribute__((target("avx,f16c"))) static int row_div_f16c(uint16_t *a, const uint16_t *w, int64_t n) {
+    int64_t x = 0;
+    __m128i inf = _mm_setzero_si128();
+    const __m128i mask = _mm_set1_epi16(0x7fff), pinf = _mm_set1_epi16(0x7c00);
+    for (; x + 8 <= n; x += 8) {
+        __m256 num = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + x)));
+        __m256 den = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + x)));
+        __m128i h = _mm256_cvtps_ph(_mm256_div_ps(num, den), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        inf = _mm_or_si128(inf, _mm_cmpeq_epi16(_mm_and_si128(h, mask), pinf));
+        _mm_storeu_si128((__m128i *)(a + x), h);
+    }
+    int tail = row_div_scalar(a + x, w + x, 1, n - x);
+    return !_mm_testz_si128(inf, inf) || tail;
+}
+static int have_f16c(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    return cached;
+}
+#endif
+
+static void row_acc(void *acc, int f16, int simd, const float *src, const float *g, int64_t n) {
+#ifdef NNU_HAVE_F16C_PATH
+    if (f16 && simd) { row_acc_f16c(acc, src, g, n); return; }
+#endif
+    (void)simd;
+    row_acc_scalar(acc, f16, src, g, n);
+}
+static void row_add(void *w, int f16, int simd, const float *g, int64_t n) {
+#ifdef NNU_HAVE_F16C_PATH
+    if (f16 && simd) { row_add_f16c(w, g, n); return; }
+#endif
+    (void)simd;
+    row_add_scalar(w, f16, g, n);
+}
+static int row_div(void *acc, const void *w, int f16, int simd, int64_t n) {
+#ifdef NNU_HAVE_F16C_PATH
+    if (f16 && simd) return row_div_f16c(acc, w, n);
+#endif
+    (void)simd;
+    return row_div_scalar(acc, w, f16, n);
+}
+
+/* The F16C path unless the CPU lacks it or NNUNET_NO_F16C is set (tests run both). */
+static int use_simd(void) {
+#ifdef NNU_HAVE_F16C_PATH
+    const char *e = getenv("NNUNET_NO_F16C");
+    return have_f16c() && !(e && *e && strcmp(e, "0") != 0);
+#else
+    return 0;
+#endif
 }
 
 typedef struct slide_state {
@@ -207,7 +332,7 @@ typedef struct slide_state {
     int64_t pn;                     /* pz·py·px */
     const float *img;               /* (C, D, H, W) contiguous f32 */
     void *acc, *wsum;               /* (K, D, H, W), (D, H, W) of accum dtype */
-    int f16;
+    int f16, simd;                  /* f16 accumulators; F16C row kernels */
     float *g;                       /* Gaussian (pz, py, px) as f32 (exact f16 values) */
 } slide_state;
 
@@ -216,6 +341,7 @@ static void accumulate(const slide_state *s, const float *sum, const int64_t *o)
     int64_t K = s->K, H = s->H, W = s->W, D = s->D;
     const int64_t *b = s->pb;
     int f16 = s->f16;
+    int64_t es = f16 ? 2 : 4;
 #pragma omp parallel for collapse(2) schedule(static) if (K * s->pn > 65536)
     for (int64_t k = 0; k < K; k++)
         for (int64_t z = 0; z < b[0]; z++)
@@ -223,17 +349,12 @@ static void accumulate(const slide_state *s, const float *sum, const int64_t *o)
                 const float *src = sum + ((k * b[0] + z) * b[1] + y) * b[2];
                 const float *g = s->g + (z * b[1] + y) * b[2];
                 int64_t base = ((k * D + o[0] + z) * H + o[1] + y) * W + o[2];
-                for (int64_t x = 0; x < b[2]; x++) {
-                    float v = src[x] * g[x];                 /* prediction *= gaussian (f32) */
-                    acc_store(s->acc, base + x, f16, acc_load(s->acc, base + x, f16) + v);
-                }
+                row_acc((char *)s->acc + base * es, f16, s->simd, src, g, b[2]);   /* acc += pred·g */
             }
     for (int64_t z = 0; z < b[0]; z++)
         for (int64_t y = 0; y < b[1]; y++) {
-            const float *g = s->g + (z * b[1] + y) * b[2];
             int64_t base = ((o[0] + z) * H + o[1] + y) * W + o[2];
-            for (int64_t x = 0; x < b[2]; x++)
-                acc_store(s->wsum, base + x, f16, acc_load(s->wsum, base + x, f16) + g[x]);
+            row_add((char *)s->wsum + base * es, f16, s->simd, s->g + (z * b[1] + y) * b[2], b[2]);
         }
 }
 
@@ -283,6 +404,7 @@ nnu_status nnu_slide_predict(nnu_tensor *image, const nnu_slide_params *p,
     memset(&s, 0, sizeof s);
     s.p = p;
     s.f16 = p->accum_dtype == NNU_DTYPE_F16;
+    s.simd = use_simd();
     int two_d = p->patch_ndim == 2, off = two_d ? 1 : 0;
     s.pb[0] = two_d ? 1 : p->patch[0];
     s.pb[1] = p->patch[1 - off];
@@ -341,13 +463,13 @@ nnu_status nnu_slide_predict(nnu_tensor *image, const nnu_slide_params *p,
     int bnd = two_d ? 4 : 5;
     if ((st = nnu_tensor_new(NNU_DTYPE_F32, bnd, xs, &xin))) goto done;
     if (npass > 1 && (st = nnu_tensor_new(NNU_DTYPE_F32, bnd, xs, &xflip))) goto done;
-    if ((st = nnu_tensor_new(NNU_DTYPE_F32, bnd, ys, &yout))) goto done;
+    if (npass > 1 && (st = nnu_tensor_new(NNU_DTYPE_F32, bnd, ys, &yout))) goto done;
     if ((st = nnu_tensor_new(NNU_DTYPE_F32, bnd, ys, &ysum))) goto done;
 
     int64_t total = nsteps[0] * nsteps[1] * nsteps[2], done_w = 0;
     int64_t (*pos)[3] = malloc(sizeof(int64_t[3]) * (size_t)B);
     if (!pos) { st = NNU_FAIL(NNU_STATUS_ERR_OOM, "sliding window: out of memory"); goto done; }
-    float *xbuf = nnu_tensor_data(xin), *ybuf = nnu_tensor_data(yout), *sbuf = nnu_tensor_data(ysum);
+    float *xbuf = nnu_tensor_data(xin), *ybuf = yout ? nnu_tensor_data(yout) : NULL, *sbuf = nnu_tensor_data(ysum);
     float *fbuf = xflip ? nnu_tensor_data(xflip) : NULL;
     int64_t xwin = s.C * s.pn, ywin = s.K * s.pn;
     while (done_w < total && !st) {
@@ -363,22 +485,22 @@ nnu_status nnu_slide_predict(nnu_tensor *image, const nnu_slide_params *p,
             pos[b][0] = steps[0][w / (nsteps[2] * nsteps[1])];
             extract(&s, xbuf + b * xwin, pos[b]);
         }
-        nnu_tensor *xv = NULL, *yv = NULL, *fv = NULL;
+        nnu_tensor *xv = NULL, *yv = NULL, *sv = NULL, *fv = NULL;
         st = nnu_tensor_view_narrow(xin, 0, 0, nb, &xv);
-        if (!st) st = nnu_tensor_view_narrow(yout, 0, 0, nb, &yv);
+        if (!st && yout) st = nnu_tensor_view_narrow(yout, 0, 0, nb, &yv);
+        if (!st) st = nnu_tensor_view_narrow(ysum, 0, 0, nb, &sv);
         if (!st && xflip) st = nnu_tensor_view_narrow(xflip, 0, 0, nb, &fv);
-        for (int m = 0; m < npass && !st; m++) {
-            if (m == 0) st = predict(ctx, xv, yv);
-            else {
-                flip_block(fbuf, xbuf, nb * s.C, s.pb, masks[m], 0);
-                st = predict(ctx, fv, yv);
-            }
-            if (st) break;
-            /* pred = net(x); pred += flip(net(flip(x))) ... in combination order */
-            flip_block(sbuf, ybuf, nb * s.K, s.pb, masks[m], m > 0);
+        /* pred = net(x) (straight into the sum); pred += flip(net(flip(x, a)), a) for
+         * each mirror combination a, in itertools order */
+        if (!st) st = predict(ctx, xv, sv);
+        for (int m = 1; m < npass && !st; m++) {
+            flip_block(fbuf, xbuf, nb * s.C, s.pb, masks[m], 0);
+            st = predict(ctx, fv, yv);
+            if (!st) flip_block(sbuf, ybuf, nb * s.K, s.pb, masks[m], 1);
         }
         nnu_tensor_release(xv);
         nnu_tensor_release(yv);
+        nnu_tensor_release(sv);
         nnu_tensor_release(fv);
         if (st) break;
         if (npass > 1) {
@@ -395,15 +517,13 @@ nnu_status nnu_slide_predict(nnu_tensor *image, const nnu_slide_params *p,
 
     /* 6. logits = acc / weight (f32 division, rounded to the accumulator dtype) */
     {
-        int64_t sp = s.D * s.H * s.W;
+        int64_t sp = s.D * s.H * s.W, es = s.f16 ? 2 : 4, rows = s.K * s.D * s.H;
         int inf_found = 0;
-#pragma omp parallel for collapse(2) schedule(static) reduction(| : inf_found)
-        for (int64_t k = 0; k < s.K; k++)
-            for (int64_t i = 0; i < sp; i++) {
-                float v = acc_load(s.acc, k * sp + i, s.f16) / acc_load(s.wsum, i, s.f16);
-                acc_store(s.acc, k * sp + i, s.f16, v);
-                if (isinf(acc_load(s.acc, k * sp + i, s.f16))) inf_found = 1;
-            }
+        /* row by row: acc (K, D, H, W) against the weight row (D, H, W) it belongs to */
+#pragma omp parallel for schedule(static) reduction(| : inf_found)
+        for (int64_t r = 0; r < rows; r++)
+            inf_found |= row_div((char *)s.acc + r * s.W * es, (const char *)s.wsum + ((r * s.W) % sp) * es,
+                                 s.f16, s.simd, s.W);
         if (inf_found) {
             st = NNU_FAIL(NNU_STATUS_ERR_ARG, "sliding window: encountered inf in the predicted "
                           "logits (the reference aborts here too; use f32 accumulation)");
