@@ -56,7 +56,8 @@ static int file_exists(const char *path) {
 }
 
 /* The folder holding lua/, rules/ and recipes/: NNUNET_HOME, else the source
- * tree above the build folder, else <prefix>/share/nnunet after an install. */
+ * tree above the build folder, else <prefix>/share/nnunet after an install,
+ * else the source tree this binary was built from. */
 static void find_home(char *home, size_t len) {
     const char *env = getenv("NNUNET_HOME");
     if (env && *env) { snprintf(home, len, "%s", env); return; }
@@ -67,8 +68,12 @@ static void find_home(char *home, size_t len) {
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
     snprintf(probe, sizeof probe, "%s/../lua/nnunet/host.lua", exe);
-    if (file_exists(probe)) { snprintf(home, len, "%s/..", exe); }
-    else snprintf(home, len, "%s/../share/nnunet", exe);
+    if (file_exists(probe)) snprintf(home, len, "%s/..", exe);
+    else {
+        snprintf(probe, sizeof probe, "%s/../share/nnunet/lua/nnunet/host.lua", exe);
+        if (file_exists(probe)) snprintf(home, len, "%s/../share/nnunet", exe);
+        else snprintf(home, len, "%s", NNUNET_SOURCE_DIR);   /* a build folder outside the tree */
+    }
     char real[PATH_MAX];
     if (realpath(home, real)) snprintf(home, len, "%s", real);
 }
