@@ -405,7 +405,10 @@ static int forms_very_similar(const m44 *s, const m44 *q) {
 
 static nnu_status compute_geometry(const char *path, const nifti_image *nim, int version,
                                    nnu_nifti_info *info) {
-    int rf = version == 1;      /* ITK holds NIfTI-1 matrices as float */
+    /* ITK's NiftiImageIO holds the header in nifticlib's NIfTI-1 nifti_image, whose
+     * dx.. and mat44 are float: round even NIfTI-2 (double) values to float. */
+    int rf = 1;
+    (void)version;
     double scale = 1.0;         /* ITK: spacing in mm */
     switch (XYZT_TO_SPACE(info->hdr.xyzt_units)) {
     case NIFTI_UNITS_METER: scale = 1e3; break;

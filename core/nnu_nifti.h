@@ -16,8 +16,8 @@
  *     spacing_itk = (dx, dy, dz) * unit scale (metres -> mm, microns -> mm)
  *     origin      = (-m[0][3], -m[1][3], m[2][3])     (RAS -> LPS)
  *     direction   = column-normalised m[0..2][0..2] with rows 0 and 1 negated
- * where m is the chosen sform or qform matrix. For NIfTI-1 files m is rounded
- * to float first, as ITK's float mat44 does. `spacing` is spacing_itk reversed
+ * where m is the chosen sform or qform matrix, rounded to float first as ITK's
+ * float mat44 holds it (for NIfTI-2 files too). `spacing` is spacing_itk reversed
  * to array order (z, y, x) with absolute values, like nnU-Net's SimpleITKIO.
  *
  * Errors: every failure names the file and the problem; corrupt, truncated or

@@ -100,7 +100,8 @@ def describe(path):
     hdr = img.header
     disk = np.dtype(hdr.get_data_dtype())
     raw = np.asanyarray(img.dataobj.get_unscaled())           # (x, y, z[, t]) as stored
-    slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
+    # nibabel moves scl_slope/scl_inter from the header into the array proxy on load
+    slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
     slope = slope if math.isfinite(slope) and abs(slope) >= np.finfo(float).eps else 1.0
     inter = inter if math.isfinite(inter) else 0.0
     scaled = abs(slope - 1) > np.finfo(float).eps or abs(inter) > np.finfo(float).eps
@@ -134,8 +135,66 @@ def describe(path):
     }
 
 
+SYNTH = "tests/fixtures/nifti"
+
+
+def rot_affine(angle, axis, spacing, origin):
+    """RAS affine: rotation about `axis` times diag(spacing), translation origin."""
+    c, s = math.cos(angle), math.sin(angle)
+    r = {2: [[c, -s, 0], [s, c, 0], [0, 0, 1]], 0: [[1, 0, 0], [0, c, -s], [0, s, c]]}[axis]
+    a = np.eye(4)
+    a[:3, :3] = np.array(r) @ np.diag(spacing)
+    a[:3, 3] = origin
+    return a
+
+
+def write_synthetic():
+    """Tiny files written by nibabel, so the reader is also checked on NIfTI it did not write."""
+    rng = np.random.default_rng(20240611)
+    out = []
+
+    def save(img, name):
+        path = f"{SYNTH}/{name}"
+        nib.save(img, path)
+        out.append(path)
+
+    # NIfTI-2, rotated geometry in qform and sform (code 1)
+    a = rot_affine(0.4, 2, [0.7, 0.9, 2.0], [10.5, -20.25, 3.0])
+    data = rng.integers(-300, 300, size=(5, 4, 3)).astype(np.int16)
+    save(nib.Nifti2Image(data, a), "synth_nifti2_rot_i16.nii.gz")
+    # big-endian int16 with scl_slope/scl_inter -> float32
+    h = nib.Nifti1Header(endianness=">")
+    h.set_data_dtype(">i2")
+    # float data stored as int16: nibabel's array writer picks scl_slope/scl_inter
+    img = nib.Nifti1Image(rng.normal(size=(4, 3, 2)) * 1000.0 + 5.0, np.diag([1.5, 1.5, 3, 1]), h)
+    save(img, "synth_bigendian_scaled_i16.nii")
+    # MSD-style 4-D float32: channels in the 4th dimension
+    a = np.diag([0.8, 0.8, 2.5, 1.0])
+    a[:3, 3] = [-30, 12, 7]
+    save(nib.Nifti1Image(rng.normal(size=(6, 5, 4, 3)).astype(np.float32), a), "synth_4d_f32.nii.gz")
+    # more voxel types
+    for dt in ("uint16", "uint32", "int64", "float64", "int8", "int32"):
+        v = rng.integers(0, 120, size=(3, 4, 2))
+        save(nib.Nifti1Image(v.astype(dt), np.eye(4), dtype=dt), f"synth_{dt}.nii.gz")
+    # qform only (rotated about x), sform code 0 -> ITK uses the qform
+    img = nib.Nifti1Image(np.zeros((3, 3, 3), np.uint8), None)
+    img.set_qform(rot_affine(0.3, 0, [1.0, 1.2, 1.4], [1, 2, 3]), code=1)
+    img.set_sform(np.eye(4), code=0)
+    save(img, "synth_qform_only.nii.gz")
+    # qform (code 1) and a different sform (code 2, ALIGNED): not "very similar" -> qform
+    img = nib.Nifti1Image(np.zeros((3, 3, 3), np.uint8), None)
+    img.set_qform(rot_affine(0.0, 2, [1.0, 1.0, 1.0], [5, 5, 5]), code=1)
+    img.set_sform(rot_affine(0.5, 2, [1.0, 1.0, 1.0], [9, 9, 9]), code=2)
+    save(img, "synth_qform_vs_aligned_sform.nii.gz")
+    # spacing in metres: ITK reports millimetres
+    img = nib.Nifti1Image(np.ones((2, 2, 2), np.float32), np.diag([0.001, 0.002, 0.003, 1]))
+    img.header.set_xyzt_units("meter", "sec")
+    save(img, "synth_units_meter.nii.gz")
+    return out
+
+
 def main():
-    files = []
+    files = write_synthetic()
     for c in DEMO_CASES:
         files += [f"{DEMO}/imagesTr/{c}_0000.nii.gz", f"{DEMO}/labelsTr/{c}.nii.gz"]
     for c in HIPPO_CASES:
