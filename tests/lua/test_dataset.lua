@@ -150,6 +150,26 @@ if target then
   check(convert.convert(task, 509, out_root) == out_root .. "/Dataset509_Synth", "-overwrite_id")
 end
 
+-- the split of a 4-D file written by nibabel (tests/gen/gen_nifti_fixtures.py)
+do
+  local src = "tests/fixtures/nifti/synth_4d_f32.nii.gz"
+  local four, finfo = nifti.read(src)
+  assert(fs.mkdir(tmp .. "/split"))
+  local n = convert.split_4d_nifti(src, tmp .. "/split")
+  check(n == 3 and four:ndim() == 4, "nibabel 4-D file splits into 3 channels")
+  for c = 1, 3 do
+    local ch, ci = nifti.read(string.format("%s/split/synth_4d_f32_%04d.nii.gz", tmp, c - 1))
+    local want <close> = four:select(1, c)
+    check(ch and ch:ndim() == 3 and ch:sum() == want:sum() and ch:get(4, 5, 6) == want:get(4, 5, 6),
+          "channel " .. c .. " voxels")
+    check(ch and cjson.encode(ci.origin) == cjson.encode(finfo.origin) and
+          cjson.encode(ci.direction) == cjson.encode(finfo.direction) and
+          cjson.encode(ci.spacing) == cjson.encode(finfo.spacing), "channel " .. c .. " geometry")
+    if ch then ch:release() end
+  end
+  four:release()
+end
+
 -- ---- broken datasets, each a copy of 3 demo cases with one defect ----
 local function make_ds(name, opts)
   opts = opts or {}
