@@ -1,0 +1,135 @@
+-- nnunet.postprocessing: applying nnU-Net v2's postprocessing
+-- (nnunetv2/postprocessing/remove_connected_components.py, nnunet-behaviour.md §10).
+--
+--   local pp = require("nnunet.postprocessing")
+--   local steps = pp.load(path)          postprocessing.json -> { {fn = name, labels_or_regions = ...}, ... }
+--   pp.apply(seg, steps)                 in place, in order; returns voxels changed
+--   pp.apply_to_folder(input_dir, output_dir, steps, file_ending [, progress])
+--   pp.to_json(steps, extra)             the postprocessing.json table (fns + kwargs)
+--
+-- The reference stores the steps as a pickled list of functions plus kwargs
+-- (postprocessing.pkl) and a readable postprocessing.json with the fields
+-- postprocessing_fns (function names) and postprocessing_kwargs
+-- ({labels_or_regions = ...}); this port reads and writes the JSON only. The one
+-- function nnU-Net's search produces is remove_all_but_largest_component_from_segmentation;
+-- labels_or_regions is a label, a list of labels or a region (a list too, once in
+-- JSON): in every case the union of the labels is one mask.
+local infer = require("nnunet.infer")
+local json = require("nnunet.json")
+local fs = require("nnunet.fs")
+
+local M = {}
+
+M.KEEP_LARGEST = "remove_all_but_largest_component_from_segmentation"
+
+local function user_error(fmt, ...)
+  error({ user_error = true, message = string.format(fmt, ...) }, 0)
+end
+
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function join(a, b)
+  if a == "" or a:sub(-1) == "/" then return a .. b end
+  return a .. "/" .. b
+end
+
+-- labels_or_regions as a flat list of integer labels (the union)
+local function flatten(lr, out)
+  out = out or {}
+  if type(lr) == "table" then
+    for _, x in ipairs(lr) do flatten(x, out) end
+  else
+    local n = math.tointeger(lr)
+    if n == nil then user_error("postprocessing: label %s is not an integer", tostring(lr)) end
+    out[#out + 1] = n
+  end
+  return out
+end
+M.flatten = flatten
+
+-- Reads postprocessing.json (a .pkl path falls back to the .json beside it).
+function M.load(path)
+  if path:match("%.pkl$") then
+    local j = path:gsub("%.pkl$", ".json")
+    if fs.isfile(j) then path = j
+    else user_error("'%s': pickled postprocessing cannot be read; give the postprocessing.json", path) end
+  end
+  local v, err = json.decode_file(path)
+  if not v then user_error("cannot read postprocessing file: %s", tostring(err)) end
+  local fns, kwargs = v.postprocessing_fns or {}, v.postprocessing_kwargs or {}
+  if #fns ~= #kwargs then user_error("'%s': %d functions but %d kwargs", path, #fns, #kwargs) end
+  local steps = {}
+  for i, name in ipairs(fns) do
+    if name ~= M.KEEP_LARGEST then user_error("'%s': unknown postprocessing function '%s'", path, tostring(name)) end
+    local kw = kwargs[i]
+    if type(kw) ~= "table" or kw.labels_or_regions == nil then
+      user_error("'%s': step %d has no labels_or_regions", path, i)
+    end
+    steps[i] = { fn = name, labels_or_regions = kw.labels_or_regions }
+  end
+  return steps
+end
+
+function M.to_json(steps, extra)
+  local out = {}
+  for k, v in pairs(extra or {}) do out[k] = v end
+  out.postprocessing_fns = json.array({})
+  out.postprocessing_kwargs = json.array({})
+  for i, s in ipairs(steps) do
+    out.postprocessing_fns[i] = s.fn or M.KEEP_LARGEST
+    out.postprocessing_kwargs[i] = { labels_or_regions = s.labels_or_regions }
+  end
+  return out
+end
+
+function M.apply(seg, steps)
+  local changed = 0
+  for _, s in ipairs(steps) do
+    changed = changed + infer.keep_largest(seg, flatten(s.labels_or_regions), s.background or 0)
+  end
+  return changed
+end
+
+local function list_files(dir, ending)
+  local names, err = fs.listdir(dir)
+  if not names then user_error("cannot list '%s': %s", dir, tostring(err)) end
+  local out = {}
+  for _, n in ipairs(names) do
+    if #n >= #ending and n:sub(-#ending) == ending and fs.isfile(join(dir, n)) then out[#out + 1] = n end
+  end
+  table.sort(out, bytes_less)
+  return out
+end
+
+-- Reads every segmentation of input_dir, applies the steps, writes it to
+-- output_dir with the input's geometry (stored as u8, or u16 from 255 labels on,
+-- as the reference's write_seg). Returns the number of files.
+function M.apply_to_folder(input_dir, output_dir, steps, file_ending, progress)
+  local nifti = require("nnunet.nifti")
+  if not fs.isdir(input_dir) then user_error("input folder '%s' not found", input_dir) end
+  if not fs.isdir(output_dir) then
+    local ok, err = fs.mkdir(output_dir)
+    if not ok then user_error("cannot create '%s': %s", output_dir, tostring(err)) end
+  end
+  local files = list_files(input_dir, file_ending)
+  for i, n in ipairs(files) do
+    local path = join(input_dir, n)
+    local seg, info = nifti.read(path)
+    if not seg then user_error("cannot read '%s': %s", path, tostring(info)) end
+    M.apply(seg, steps)
+    local ok, err = nifti.write(join(output_dir, n), seg, info, { segmentation = true })
+    seg:release()
+    if not ok then user_error("cannot write '%s': %s", join(output_dir, n), tostring(err)) end
+    if progress then progress(i, #files) end
+  end
+  return #files
+end
+
+return M
