@@ -73,7 +73,7 @@ nnu_status nnu_tensor_new_on(const nnu_memory_ops *mem, nnu_dtype dt, int ndim,
     if (!t) { storage_release(st); return NNU_FAIL(NNU_STATUS_ERR_OOM, "tensor: out of memory"); }
     /* header_new took the first reference; the storage was created with 0 */
     t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);   /* shape may be NULL for a scalar */
     set_contiguous_strides(t);
     *out = t;
     return NNU_STATUS_OK;
@@ -95,7 +95,7 @@ nnu_status nnu_tensor_wrap(void *data, nnu_dtype dt, int ndim, const int64_t *sh
     nnu_tensor *t = header_new(st, dt);
     if (!t) { free(st); return NNU_FAIL(NNU_STATUS_ERR_OOM, "tensor: out of memory"); }
     t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);   /* shape may be NULL for a scalar */
     set_contiguous_strides(t);
     *out = t;
     return NNU_STATUS_OK;
