@@ -62,7 +62,10 @@ nnu_status nnu_eval_confusion(const nnu_tensor *ref, const nnu_tensor *pred,
               "evaluation: reference %s and prediction %s differ in shape",
               nnu_tensor_shape_str(ref, a, sizeof a), nnu_tensor_shape_str(pred, b, sizeof b));
     NNU_CHECK(n >= 0, NNU_STATUS_ERR_ARG, "evaluation: %d regions", n);
-    int L = 0;                                    /* bins 0..L-1 for labels, bin L for the rest */
+    /* Bins 0..L-1 hold the labels up to the largest one any region names; every
+     * other value (larger labels, negatives, the -1 of unannotated voxels) shares
+     * bin L, which belongs to no region: it can only count as FP/FN/TN. */
+    int L = 0;
     for (int r = 0; r < n; r++) {
         NNU_CHECK(regions[r].n >= 1 && regions[r].n <= NNU_EVAL_MAX_REGION_LABELS, NNU_STATUS_ERR_ARG,
                   "evaluation: region %d has %d labels (1 to %d)", r, regions[r].n,
@@ -75,6 +78,7 @@ nnu_status nnu_eval_confusion(const nnu_tensor *ref, const nnu_tensor *pred,
         }
     }
     int64_t nb = L + 1;
+    /* hist[r * nb + p]: voxels with reference bin r and prediction bin p */
     int64_t *hist = calloc((size_t)(nb * nb), sizeof *hist);
     NNU_CHECK(hist, NNU_STATUS_ERR_OOM, "evaluation: out of memory");
 
@@ -83,6 +87,7 @@ nnu_status nnu_eval_confusion(const nnu_tensor *ref, const nnu_tensor *pred,
     walker_init(&wp, pred);
     int64_t numel = nnu_tensor_numel(ref), counted = 0;
     int contig = nnu_tensor_is_contiguous(ref) && nnu_tensor_is_contiguous(pred);
+    /* one pass over the voxels; strided inputs pay a div/mod per axis per voxel */
     for (int64_t i = 0; i < numel; i++) {
         int64_t oref = contig ? i : walker_offset(&wr, i), opred = contig ? i : walker_offset(&wp, i);
         int64_t vr = load_label(wr.dt, wr.base + oref * (int64_t)wr.es);
@@ -105,7 +110,7 @@ nnu_status nnu_eval_confusion(const nnu_tensor *ref, const nnu_tensor *pred,
                 else if (!in[x] && in[y]) c.fp += h;
                 else if (in[x] && !in[y]) c.fn += h;
             }
-        c.tn = counted - c.tp - c.fp - c.fn;
+        c.tn = counted - c.tp - c.fp - c.fn;     /* ignored voxels are not in `counted` */
         c.n_ref = c.tp + c.fn;
         c.n_pred = c.tp + c.fp;
         out[r] = c;
@@ -115,6 +120,7 @@ nnu_status nnu_eval_confusion(const nnu_tensor *ref, const nnu_tensor *pred,
     return NNU_STATUS_OK;
 }
 
+/* The reference divides numpy int64 counts, i.e. in double: same rounding here. */
 double nnu_eval_dice(const nnu_confusion *c) {
     if (c->tp + c->fp + c->fn == 0) return NAN;
     return 2.0 * (double)c->tp / (double)(2 * c->tp + c->fp + c->fn);
@@ -147,12 +153,17 @@ static double pairwise(const double *a, int64_t n) {
     return pairwise(a, n2) + pairwise(a + n2, n - n2);
 }
 
+/* np.add.reduce starts from the identity 0.0 and adds the pairwise sum of all n
+ * elements (numpy >= 1.23's get_reduction_initial; contiguous float64 needs no
+ * buffering, so the whole array is one pairwise call). */
 double nnu_eval_np_sum(const double *x, int64_t n) { return 0.0 + pairwise(x, n); }
 
 double nnu_eval_np_mean(const double *x, int64_t n) {
     return n > 0 ? nnu_eval_np_sum(x, n) / (double)n : NAN;
 }
 
+/* np.nanmean: NaNs replaced by 0 in a copy (so the pairwise blocks see the same
+ * positions as numpy), summed, divided by the count of non-NaN entries. */
 double nnu_eval_np_nanmean(const double *x, int64_t n) {
     double *y = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
     int64_t cnt = 0;
