@@ -133,33 +133,53 @@ nnu_status nnu_fingerprint_case_tensors(const nnu_tensor *image, const nnu_tenso
 
 /* ---------------- statistics ---------------- */
 
-static void swapf(float *a, float *b) { float t = *a; *a = *b; *b = t; }
-
-/* Partially orders a[lo..hi] so that a[k] holds the value of rank k (3-way quickselect). */
-static void select_rank(float *a, int64_t lo, int64_t hi, int64_t k) {
-    while (hi > lo) {
-        int64_t mid = lo + (hi - lo) / 2;
-        float x = a[lo], y = a[mid], z = a[hi];          /* median of three */
-        float p = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        int64_t lt = lo, i = lo, gt = hi;
-        while (i <= gt) {
-            if (a[i] < p) swapf(&a[lt++], &a[i++]);
-            else if (a[i] > p) swapf(&a[i], &a[gt--]);
-            else i++;
-        }
-        if (k < lt) hi = lt - 1;
-        else if (k > gt) lo = gt + 1;
-        else return;
-    }
+/* Order statistics by a two-pass radix select on the float's sortable key (no
+ * reordering, no sort): pass 1 histograms the top 16 bits, pass 2 the low 16
+ * bits of the elements in the bins that hold the wanted ranks. Exact for any
+ * non-NaN input (the reference asserts there are no NaNs). */
+static uint32_t fkey(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-/* ranks[0..nr) ascending, distinct, inside [lo, hi]: select the middle one, recurse */
-static void multi_select(float *a, int64_t lo, int64_t hi, const int64_t *ranks, int nr) {
-    if (nr <= 0) return;
-    int m = nr / 2;
-    select_rank(a, lo, hi, ranks[m]);
-    multi_select(a, lo, ranks[m] - 1, ranks, m);
-    multi_select(a, ranks[m] + 1, hi, ranks + m + 1, nr - m - 1);
+static float fkey_inv(uint32_t k) {
+    uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* out[i] = value of rank ranks[i] (0-based) among v[0..n) */
+static nnu_status radix_select(const float *v, int64_t n, const int64_t *ranks, int nr, float *out) {
+    enum { B = 65536 };
+    int64_t *h1 = calloc(B, sizeof *h1), *h2 = calloc((size_t)nr * B, sizeof *h2);
+    NNU_CHECK(h1 && h2, NNU_STATUS_ERR_OOM, "percentiles: out of memory");
+    for (int64_t i = 0; i < n; i++) h1[fkey(v[i]) >> 16]++;
+    uint32_t bin[6];
+    int64_t below[6];                 /* elements in bins before bin[i] */
+    for (int r = 0; r < nr; r++) {
+        int64_t acc = 0;
+        uint32_t b = 0;
+        while (acc + h1[b] <= ranks[r]) acc += h1[b++];
+        bin[r] = b;
+        below[r] = acc;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t k = fkey(v[i]);
+        for (int r = 0; r < nr; r++)
+            if ((k >> 16) == bin[r]) h2[(int64_t)r * B + (k & 0xffffu)]++;
+    }
+    for (int r = 0; r < nr; r++) {
+        const int64_t *h = h2 + (int64_t)r * B;
+        int64_t acc = below[r];
+        uint32_t lo = 0;
+        while (acc + h[lo] <= ranks[r]) acc += h[lo++];
+        out[r] = fkey_inv(bin[r] << 16 | lo);
+    }
+    free(h1);
+    free(h2);
+    return NNU_STATUS_OK;
 }
 
 /* numpy's DOUBLE_pairwise_sum */
@@ -247,12 +267,17 @@ nnu_status nnu_fingerprint_intensity_stats(float *v, int64_t n, int as_float64,
             if (!dup) ranks[nr++] = cand[c];
         }
     }
-    for (int i = 0; i < nr; i++)                  /* sort the ranks */
-        for (int k = i + 1; k < nr; k++)
-            if (ranks[k] < ranks[i]) { int64_t t = ranks[i]; ranks[i] = ranks[k]; ranks[k] = t; }
-    multi_select(v, 0, n - 1, ranks, nr);
+    float val[6];
+    NNU_TRY(radix_select(v, n, ranks, nr, val));
     double res[3];
-    for (int q = 0; q < 3; q++) res[q] = lerp_np(v[lo[q]], v[hi[q]], gam[q], as_float64);
+    for (int q = 0; q < 3; q++) {
+        double a = 0, b = 0;
+        for (int r = 0; r < nr; r++) {
+            if (ranks[r] == lo[q]) a = val[r];
+            if (ranks[r] == hi[q]) b = val[r];
+        }
+        res[q] = lerp_np(a, b, gam[q], as_float64);
+    }
     out->percentile_00_5 = res[0];
     out->median = res[1];
     out->percentile_99_5 = res[2];

@@ -63,7 +63,7 @@ typedef struct nnu_intensity_stats {
 /* The reference's dataset-level statistics of one channel's concatenated
  * samples: float(np.mean), np.percentile(x, (0.5, 50, 99.5)), float(np.std),
  * min, max, on a float32 array (as_float64 = 0) or a float64 array holding the
- * same values (as_float64 = 1). values is reordered (partial sort) in place.
+ * same values (as_float64 = 1). values is not modified.
  * n == 0: ERR_ARG (numpy raises on empty percentiles too). */
 nnu_status nnu_fingerprint_intensity_stats(float *values, int64_t n, int as_float64,
                                            nnu_intensity_stats *out);
