@@ -306,6 +306,70 @@ function M.open(id_or_path)
   return ds
 end
 
+--- reading a case as nnU-Net's SimpleITKIO does
+
+local function props_of(info)
+  return {
+    spacing = { info.spacing[1], info.spacing[2], info.spacing[3] },          -- (z, y, x), abs
+    sitk_stuff = { spacing = info.spacing_itk, origin = info.origin, direction = info.direction },
+    nifti = info,                                                             -- for writing back
+  }
+end
+
+local function same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+-- The channel files of one case as a float32 tensor (C, Z, Y, X) and its properties
+-- {spacing = {z,y,x}, sitk_stuff = {spacing, origin, direction}, nifti = info of the
+-- first file}. Like SimpleITKIO.read_images: every file must be 3-D with the same
+-- shape and spacing (else nil, msg); origin/direction differences only warn
+-- (returned as a third value, a list of strings).
+function M.read_images(paths)
+  local nifti = require("nnunet.nifti")
+  local T = require("nnunet.tensor")
+  if #paths == 0 then return nil, "read_images: no files" end
+  local infos, warnings = {}, {}
+  for i, p in ipairs(paths) do
+    local info, err = nifti.read_header(p)
+    if not info then return nil, err end
+    if info.ndim ~= 3 then return nil, string.format("'%s' is %d-D; a channel file must be 3-D", p, info.ndim) end
+    infos[i] = info
+    if i > 1 then
+      if not same_list(info.shape, infos[1].shape) then
+        return nil, string.format("not all input images have the same shape: '%s' [%s] vs '%s' [%s]", paths[1],
+          table.concat(infos[1].shape, ", "), p, table.concat(info.shape, ", "))
+      end
+      if not same_list(info.spacing_itk, infos[1].spacing_itk) then
+        return nil, string.format("not all input images have the same spacing: '%s' vs '%s'", paths[1], p)
+      end
+      if not same_list(info.origin, infos[1].origin) then
+        warnings[#warnings + 1] = string.format("not all input images have the same origin: '%s' vs '%s'", paths[1], p)
+      end
+      if not same_list(info.direction, infos[1].direction) then
+        warnings[#warnings + 1] = string.format("not all input images have the same direction: '%s' vs '%s'", paths[1], p)
+      end
+    end
+  end
+  local s = infos[1].shape
+  local out = T.zeros({ #paths, s[1], s[2], s[3] }, "f32")
+  for i, p in ipairs(paths) do
+    local t, err = nifti.read(p)
+    if not t then out:release(); return nil, err end
+    local dst <close> = out:select(1, i)
+    dst:copy_from(t)
+    t:release()
+  end
+  return out, props_of(infos[1]), warnings
+end
+
+-- A label file as a float32 tensor (1, Z, Y, X) and its properties (SimpleITKIO.read_seg).
+function M.read_seg(path)
+  return M.read_images({ path })
+end
+
 --- other roots
 
 -- $nnUNet_preprocessed/<name> (raises a user error when the variable is unset)

@@ -65,6 +65,21 @@ dataset.env = real_env
 local n_valid, problems = verify.verify(DEMO, { quiet = true })
 check(n_valid == 40 and #problems == 0, "demo: 40 valid cases, got " .. tostring(n_valid))
 
+-- reading a case as SimpleITKIO does: (C, Z, Y, X) float32 + properties
+do
+  local data, props = dataset.read_images(ds.cases[1].images)
+  check(data and data:dtype() == "f32" and data:ndim() == 4 and data:shape()[1] == 1 and data:shape()[2] == 35,
+        "read_images shape/dtype")
+  check(props.spacing[1] == 1 and props.sitk_stuff.origin[1] == -1 and props.nifti.header.version == 1, "read_images props")
+  local seg, sprops = dataset.read_seg(ds.cases[1].label)
+  check(seg and seg:shape()[1] == 1 and seg:max() == 2 and sprops.spacing[3] == 1, "read_seg")
+  local two = dataset.read_images({ ds.cases[1].images[1], ds.cases[1].images[1] })
+  check(two:shape()[1] == 2 and two:select(1, 2):sum() == data:sum(), "two channels stacked")
+  local bad, berr = dataset.read_images({ ds.cases[1].images[1], ds.cases[2].images[1] })
+  check(not bad and berr:find("same shape"), "channels of different shapes: " .. tostring(berr))
+  data:release(); seg:release(); two:release()
+end
+
 -- ---- nifti binding: info table, write with a reference, bad files ----
 local img, info = nifti.read(DEMO .. "/imagesTr/hippocampus_039_0000.nii.gz")
 check(img and info.dtype == "f32" and #info.shape == 3 and info.origin[1] == 0 and info.direction[1] == -1,
