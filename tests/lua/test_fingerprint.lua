@@ -47,6 +47,26 @@ do
         "scheme names")
 end
 
+-- resampling and normalization bindings (the numerics are tested in C)
+do
+  local x = tensor.from_table({ 0, 1, 4, 9 }, { 1, 1, 1, 4 })
+  local y = pre.resample(x, { 1, 1, 7 }, { 1, 1, 1 }, { 1, 1, 1 })
+  check(y:get(1, 1, 1, 1) == 0 and y:get(1, 1, 1, 7) == 9 and math.abs(y:get(1, 1, 1, 4) - 2.09807611) < 1e-6,
+        "cubic 1-D vector V1")
+  local s = tensor.from_table({ 0, 0, 1, 1, 2 }, { 1, 1, 1, 5 })
+  local r = pre.resample_seg(s, { 1, 1, 3 }, { 1, 1, 1 }, { 1, 1, 1 })
+  check(r:get(1, 1, 1, 1) == 0 and r:get(1, 1, 1, 2) == 1 and r:get(1, 1, 1, 3) == 2, "label vector V2")
+  local ns = pre.new_shape({ 4, 5, 6 }, { 5, 1, 1 }, { 2.5, 0.5, 0.5 })
+  check(ns[1] == 8 and ns[2] == 10 and ns[3] == 12, "new shape")
+  check(pre.separate_z_axis({ 5, 1, 1 }, { 2.5, 0.5, 0.5 }) == 1 and pre.separate_z_axis({ 1, 1, 1 }, { 1, 1, 2 }) == nil,
+        "separate-z axis (1-based)")
+  local c = tensor.from_table({ -5, 2, 9, -1 }, { 4 })
+  pre.normalize(c, "CTNormalization", { mean = 3.5, std = 4.25, percentile_00_5 = -2.5, percentile_99_5 = 9.25 })
+  check(math.abs(c:get(1) - (-1.41176474)) < 1e-7, "CT normalization binding")
+  local ok = pcall(pre.normalize, c, "CTNormalization", {})
+  check(not ok, "CT without statistics raises")
+end
+
 local shared = "../shared/data/Dataset004_Hippocampus"
 if not fs.isdir(shared) then
   print("SKIP: " .. shared .. " not found")
