@@ -138,28 +138,35 @@ typedef struct lua_pred {
 static nnu_status lua_predict(void *ctx, const nnu_tensor *batch, nnu_tensor *logits_out) {
     lua_pred *lp = ctx;
     lua_State *L = lp->L;
-    lua_pushvalue(L, lp->fn_idx);
-    nnu_tensor **box = l_tensor_newbox(L);
+    nnu_tensor **box = l_tensor_newbox(L);        /* stays below the call: [box, fn, box] */
     nnu_tensor_retain((nnu_tensor *)batch);       /* the box owns one reference */
     *box = (nnu_tensor *)batch;
+    lua_pushvalue(L, lp->fn_idx);
+    lua_pushvalue(L, -2);
+    nnu_status st = NNU_STATUS_OK;
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         nnu_status code = (msg && strstr(msg, "interrupted!")) ? NNU_STATUS_ERR_INTERRUPTED : NNU_STATUS_ERR_ARG;
-        nnu_status st = NNU_FAIL(code, "predict function: %s", msg ? msg : "(error object is not a string)");
-        lua_pop(L, 1);
-        return st;
+        st = NNU_FAIL(code, "predict function: %s", msg ? msg : "(error object is not a string)");
+    } else {
+        nnu_tensor **res = luaL_testudata(L, -1, L_TENSOR_MT);
+        char a[96], b[96];
+        if (!res || !*res)
+            st = NNU_FAIL(NNU_STATUS_ERR_ARG, "predict function must return a tensor, got %s", luaL_typename(L, -1));
+        else if (!nnu_tensor_same_shape(*res, logits_out))
+            st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "predict function returned %s, expected %s",
+                          nnu_tensor_shape_str(*res, a, sizeof a), nnu_tensor_shape_str(logits_out, b, sizeof b));
+        else
+            st = nnu_tensor_copy(logits_out, *res);
     }
-    nnu_tensor **res = luaL_testudata(L, -1, L_TENSOR_MT);
-    nnu_status st = NNU_STATUS_OK;
-    char a[96], b[96];
-    if (!res || !*res)
-        st = NNU_FAIL(NNU_STATUS_ERR_ARG, "predict function must return a tensor, got %s", luaL_typename(L, -1));
-    else if (!nnu_tensor_same_shape(*res, logits_out))
-        st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "predict function returned %s, expected %s",
-                      nnu_tensor_shape_str(*res, a, sizeof a), nnu_tensor_shape_str(logits_out, b, sizeof b));
-    else
-        st = nnu_tensor_copy(logits_out, *res);
-    lua_pop(L, 1);
+    /* The batch buffer is reused for the next windows: a Lua reference kept to it
+     * now sees a released tensor instead of silently changing data. */
+    nnu_tensor_release(*box);
+    *box = NULL;
+    lua_pop(L, 2);
+    /* Lua's collector does not see the tensors' memory (a box is 8 bytes): collect
+     * after every large result so that per-window logits do not pile up. */
+    if ((size_t)nnu_tensor_numel(logits_out) * 4 >= ((size_t)8 << 20)) lua_gc(L, LUA_GCCOLLECT, 0);
     return st;
 }
 
