@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "nnu_crop.h"
 
 static nnu_tensor *new4(nnu_dtype dt, int64_t c, int64_t d, int64_t h, int64_t w) {
@@ -189,7 +190,37 @@ static void test_edge_cases(void) {
     nnu_tensor_release(u8l); nnu_tensor_release(im); nnu_tensor_release(bad);
 }
 
+/* random masks with many cavities against scipy binary_fill_holes
+ * (tests/fixtures/crop/fill_holes.bin from tests/gen/gen_resample_ref.py) */
+static void test_scipy_masks(void) {
+    fixture fx;
+    if (!fixture_load("tests/fixtures/crop/fill_holes.bin", "/usr/bin/python3 tests/gen/gen_resample_ref.py", &fx)) {
+        CHECK(0, "fixture missing");
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "m%d", i);
+        nnu_tensor *m = fixture_get(&fx, nm), *u8 = NULL;
+        snprintf(nm, sizeof nm, "f%d", i);
+        nnu_tensor *f = fixture_get(&fx, nm);
+        if (!m || !f) { CHECK(0, "arrays %d", i); continue; }
+        CHECK_OK(nnu_tensor_to_dtype(m, NNU_DTYPE_U8, &u8));
+        CHECK_OK(nnu_crop_fill_holes(u8));
+        int64_t n = nnu_tensor_numel(f), bad = 0, filled = 0;
+        for (int64_t k = 0; k < n; k++) {
+            bad += ((uint8_t *)nnu_tensor_data(u8))[k] != (uint8_t)((float *)nnu_tensor_data(f))[k];
+            filled += ((float *)nnu_tensor_data(f))[k] != ((float *)nnu_tensor_data(m))[k];
+        }
+        CHECK(bad == 0, "mask %d: %lld voxels differ from scipy (%lld holes filled there)", i, (long long)bad,
+              (long long)filled);
+        nnu_tensor_release(u8);
+    }
+    fixture_free(&fx);
+}
+
 int main(void) {
+    test_scipy_masks();
     test_main_vector();
     test_edge_cases();
     return check_report();

@@ -310,7 +310,7 @@ static void test_fixtures(void) {
         nnu_tensor_release(out);
         ncases++;
     }
-    CHECK(ncases >= 16, "only %d fixture cases", ncases);
+    CHECK(ncases >= 19, "only %d fixture cases", ncases);
     fixture_free(&fx);
 }
 

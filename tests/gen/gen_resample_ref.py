@@ -181,6 +181,9 @@ def main():
         ("seg_minus", 1, (12, 13, 14), (1, 1, 1), (0.8, 1.3, 0.7), "segm", 1, 0),
         ("seg_sepz", 1, (6, 20, 22), (5, 0.8, 0.8), (2.5, 0.6, 0.7), "seg", 1, 0),
         ("seg_sepz_oz1", 1, (6, 20, 22), (5, 0.8, 0.8), (2.5, 0.6, 0.7), "seg", 1, 1),
+        ("iso_o2", 1, (9, 11, 13), (1, 1, 1), (0.7, 1.3, 0.6), "data", 2, 0),
+        ("iso_o4", 1, (9, 11, 13), (1, 1, 1), (0.7, 1.3, 0.6), "data", 4, 0),
+        ("iso_o5", 1, (9, 11, 13), (1, 1, 1), (0.7, 1.3, 0.6), "data", 5, 0),
     ]
     for name, C, shp, cur, new, kind, order, order_z in cases:
         if kind == "data":
@@ -206,6 +209,18 @@ def main():
         s.add(name + ".r", np.array([np.sum(x), x.mean(), x.std()], np.float64))
         s.add(name + ".z", z.astype(np.float32))
     s.write(os.path.join(ROOT, "normalize", "np_stats.bin"))
+
+    # hole filling (tests/test_crop.c): random masks with many cavities vs scipy
+    from scipy.ndimage import binary_fill_holes
+    hr = np.random.RandomState(99)
+    h = Writer()
+    for i, (shape, p) in enumerate((((12, 14, 16), 0.55), ((10, 10, 10), 0.7), ((1, 20, 20), 0.6),
+                                    ((15, 9, 11), 0.8))):
+        m = hr.uniform(size=shape) < p
+        f = binary_fill_holes(m)
+        h.add("m%d" % i, m.astype(np.float32))
+        h.add("f%d" % i, f.astype(np.float32))
+    h.write(os.path.join(ROOT, "crop", "fill_holes.bin"))
 
 
 if __name__ == "__main__":
