@@ -161,6 +161,9 @@ local lv = logits:totable()
 local okv = #lv == 12
 for i = 1, 12 do okv = okv and math.abs(lv[i] - i) < 1e-6 end
 check(okv and calls > 0, "sliding_window with an identity network returns the image")
+local kept
+infer.sliding_window(img, { patch = { 2, 2 }, num_heads = 1 }, function(b) kept = b; return b:clone() end)
+check(not pcall(function() return kept:sum() end), "a batch kept past the call is released, not silently reused")
 local okerr, err = pcall(infer.sliding_window, img, { patch = { 2, 2 }, num_heads = 1 },
   function() error("boom") end)
 check(not okerr and tostring(err):find("boom", 1, true), "a Lua error in predict surfaces: " .. tostring(err))
