@@ -65,6 +65,24 @@ void nnu_resample_new_shape(const int64_t old_shape[3], const double old_spacing
         new_shape[a] = (int64_t)nearbyint(old_spacing[a] / new_spacing[a] * (double)old_shape[a]);
 }
 
+/* float64 -> float16 rounded once (numpy's astype(float16) from float64); going
+ * through float32 first could round twice. Picks the nearest of the float32
+ * route's result and its two neighbours, ties to the even bit pattern. */
+static uint16_t f64_to_f16(double x) {
+    uint16_t h = nnu_f32_to_f16((float)x);
+    if (x != x || isinf(x) || (h & 0x7fffu) >= 0x7c00u) return h;
+    uint16_t best = h;
+    double bd = fabs((double)nnu_f16_to_f32(h) - x);
+    for (int d = -1; d <= 1; d += 2) {
+        int c = (int)(h & 0x7fffu) + d;
+        if (c < 0 || c >= 0x7c00) continue;
+        uint16_t hc = (uint16_t)((h & 0x8000u) | (uint16_t)c);
+        double cd = fabs((double)nnu_f16_to_f32(hc) - x);
+        if (cd < bd || (cd == bd && !(hc & 1u))) { best = hc; bd = cd; }
+    }
+    return best;
+}
+
 /* out[i0,i1,i2] = in[...] with out.shape[i] = shape[perm[i]] */
 static void permute3(const double *in, const int64_t shape[3], const int perm[3], double *out) {
     int64_t st[3] = {shape[1] * shape[2], shape[2], 1};
@@ -310,7 +328,12 @@ nnu_status nnu_resample_to_shape(const nnu_tensor *in, const int64_t new_shape[3
         }
         if (!st) st = nnu_tensor_view_select(res, 0, c, &ov);
         if (!st) st = nnu_tensor_wrap(obuf, NNU_DTYPE_F64, 3, new_shape, &wrap);
-        if (!st) st = nnu_tensor_copy(ov, wrap);                          /* to the input dtype */
+        if (!st && res->dtype == NNU_DTYPE_F16) {                        /* logits at export */
+            uint16_t *h = nnu_tensor_data(ov);
+            for (int64_t i = 0; i < nout; i++) h[i] = f64_to_f16(obuf[i]);
+        } else if (!st) {
+            st = nnu_tensor_copy(ov, wrap);                              /* to the input dtype */
+        }
         nnu_tensor_release(cv); nnu_tensor_release(cd);
         nnu_tensor_release(ov); nnu_tensor_release(wrap);
         if (!st && nnu_interrupt_requested())

@@ -238,6 +238,40 @@ nnu_status nnu_resize_axis_f64(const double *in, const int64_t shape[3], int axi
     return st;
 }
 
+/* Order 1 evaluated like scipy's NI_ZoomShift, term by term: for each output
+ * voxel t = sum over the 8 taps (z outer, x inner) of ((v * w_z) * w_y) * w_x.
+ * The separable passes round differently (~1e-16), which can flip a float16
+ * result that sits on a rounding tie (the logits at export are float16). */
+static nnu_status resize_linear_exact(const double *in, const int64_t in_shape[3], double *out,
+                                      const int64_t out_shape[3], int parallel) {
+    axis_plan p[3];
+    int made = 0;
+    nnu_status st = NNU_STATUS_OK;
+    for (; made < 3 && !st; made++) st = plan_make(&p[made], in_shape[made], out_shape[made], 1);
+    if (st) {
+        for (int a = 0; a < made - 1; a++) plan_free(&p[a]);
+        return st;
+    }
+    const int64_t H = in_shape[1], W = in_shape[2], OH = out_shape[1], OW = out_shape[2];
+    int par = parallel && !nnu_parallel_in_worker() && out_shape[0] > 1;
+    #pragma omp parallel for schedule(static) if (par)
+    for (int64_t z = 0; z < out_shape[0]; z++)
+        for (int64_t y = 0; y < OH; y++)
+            for (int64_t x = 0; x < OW; x++) {
+                double t = 0.0;
+                for (int a = 0; a < 2; a++)
+                    for (int b = 0; b < 2; b++) {
+                        const double *row = in + (p[0].idx[2 * z + a] * H + p[1].idx[2 * y + b]) * W;
+                        for (int c = 0; c < 2; c++)
+                            t += ((row[p[2].idx[2 * x + c]] * p[0].w[2 * z + a]) * p[1].w[2 * y + b]) *
+                                 p[2].w[2 * x + c];
+                    }
+                out[(z * OH + y) * OW + x] = t;
+            }
+    for (int a = 0; a < 3; a++) plan_free(&p[a]);
+    return NNU_STATUS_OK;
+}
+
 nnu_status nnu_resize_f64(const double *in, const int64_t in_shape[3], double *out,
                           const int64_t out_shape[3], int order, int clip, int parallel) {
     int64_t n_in = in_shape[0] * in_shape[1] * in_shape[2];
@@ -249,6 +283,12 @@ nnu_status nnu_resize_f64(const double *in, const int64_t in_shape[3], double *o
             lo = in[i] < lo ? in[i] : lo;
             hi = in[i] > hi ? in[i] : hi;
         }
+    if (order == 1) {
+        NNU_TRY(resize_linear_exact(in, in_shape, out, out_shape, parallel));
+        if (clip)
+            for (int64_t i = 0; i < n_out; i++) out[i] = out[i] < lo ? lo : (out[i] > hi ? hi : out[i]);
+        return NNU_STATUS_OK;
+    }
     /* axes that change, shrinking ones first (less work for the later passes) */
     int axes[3], na = 0;
     for (int a = 0; a < 3; a++)

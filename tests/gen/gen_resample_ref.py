@@ -198,6 +198,18 @@ def main():
         w.add(name + ".in", x)
         w.add(name + ".out", out)
         print("%-16s %s -> %s  separate-z axis %d" % (name, x.shape, out.shape, axis))
+    # logits at export: float16 in, float16 out (order 1, export direction)
+    lr = np.random.RandomState(5)
+    for name, shp, cur, new in (("f16_iso", (2, 9, 11, 13), (0.7, 0.8, 0.9), (1, 1, 1)),
+                                ("f16_sepz", (3, 12, 14, 10), (2.5, 0.6, 0.6), (5.0, 0.9, 0.7))):
+        x = lr.normal(0, 8, shp).astype(np.float16)
+        ns = compute_new_shape(shp[1:], cur, new)
+        out, axis = resample_to_shape(x, ns, cur, new, False, 1, 0)
+        assert out.dtype == np.float16
+        w.add(name + ".p", np.array([0, 1, 0, *cur, *new, *ns, axis], np.float64))
+        w.add(name + ".in", x.astype(np.float32))
+        w.add(name + ".out", out.astype(np.float32))
+        print("%-16s %s -> %s  separate-z axis %d (float16)" % (name, x.shape, out.shape, axis))
     w.write(os.path.join(ROOT, "resample", "cases.bin"))
 
     # numpy float32 reductions (tests/test_normalize.c): sum, mean, std, and z-score
