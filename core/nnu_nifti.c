@@ -65,17 +65,12 @@ static int disk_type(int dt, nnu_dtype *out) {
     return 0;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* ---- the open file: a gzFile plus what we know about its size ---- */
 
 typedef struct nifti_file {
     const char *path;
     gzFile      gz;
-    int         compressed;     /* .gz name */
+    int         compressed;     /* gzip content (set after the first read) */
     int64_t     file_size;      /* bytes on disk */
 } nifti_file;
 
@@ -87,7 +82,6 @@ static nnu_status file_open(const char *path, nifti_file *f) {
         return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
     NNU_CHECK(S_ISREG(st.st_mode), NNU_STATUS_ERR_IO, "cannot read '%s': not a regular file", path);
     f->file_size = (int64_t)st.st_size;
-    f->compressed = ends_with(path, ".gz");
     f->gz = gzopen(path, "rb");
     if (!f->gz)
         return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot read '%s': %s", path,
@@ -468,6 +462,8 @@ static nnu_status read_header_open(nifti_file *f, nnu_nifti_info *info, parsed *
     unsigned char raw[540];
     int64_t got;
     NNU_TRY(file_read(f, raw, 348, &got));
+    /* compressed or not is decided by the content, not the name (gzip magic 1f 8b) */
+    f->compressed = !gzdirect(f->gz);
     if (got == 348) {
         int32_t sz;
         memcpy(&sz, raw, 4);

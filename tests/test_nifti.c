@@ -425,6 +425,16 @@ static void test_bad_inputs(void) {
         expect_fail(tmp_path("corrupt.nii.gz"), NNU_STATUS_ERR_FORMAT, "gzip");
         free(g);
     }
+    /* compression is recognised by content, not by name */
+    spit(tmp_path("gz_named.nii"), v, n, 1);
+    spit(tmp_path("plain_named.nii.gz"), v, n, 0);
+    nnu_tensor *m1 = NULL, *m2 = NULL;
+    CHECK_OK(nnu_nifti_read(tmp_path("gz_named.nii"), NULL, &m1));
+    CHECK_OK(nnu_nifti_read(tmp_path("plain_named.nii.gz"), NULL, &m2));
+    nnu_tensor_release(m1);
+    nnu_tensor_release(m2);
+    spit(tmp_path("short_plain_named.nii.gz"), v, 352 + 1000, 0);
+    expect_fail(tmp_path("short_plain_named.nii.gz"), NNU_STATUS_ERR_FORMAT, "but only 1000 bytes of data");
     /* the valid file itself still reads */
     nnu_tensor *t = NULL;
     CHECK_OK(nnu_nifti_read(tmp_path("full.nii.gz"), NULL, &t));
