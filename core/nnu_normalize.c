@@ -192,3 +192,33 @@ nnu_status nnu_normalize(nnu_tensor *t, nnu_norm_scheme s, const nnu_tensor *mas
     }
     return NNU_FAIL(NNU_STATUS_ERR_ARG, "normalize: bad scheme %d", (int)s);
 }
+
+nnu_status nnu_normalize_transposed(nnu_tensor *t, nnu_norm_scheme s, const nnu_tensor *mask_label,
+                                    const nnu_norm_ct_props *ct, const int tf[3]) {
+    char b[64];
+    if (s != NNU_NORM_ZSCORE || mask_label || !tf) return nnu_normalize(t, s, mask_label, ct);
+    NNU_CHECK(t->dtype == NNU_DTYPE_F32 && nnu_tensor_is_contiguous(t) && t->ndim >= 3, NNU_STATUS_ERR_ARG,
+              "normalize: need a contiguous f32 tensor with 3 spatial axes, got %s %s",
+              nnu_dtype_name(t->dtype), nnu_tensor_shape_str(t, b, sizeof b));
+    int seen = 0;
+    for (int i = 0; i < 3; i++) seen |= (tf[i] >= 0 && tf[i] < 3) ? 1 << tf[i] : 8;
+    NNU_CHECK(seen == 7, NNU_STATUS_ERR_ARG, "normalize: transpose_forward [%d,%d,%d] is not a permutation",
+              tf[0], tf[1], tf[2]);
+    /* a view in the original axis order: its axis lead + tf[i] is transposed axis lead + i */
+    int perm[NNU_MAX_DIMS], lead = t->ndim - 3;
+    for (int i = 0; i < lead; i++) perm[i] = i;
+    for (int i = 0; i < 3; i++) perm[lead + tf[i]] = lead + i;
+    nnu_tensor *v = NULL, *c = NULL;
+    NNU_TRY(nnu_tensor_view_permute(t, perm, &v));
+    nnu_status st = nnu_tensor_contiguous(v, &c);          /* the reference's storage order */
+    nnu_tensor_release(v);
+    if (st) return st;
+    int64_t n = nnu_tensor_numel(t);
+    float mu, sd, *x = nnu_tensor_data(t);
+    nnu_np_mean_std_f32(nnu_tensor_data(c), n, &mu, &sd);
+    nnu_tensor_release(c);
+    if (n == 0) return NNU_STATUS_OK;
+    float dv = divisor_f32(sd);
+    for (int64_t i = 0; i < n; i++) x[i] = (x[i] - mu) / dv;
+    return NNU_STATUS_OK;
+}

@@ -4,10 +4,7 @@
  * Every scheme computes in float32 like the reference's numpy code: means and
  * sums use numpy's float32 pairwise summation (nnu_np_sum_f32), (x - mu) and the
  * division are two rounded float32 operations. Results match numpy to the last
- * bit for contiguous input. (The reference normalizes a transposed, cropped
- * *view*, which numpy sums in the view's memory order; our crop is a contiguous
- * copy, so for transposed datasets the sums may differ in the last bit, i.e.
- * ~1e-7 relative; never for untransposed data.) */
+ * bit; for datasets with a non-identity transpose use nnu_normalize_transposed. */
 #ifndef NNU_NORMALIZE_H
 #define NNU_NORMALIZE_H
 
@@ -45,6 +42,17 @@ nnu_status nnu_normalize_scheme_from_name(const char *class_name, nnu_norm_schem
  * it). ct: required for CT, ignored otherwise. */
 nnu_status nnu_normalize(nnu_tensor *x, nnu_norm_scheme s, const nnu_tensor *mask_label,
                          const nnu_norm_ct_props *ct);
+
+/* As nnu_normalize for a channel the caller transposed with transpose_forward
+ * (a permutation of the 3 spatial axes: transposed axis i = original axis
+ * tf[i]) before cropping. The reference normalizes a transposed, cropped *view*,
+ * and numpy sums a view in memory order, i.e. in the C order of the
+ * untransposed array: here the unmasked z-score's mean and std are taken in that
+ * order (one temporary copy), so they are bit-exact. The masked z-score gathers
+ * x[mask] in the view's (transposed) order, which nnu_normalize already does.
+ * x: contiguous f32 whose last 3 axes are the transposed spatial axes. */
+nnu_status nnu_normalize_transposed(nnu_tensor *x, nnu_norm_scheme s, const nnu_tensor *mask_label,
+                                    const nnu_norm_ct_props *ct, const int transpose_forward[3]);
 
 /* numpy's float32 np.sum of a contiguous array: consecutive blocks of 8192
  * elements, each summed pairwise (8 interleaved partial sums below 128

@@ -3,7 +3,8 @@
  *
  *   crop(image[, label]) -> image_c, label_c, bbox, shape_before
  *   uncrop(t, bbox, shape_before[, fill]) -> t_full
- *   normalize(channel, scheme[, {mask=label, mean=, std=, percentile_00_5=, percentile_99_5=}]) -> channel
+ *   normalize(channel, scheme[, {mask=label, mean=, std=, percentile_00_5=, percentile_99_5=,
+ *             transpose_forward={0,1,2} (the plans' 0-based list; exact sums for transposed data)}]) -> channel
  *   scheme_for_channel(name) -> "ZScoreNormalization" | "CTNormalization" | ...
  *   new_shape(shape, old_spacing, new_spacing) -> shape
  *   separate_z_axis(current_spacing, new_spacing[, force]) -> axis (1-based) | nil
@@ -121,8 +122,16 @@ static int l_preprocess_normalize(lua_State *L) {
     if (nnu_normalize_scheme_from_name(name, &s)) return luaL_argerror(L, 2, nnu_last_error());
     nnu_tensor *mask = NULL;
     nnu_norm_ct_props ct = {0, 0, 0, 0};
-    int nct = 0;
+    int nct = 0, tf[3], has_tf = 0;
     if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "transpose_forward");      /* the plans' 0-based list */
+        if (!lua_isnil(L, -1)) {
+            int64_t v[NNU_MAX_DIMS];
+            luaL_argcheck(L, l_checkshape(L, lua_gettop(L), v) == 3, 3, "transpose_forward needs 3 entries");
+            for (int i = 0; i < 3; i++) tf[i] = (int)v[i];
+            has_tf = 1;
+        }
+        lua_pop(L, 1);
         lua_getfield(L, 3, "mask");
         if (!lua_isnil(L, -1)) mask = l_tensor_check(L, -1);
         lua_pop(L, 1);
@@ -133,7 +142,8 @@ static int l_preprocess_normalize(lua_State *L) {
     }
     luaL_argcheck(L, s != NNU_NORM_CT || nct == 4, 3,
                   "CTNormalization needs mean, std, percentile_00_5 and percentile_99_5");
-    nnu_status st = nnu_normalize(t, s, mask, s == NNU_NORM_CT ? &ct : NULL);
+    nnu_status st = has_tf ? nnu_normalize_transposed(t, s, mask, s == NNU_NORM_CT ? &ct : NULL, tf)
+                           : nnu_normalize(t, s, mask, s == NNU_NORM_CT ? &ct : NULL);
     if (st) return l_raise(L, st);
     lua_settop(L, 1);
     return 1;

@@ -61,6 +61,24 @@ static void test_numpy_fixture(void) {
         for (int64_t k = 0; k < n; k++) bad += ((float *)nnu_tensor_data(x))[k] != ((float *)nnu_tensor_data(z))[k];
         CHECK(bad == 0, "%s: z-score differs from numpy at %lld voxels", names[i], (long long)bad);
     }
+    /* transposed, cropped views: numpy sums them in the untransposed order */
+    const int tf[3] = {2, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "t%d.x", i);
+        nnu_tensor *x = fixture_get(&fx, nm), *x2 = NULL;
+        snprintf(nm, sizeof nm, "t%d.z", i);
+        nnu_tensor *z = fixture_get(&fx, nm);
+        if (!x || !z) { CHECK(0, "fixture arrays t%d", i); continue; }
+        CHECK_OK(nnu_tensor_clone(x, &x2));
+        CHECK_OK(nnu_normalize_transposed(x2, NNU_NORM_ZSCORE, NULL, NULL, tf));
+        int64_t n = nnu_tensor_numel(x), bad = 0;
+        for (int64_t k = 0; k < n; k++) bad += ((float *)nnu_tensor_data(x2))[k] != ((float *)nnu_tensor_data(z))[k];
+        CHECK(bad == 0, "transposed view %d: %lld of %lld voxels differ from numpy", i, (long long)bad, (long long)n);
+        nnu_tensor_release(x2);
+    }
+    CHECK_FAILS(nnu_normalize_transposed(fixture_get(&fx, "t0.x"), NNU_NORM_ZSCORE, NULL, NULL, (int[]){0, 0, 1}),
+                NNU_STATUS_ERR_ARG, "not a permutation");
     fixture_free(&fx);
 }
 

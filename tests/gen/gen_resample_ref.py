@@ -220,6 +220,17 @@ def main():
         s.add(name + ".x", x)
         s.add(name + ".r", np.array([np.sum(x), x.mean(), x.std()], np.float64))
         s.add(name + ".z", z.astype(np.float32))
+    # z-score of a transposed, cropped *view* (what the reference normalizes): numpy
+    # sums it in memory order = the C order of the untransposed array
+    tr = np.random.RandomState(11)
+    for i in range(4):
+        a = tr.gamma(2.0, 300.0, size=(20, 30, 40)).astype(np.float32)
+        v = a.transpose(2, 0, 1)[3:37, 2:17, 4:27]          # transpose_forward [2, 0, 1], then crop
+        s.add("t%d.x" % i, np.ascontiguousarray(v))
+        img = v.astype(np.float32, copy=False)
+        mean, std = img.mean(), img.std()
+        out = (img - mean) / max(std, 1e-8)
+        s.add("t%d.z" % i, out.astype(np.float32))
     s.write(os.path.join(ROOT, "normalize", "np_stats.bin"))
 
     # hole filling (tests/test_crop.c): random masks with many cavities vs scipy
