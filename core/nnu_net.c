@@ -1,0 +1,651 @@
+/* nnu_net.c: PlainConvUNet construction, arena planning, forward, loss, backward
+ * and the SGD step (see nnu_net.h for the layout of parameters and outputs).
+ *
+ * Data flow (F_r features at resolution r, L = activation layout block):
+ *   encoder stage r: blocks conv(stride_r on the first) -> instnorm+lrelu; its last
+ *                    output E_r is the skip of resolution r
+ *   decoder stage t (r = n-2-t): up = convt(below); cat = [up, E_r];
+ *                    blocks conv -> instnorm+lrelu; head = conv1x1 -> logits_t
+ * Every block keeps pre (conv output, N*F*S) and act (its activation, N*F*S) and
+ * stats (N*F*2); the backward recomputes the normalised values from pre + stats.
+ * Gradient buffers: ga/gb ping-pong (largest activation), gt scratch (head and
+ * upsampling gradients), gskip_r per encoder stage (filled by the decoder). */
+#include "nnu_net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnu_interrupt.h"
+
+typedef struct block {
+    nnu_conv_params cp;
+    nnu_norm_params np;
+    int64_t w, b, g, bt;            /* parameter offsets: conv weight/bias, norm gamma/beta */
+    const float *in;                /* input activation (arena or the user input) */
+    float *pre, *act, *stats;
+} block;
+
+typedef struct dstage {
+    int r;                          /* resolution of this stage */
+    int64_t tw, tb, hw, hb;         /* transposed conv and head parameter offsets */
+    nnu_conv_params tp, hp;
+    nnu_concat_params catp;
+    const float *below;             /* input of the transposed conv */
+    float *cat;                     /* [up, skip] */
+    float *logits, *glogits;        /* head output (plain) and its gradient */
+    int32_t *target;                /* labels at this resolution (loss) */
+    void *loss_ws;
+    nnu_loss_params lp;
+} dstage;
+
+struct nnu_net {
+    const nnu_backend *be;
+    nnu_net_config cfg;
+    int cblk;
+    /* parameters */
+    int64_t nparams;
+    float *params, *grads, *mom;
+    int ntensors;
+    nnu_net_tensor_info tensors[NNU_NET_MAX_STAGES * 32];
+    int sgd_steps;
+    /* layer descriptors: encoder blocks first, then decoder blocks */
+    int nblocks;
+    block blocks[NNU_NET_MAX_STAGES * 16];
+    int enc_first[NNU_NET_MAX_STAGES], enc_n[NNU_NET_MAX_STAGES];
+    int dec_first[NNU_NET_MAX_STAGES], dec_n[NNU_NET_MAX_STAGES];
+    dstage dec[NNU_NET_MAX_STAGES];
+    /* plan */
+    int64_t batch, patch[3];
+    int64_t sp[NNU_NET_MAX_STAGES][3];   /* spatial size per resolution */
+    char *arena;
+    size_t arena_bytes;
+    float *ga, *gb, *gt, *up;
+    float *gskip[NNU_NET_MAX_STAGES];
+    int last_train;                 /* outputs of the last forward */
+};
+
+/* ---- configuration and parameters ---- */
+
+void nnu_sgd_config_default(nnu_sgd_config *c) {
+    c->lr = 1e-2f;
+    c->momentum = 0.99f;
+    c->weight_decay = 3e-5f;
+    c->nesterov = 1;
+    c->clip_norm = 12.0f;
+}
+
+float nnu_poly_lr(float initial, int epoch, int max_epochs) {
+    return (float)(initial * pow(1.0 - (double)epoch / max_epochs, 0.9));
+}
+
+static nnu_status check_config(const nnu_net_config *c) {
+    NNU_CHECK(c->dim == 2 || c->dim == 3, NNU_STATUS_ERR_ARG, "net: dim %d (2 or 3)", c->dim);
+    NNU_CHECK(c->n_stages >= 2 && c->n_stages <= NNU_NET_MAX_STAGES, NNU_STATUS_ERR_ARG,
+              "net: n_stages %d (2..%d)", c->n_stages, NNU_NET_MAX_STAGES);
+    NNU_CHECK(c->in_channels > 0 && c->num_classes >= 2, NNU_STATUS_ERR_ARG,
+              "net: in_channels %d, num_classes %d", c->in_channels, c->num_classes);
+    for (int s = 0; s < c->n_stages; s++) {
+        NNU_CHECK(c->features[s] > 0, NNU_STATUS_ERR_ARG, "net: features[%d] = %d", s,
+                  c->features[s]);
+        NNU_CHECK(c->n_conv_enc[s] >= 1 && c->n_conv_enc[s] <= 8, NNU_STATUS_ERR_ARG,
+                  "net: n_conv_per_stage[%d] = %d", s, c->n_conv_enc[s]);
+        if (s < c->n_stages - 1)
+            NNU_CHECK(c->n_conv_dec[s] >= 1 && c->n_conv_dec[s] <= 8, NNU_STATUS_ERR_ARG,
+                      "net: n_conv_per_stage_decoder[%d] = %d", s, c->n_conv_dec[s]);
+        for (int a = 0; a < 3; a++) {
+            NNU_CHECK(c->kernel[s][a] == 1 || c->kernel[s][a] == 3, NNU_STATUS_ERR_UNSUPPORTED,
+                      "net: kernel %d on axis %d of stage %d (1 or 3)", c->kernel[s][a], a, s);
+            NNU_CHECK(c->stride[s][a] == 1 || c->stride[s][a] == 2, NNU_STATUS_ERR_UNSUPPORTED,
+                      "net: stride %d on axis %d of stage %d (1 or 2)", c->stride[s][a], a, s);
+        }
+        if (c->dim == 2)
+            NNU_CHECK(c->kernel[s][0] == 1 && c->stride[s][0] == 1, NNU_STATUS_ERR_ARG,
+                      "net: 2-D stage %d needs kernel/stride 1 on the D axis", s);
+    }
+    return NNU_STATUS_OK;
+}
+
+static int add_tensor(nnu_net *net, const char *name, int ndim, const int64_t *shape) {
+    nnu_net_tensor_info *t = &net->tensors[net->ntensors];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) { t->shape[i] = shape[i]; t->numel *= shape[i]; }
+    t->offset = net->nparams;
+    net->nparams += t->numel;
+    return net->ntensors++;
+}
+
+/* weight shape [a, b, k...] with the spatial kernel dims of the net's dim */
+static int add_weight(nnu_net *net, const char *name, int64_t a, int64_t b, const int k[3]) {
+    int64_t sh[5] = {a, b};
+    int nd = 2;
+    for (int i = net->cfg.dim == 2 ? 1 : 0; i < 3; i++) sh[nd++] = k[i];
+    return add_tensor(net, name, nd, sh);
+}
+
+static void add_block(nnu_net *net, const char *prefix, int64_t cin, int64_t cout,
+                      const int k[3]) {
+    block *bl = &net->blocks[net->nblocks++];
+    char nm[96];
+    int64_t c = cout;
+    snprintf(nm, sizeof nm, "%s.conv.weight", prefix);
+    bl->w = net->tensors[add_weight(net, nm, cout, cin, k)].offset;
+    bl->b = -1;
+    if (net->cfg.conv_bias) {
+        snprintf(nm, sizeof nm, "%s.conv.bias", prefix);
+        bl->b = net->tensors[add_tensor(net, nm, 1, &c)].offset;
+    }
+    snprintf(nm, sizeof nm, "%s.norm.weight", prefix);
+    bl->g = net->tensors[add_tensor(net, nm, 1, &c)].offset;
+    snprintf(nm, sizeof nm, "%s.norm.bias", prefix);
+    bl->bt = net->tensors[add_tensor(net, nm, 1, &c)].offset;
+}
+
+/* N(0,1) by Box-Muller on a xorshift64* stream */
+static double randn(uint64_t *s) {
+    double u[2];
+    for (int i = 0; i < 2; i++) {
+        *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+        u[i] = ((double)((*s * 0x2545F4914F6CDD1Dull) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    }
+    return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
+}
+
+/* He normal, a = 0.01 (InitWeights_He): std = sqrt(2/(1+a^2)) / sqrt(fan_in), with
+ * PyTorch's fan_in = size(1) * prod(kernel) (for ConvTranspose that is Cout * k). */
+static void init_params(nnu_net *net, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    const double gain = sqrt(2.0 / (1.0 + 1e-4));
+    for (int i = 0; i < net->ntensors; i++) {
+        const nnu_net_tensor_info *t = &net->tensors[i];
+        float *p = net->params + t->offset;
+        int is_norm_w = strstr(t->name, ".norm.weight") != NULL;
+        if (t->ndim >= 3) {
+            double fan_in = (double)t->numel / (double)t->shape[0];
+            double sd = gain / sqrt(fan_in);
+            for (int64_t j = 0; j < t->numel; j++) p[j] = (float)(sd * randn(&s));
+        } else {
+            float v = is_norm_w ? 1.0f : 0.0f;   /* gamma 1; conv/norm biases 0 */
+            for (int64_t j = 0; j < t->numel; j++) p[j] = v;
+        }
+    }
+}
+
+nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint64_t seed,
+                          nnu_net **out) {
+    *out = NULL;
+    NNU_TRY(check_config(cfg));
+    for (int op = 0; op < NNU_OP_COUNT; op++) NNU_TRY(nnu_backend_require(be, (nnu_op)op));
+    nnu_net *net = calloc(1, sizeof *net);
+    NNU_CHECK(net, NNU_STATUS_ERR_OOM, "net: out of memory");
+    net->be = be;
+    net->cfg = *cfg;
+    const nnu_net_config *c = &net->cfg;
+    const int n = c->n_stages;
+    net->cblk = 16;
+    for (int s = 0; s < n; s++)
+        if (c->features[s] % 16) net->cblk = 1;
+    char nm[96];
+    for (int s = 0; s < n; s++) {
+        net->enc_first[s] = net->nblocks;
+        net->enc_n[s] = c->n_conv_enc[s];
+        for (int j = 0; j < c->n_conv_enc[s]; j++) {
+            snprintf(nm, sizeof nm, "encoder.stages.%d.0.convs.%d", s, j);
+            int64_t cin = j ? c->features[s] : (s ? c->features[s - 1] : c->in_channels);
+            add_block(net, nm, cin, c->features[s], c->kernel[s]);
+        }
+    }
+    for (int t = 0; t < n - 1; t++) {
+        int r = n - 2 - t;
+        net->dec[t].r = r;
+        net->dec_first[t] = net->nblocks;
+        net->dec_n[t] = c->n_conv_dec[t];
+        for (int j = 0; j < c->n_conv_dec[t]; j++) {
+            snprintf(nm, sizeof nm, "decoder.stages.%d.convs.%d", t, j);
+            add_block(net, nm, j ? c->features[r] : 2 * c->features[r], c->features[r],
+                      c->kernel[r]);
+        }
+    }
+    for (int t = 0; t < n - 1; t++) {
+        int r = n - 2 - t;
+        int64_t cr = c->features[r];
+        snprintf(nm, sizeof nm, "decoder.transpconvs.%d.weight", t);
+        net->dec[t].tw = net->tensors[add_weight(net, nm, c->features[r + 1], cr,
+                                                 c->stride[r + 1])].offset;
+        net->dec[t].tb = -1;
+        if (c->conv_bias) {
+            snprintf(nm, sizeof nm, "decoder.transpconvs.%d.bias", t);
+            net->dec[t].tb = net->tensors[add_tensor(net, nm, 1, &cr)].offset;
+        }
+    }
+    for (int t = 0; t < n - 1; t++) {
+        int r = n - 2 - t;
+        int64_t k = c->num_classes;
+        const int one[3] = {1, 1, 1};
+        snprintf(nm, sizeof nm, "decoder.seg_layers.%d.weight", t);
+        net->dec[t].hw = net->tensors[add_weight(net, nm, k, c->features[r], one)].offset;
+        snprintf(nm, sizeof nm, "decoder.seg_layers.%d.bias", t);
+        net->dec[t].hb = net->tensors[add_tensor(net, nm, 1, &k)].offset;
+    }
+    size_t bytes = (size_t)net->nparams * sizeof(float);
+    net->params = be->mem->alloc(bytes, be->mem->ctx);
+    net->grads = be->mem->alloc(bytes, be->mem->ctx);
+    net->mom = be->mem->alloc(bytes, be->mem->ctx);
+    if (!net->params || !net->grads || !net->mom) {
+        nnu_net_free(net);
+        return NNU_FAIL(NNU_STATUS_ERR_OOM, "net: %zu bytes of parameters", 3 * bytes);
+    }
+    /* initialisation is host code: the CPU memory is host-accessible; a device
+     * backend would initialise on the host and copy (be->memcpy_) */
+    init_params(net, seed);
+    memset(net->grads, 0, bytes);
+    memset(net->mom, 0, bytes);
+    *out = net;
+    return NNU_STATUS_OK;
+}
+
+void nnu_net_free(nnu_net *net) {
+    if (!net) return;
+    const nnu_memory_ops *m = net->be->mem;
+    if (net->params) m->free(net->params, m->ctx);
+    if (net->grads) m->free(net->grads, m->ctx);
+    if (net->mom) m->free(net->mom, m->ctx);
+    if (net->arena) m->free(net->arena, m->ctx);
+    free(net);
+}
+
+const nnu_net_config *nnu_net_get_config(const nnu_net *net) { return &net->cfg; }
+int64_t nnu_net_num_params(const nnu_net *net) { return net->nparams; }
+float *nnu_net_params(nnu_net *net) { return net->params; }
+float *nnu_net_grads(nnu_net *net) { return net->grads; }
+float *nnu_net_momentum(nnu_net *net) { return net->mom; }
+int nnu_net_num_tensors(const nnu_net *net) { return net->ntensors; }
+const nnu_net_tensor_info *nnu_net_tensor(const nnu_net *net, int i) {
+    return i >= 0 && i < net->ntensors ? &net->tensors[i] : NULL;
+}
+int nnu_net_find_tensor(const nnu_net *net, const char *name) {
+    for (int i = 0; i < net->ntensors; i++)
+        if (!strcmp(net->tensors[i].name, name)) return i;
+    return -1;
+}
+size_t nnu_net_arena_bytes(const nnu_net *net) { return net->arena_bytes; }
+int nnu_net_get_sgd_steps(const nnu_net *net) { return net->sgd_steps; }
+void nnu_net_set_sgd_steps(nnu_net *net, int steps) { net->sgd_steps = steps; }
+
+/* ---- planning ---- */
+
+static int64_t spn(const int64_t s[3]) { return s[0] * s[1] * s[2]; }
+
+/* arena carving: pass 1 (base NULL) measures, pass 2 assigns */
+typedef struct carver { char *base; size_t off; } carver;
+static void *carve(carver *cv, int64_t nfloats) {
+    size_t b = ((size_t)nfloats * sizeof(float) + 63) & ~(size_t)63;
+    void *p = cv->base ? cv->base + cv->off : NULL;
+    cv->off += b;
+    return p;
+}
+
+static nnu_status plan_layers(nnu_net *net, carver *cv) {
+    const nnu_net_config *c = &net->cfg;
+    const int n = c->n_stages, L = net->cblk;
+    const int64_t N = net->batch;
+    int64_t maxact = 0;
+    for (int s = 0; s < n; s++) {
+        int64_t S = spn(net->sp[s]);
+        int64_t cat = s < n - 1 ? 2 * (int64_t)c->features[s] : c->features[s];
+        if (N * cat * S > maxact) maxact = N * cat * S;
+    }
+    const float *prev = NULL;   /* the user input, set at forward time */
+    for (int s = 0; s < n; s++) {
+        for (int j = 0; j < net->enc_n[s]; j++) {
+            block *bl = &net->blocks[net->enc_first[s] + j];
+            int64_t cin = j ? c->features[s] : (s ? c->features[s - 1] : c->in_channels);
+            const int64_t *in = j ? net->sp[s] : (s ? net->sp[s - 1] : net->patch);
+            const int one[3] = {1, 1, 1};
+            NNU_TRY(nnu_conv_params_init(&bl->cp, N, cin, c->features[s], in, c->kernel[s],
+                                         j ? one : c->stride[s], 0, (s || j) ? L : 1, L));
+            bl->cp.has_bias = c->conv_bias;
+            bl->np = (nnu_norm_params){N, c->features[s], spn(net->sp[s]), L, c->norm_eps,
+                                       c->slope};
+            int64_t sz = N * c->features[s] * spn(net->sp[s]);
+            bl->in = prev;
+            bl->pre = carve(cv, sz);
+            bl->act = carve(cv, sz);
+            bl->stats = carve(cv, N * c->features[s] * 2);
+            prev = bl->act;
+        }
+    }
+    for (int t = 0; t < n - 1; t++) {
+        dstage *d = &net->dec[t];
+        const int r = d->r;
+        const int64_t F = c->features[r], S = spn(net->sp[r]);
+        NNU_TRY(nnu_conv_params_init(&d->tp, N, c->features[r + 1], F, net->sp[r + 1],
+                                     c->stride[r + 1], c->stride[r + 1], 1, L, L));
+        d->tp.has_bias = c->conv_bias;
+        d->catp = (nnu_concat_params){N, F, F, S, L};
+        d->below = prev;
+        d->cat = carve(cv, N * 2 * F * S);
+        for (int j = 0; j < net->dec_n[t]; j++) {
+            block *bl = &net->blocks[net->dec_first[t] + j];
+            const int one[3] = {1, 1, 1};
+            NNU_TRY(nnu_conv_params_init(&bl->cp, N, j ? F : 2 * F, F, net->sp[r], c->kernel[r],
+                                         one, 0, L, L));
+            bl->cp.has_bias = c->conv_bias;
+            bl->np = (nnu_norm_params){N, F, S, L, c->norm_eps, c->slope};
+            bl->in = j ? prev : d->cat;
+            bl->pre = carve(cv, N * F * S);
+            bl->act = carve(cv, N * F * S);
+            bl->stats = carve(cv, N * F * 2);
+            prev = bl->act;
+        }
+        const int one[3] = {1, 1, 1};
+        NNU_TRY(nnu_conv_params_init(&d->hp, N, F, c->num_classes, net->sp[r], one, one, 0, L, 1));
+        d->logits = carve(cv, N * c->num_classes * S);
+        d->glogits = carve(cv, N * c->num_classes * S);
+        d->target = carve(cv, N * S);          /* int32 is float-sized */
+        d->lp = (nnu_loss_params){N, c->num_classes, S, c->batch_dice, 0, c->ignore_label,
+                                  1e-5f, 1.0f};
+        size_t ws = nnu_loss_ws_size(&d->lp);
+        d->loss_ws = carve(cv, (int64_t)((ws + 3) / 4));
+    }
+    net->ga = carve(cv, maxact);
+    net->gb = carve(cv, maxact);
+    net->gt = carve(cv, maxact);
+    net->up = carve(cv, maxact);
+    for (int s = 0; s < n - 1; s++)
+        net->gskip[s] = carve(cv, N * c->features[s] * spn(net->sp[s]));
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3]) {
+    if (net->arena && batch == net->batch && !memcmp(patch, net->patch, sizeof net->patch))
+        return NNU_STATUS_OK;
+    const nnu_net_config *c = &net->cfg;
+    NNU_CHECK(batch > 0, NNU_STATUS_ERR_ARG, "net: batch %lld", (long long)batch);
+    NNU_CHECK(c->dim == 3 || patch[0] == 1, NNU_STATUS_ERR_SHAPE,
+              "net: 2-D network needs D = 1 (got %lld)", (long long)patch[0]);
+    int64_t cur[3] = {patch[0], patch[1], patch[2]};
+    for (int s = 0; s < c->n_stages; s++) {
+        for (int a = 0; a < 3; a++) {
+            NNU_CHECK(cur[a] % c->stride[s][a] == 0, NNU_STATUS_ERR_SHAPE,
+                      "net: patch [%lld,%lld,%lld] axis %d is not divisible by the total stride "
+                      "(stage %d)", (long long)patch[0], (long long)patch[1],
+                      (long long)patch[2], a, s);
+            cur[a] /= c->stride[s][a];
+            NNU_CHECK(cur[a] >= 1, NNU_STATUS_ERR_SHAPE, "net: patch too small");
+            net->sp[s][a] = cur[a];
+        }
+    }
+    if (net->arena) net->be->mem->free(net->arena, net->be->mem->ctx);
+    net->arena = NULL;
+    net->arena_bytes = 0;
+    net->batch = batch;
+    memcpy(net->patch, patch, sizeof net->patch);
+    carver cv = {NULL, 0};
+    NNU_TRY(plan_layers(net, &cv));
+    net->arena = net->be->mem->alloc(cv.off, net->be->mem->ctx);
+    NNU_CHECK(net->arena, NNU_STATUS_ERR_OOM, "net: arena of %zu MB", cv.off >> 20);
+    net->arena_bytes = cv.off;
+    cv = (carver){net->arena, 0};
+    NNU_TRY(plan_layers(net, &cv));
+    return NNU_STATUS_OK;
+}
+
+/* ---- forward ---- */
+
+static float *P(nnu_net *net, int64_t off) { return off >= 0 ? net->params + off : NULL; }
+static float *G(nnu_net *net, int64_t off) { return off >= 0 ? net->grads + off : NULL; }
+
+static nnu_status block_fwd(nnu_net *net, block *bl) {
+    const nnu_backend *be = net->be;
+    NNU_TRY(be->conv_fwd(be, bl->in, bl->pre, P(net, bl->w), P(net, bl->b), &bl->cp));
+    return be->instnorm_fwd(be, bl->pre, bl->act, P(net, bl->g), P(net, bl->bt), bl->stats,
+                            &bl->np);
+}
+
+nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const int64_t patch[3],
+                           int train) {
+    NNU_TRY(nnu_net_plan(net, n, patch));
+    NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
+    const nnu_backend *be = net->be;
+    const int ns = net->cfg.n_stages;
+    net->blocks[0].in = input;
+    for (int b = 0; b < net->enc_first[ns - 1] + net->enc_n[ns - 1]; b++)
+        NNU_TRY(block_fwd(net, &net->blocks[b]));
+    for (int t = 0; t < ns - 1; t++) {
+        dstage *d = &net->dec[t];
+        const float *skip = net->blocks[net->enc_first[d->r] + net->enc_n[d->r] - 1].act;
+        NNU_TRY(be->convt_fwd(be, d->below, net->up, P(net, d->tw), P(net, d->tb), &d->tp));
+        NNU_TRY(be->concat_fwd(be, net->up, skip, d->cat, &d->catp));
+        for (int j = 0; j < net->dec_n[t]; j++)
+            NNU_TRY(block_fwd(net, &net->blocks[net->dec_first[t] + j]));
+        int want = (train && net->cfg.deep_supervision) || t == ns - 2;
+        if (want) {
+            const float *x = net->blocks[net->dec_first[t] + net->dec_n[t] - 1].act;
+            NNU_TRY(be->conv_fwd(be, x, d->logits, P(net, d->hw), P(net, d->hb), &d->hp));
+        }
+    }
+    net->last_train = train;
+    return NNU_STATUS_OK;
+}
+
+int nnu_net_num_outputs(const nnu_net *net) {
+    return net->last_train && net->cfg.deep_supervision ? net->cfg.n_stages - 1 : 1;
+}
+
+/* output i is decoder stage n-2-i (highest resolution first) */
+const float *nnu_net_output(const nnu_net *net, int i, int64_t shape[5]) {
+    if (i < 0 || i >= nnu_net_num_outputs(net) || !net->arena) return NULL;
+    const dstage *d = &net->dec[net->cfg.n_stages - 2 - i];
+    if (shape) {
+        shape[0] = net->batch;
+        shape[1] = net->cfg.num_classes;
+        for (int a = 0; a < 3; a++) shape[2 + a] = net->sp[d->r][a];
+    }
+    return d->logits;
+}
+
+float *nnu_net_output_grad(nnu_net *net, int i) {
+    if (i < 0 || i >= nnu_net_num_outputs(net) || !net->arena) return NULL;
+    return net->dec[net->cfg.n_stages - 2 - i].glogits;
+}
+
+/* ---- loss ---- */
+
+double nnu_net_ds_weight(const nnu_net *net, int i) {
+    int k = nnu_net_num_outputs(net);
+    if (k == 1) return i == 0 ? 1.0 : 0.0;
+    double sum = 0;
+    for (int j = 0; j < k - 1; j++) sum += ldexp(1.0, -j);   /* the lowest has weight 0 */
+    return i < k - 1 ? ldexp(1.0, -i) / sum : 0.0;
+}
+
+/* target (N, 1, D, H, W) -> int32 labels of resolution r by nearest-exact
+ * (source index floor((o + 0.5) * in / out), nnunet-behaviour.md §8) */
+static nnu_status ds_target(nnu_net *net, const nnu_tensor *t, int r, int32_t *out) {
+    const int64_t N = net->batch, *P0 = net->patch, *Pr = net->sp[r];
+    const char *base = nnu_tensor_data(t);
+    const size_t es = nnu_dtype_size(t->dtype);
+    int bad = 0;
+#pragma omp parallel for collapse(2) schedule(static) reduction(| : bad)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t z = 0; z < Pr[0]; z++) {
+            int64_t iz = (int64_t)floor((z + 0.5) * (double)P0[0] / (double)Pr[0]);
+            for (int64_t y = 0; y < Pr[1]; y++) {
+                int64_t iy = (int64_t)floor((y + 0.5) * (double)P0[1] / (double)Pr[1]);
+                for (int64_t x = 0; x < Pr[2]; x++) {
+                    int64_t ix = (int64_t)floor((x + 0.5) * (double)P0[2] / (double)Pr[2]);
+                    int64_t off = n * t->stride[0] + iz * t->stride[2] + iy * t->stride[3] +
+                                  ix * t->stride[4];
+                    double v = nnu_dtype_load(t->dtype, base + off * (int64_t)es);
+                    int32_t lab = (int32_t)v;
+                    bad |= (double)lab != v;
+                    out[((n * Pr[0] + z) * Pr[1] + y) * Pr[2] + x] = lab;
+                }
+            }
+        }
+    NNU_CHECK(!bad, NNU_STATUS_ERR_ARG, "net loss: target holds non-integer labels");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss) {
+    NNU_CHECK(net->arena && net->last_train, NNU_STATUS_ERR_ARG,
+              "net loss: needs a training forward first");
+    NNU_CHECK(target->ndim == 5 && target->shape[0] == net->batch && target->shape[1] == 1 &&
+              target->shape[2] == net->patch[0] && target->shape[3] == net->patch[1] &&
+              target->shape[4] == net->patch[2], NNU_STATUS_ERR_SHAPE,
+              "net loss: target [%lld,%lld,%lld,%lld,%lld] vs input batch %lld patch "
+              "[%lld,%lld,%lld] (want N,1,D,H,W)", (long long)target->shape[0],
+              (long long)target->shape[1], (long long)target->shape[2],
+              (long long)target->shape[3], (long long)target->shape[4], (long long)net->batch,
+              (long long)net->patch[0], (long long)net->patch[1], (long long)net->patch[2]);
+    NNU_CHECK(target->storage->mem == NULL || target->storage->mem->host_accessible,
+              NNU_STATUS_ERR_ARG, "net loss: target must be in host memory");
+    const nnu_backend *be = net->be;
+    double total = 0;
+    for (int i = 0; i < nnu_net_num_outputs(net); i++) {
+        dstage *d = &net->dec[net->cfg.n_stages - 2 - i];
+        double w = nnu_net_ds_weight(net, i), l;
+        int64_t sz = d->lp.n * d->lp.k * d->lp.s;
+        if (w == 0.0) {              /* skipped term: zero gradient, nothing to compute */
+            memset(d->glogits, 0, (size_t)sz * sizeof(float));
+            continue;
+        }
+        NNU_TRY(ds_target(net, target, d->r, d->target));
+        d->lp.weight = (float)w;
+        NNU_TRY(be->loss_dice_ce_fwd(be, d->logits, d->target, d->loss_ws, &l, &d->lp));
+        NNU_TRY(be->loss_dice_ce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits, &d->lp));
+        total += w * l;
+    }
+    *loss = total;
+    return NNU_STATUS_OK;
+}
+
+/* ---- backward ---- */
+
+/* gy: gradient of bl->act (overwritten). Writes the gradient of bl->in into gx
+ * unless gx is NULL (first layer: the input needs no gradient). */
+static nnu_status block_bwd(nnu_net *net, block *bl, float *gy, float *gx) {
+    const nnu_backend *be = net->be;
+    NNU_TRY(be->instnorm_bwd(be, bl->pre, gy, gy, P(net, bl->g), P(net, bl->bt), G(net, bl->g),
+                             G(net, bl->bt), bl->stats, &bl->np));
+    NNU_TRY(be->conv_bwd_params(be, bl->in, gy, G(net, bl->w), G(net, bl->b), &bl->cp));
+    if (gx) NNU_TRY(be->conv_bwd_data(be, gy, gx, P(net, bl->w), &bl->cp));
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_net_backward(nnu_net *net) {
+    NNU_CHECK(net->arena && net->last_train, NNU_STATUS_ERR_ARG,
+              "net backward: needs a training forward first");
+    NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
+    const nnu_backend *be = net->be;
+    const int ns = net->cfg.n_stages, nout = nnu_net_num_outputs(net);
+    float *g = net->ga, *h = net->gb;       /* g: gradient of the current activation */
+    int have = 0;                           /* g holds a value */
+    for (int t = ns - 2; t >= 0; t--) {
+        dstage *d = &net->dec[t];
+        int i = ns - 2 - t;                 /* output index of this head */
+        const block *last = &net->blocks[net->dec_first[t] + net->dec_n[t] - 1];
+        int64_t act = last->np.n * last->np.c * last->np.s;
+        if (i < nout && nnu_net_ds_weight(net, i) != 0.0) {
+            const float *x = last->act;
+            NNU_TRY(be->conv_bwd_params(be, x, d->glogits, G(net, d->hw), G(net, d->hb), &d->hp));
+            if (have) {
+                NNU_TRY(be->conv_bwd_data(be, d->glogits, net->gt, P(net, d->hw), &d->hp));
+                nnu_eltwise_params ap = {act, 1.0f};
+                NNU_TRY(be->axpy(be, net->gt, g, &ap));
+            } else {
+                NNU_TRY(be->conv_bwd_data(be, d->glogits, g, P(net, d->hw), &d->hp));
+                have = 1;
+            }
+        }
+        if (!have) {   /* no gradient reaches this stage (e.g. only the lowest head) */
+            memset(g, 0, (size_t)act * sizeof(float));
+            have = 1;
+        }
+        for (int j = net->dec_n[t] - 1; j >= 0; j--) {
+            block *bl = &net->blocks[net->dec_first[t] + j];
+            NNU_TRY(block_bwd(net, bl, g, h));
+            float *tmp = g; g = h; h = tmp;
+        }
+        /* g: gradient of cat = [up, skip] */
+        NNU_TRY(be->concat_bwd(be, g, net->gt, net->gskip[d->r], &d->catp));
+        NNU_TRY(be->convt_bwd_params(be, d->below, net->gt, G(net, d->tw), G(net, d->tb), &d->tp));
+        NNU_TRY(be->convt_bwd_data(be, net->gt, g, P(net, d->tw), &d->tp));
+    }
+    /* g: gradient of the bottleneck output; encoder from the bottom up */
+    for (int s = ns - 1; s >= 0; s--) {
+        if (s < ns - 1) {
+            block *lb = &net->blocks[net->enc_first[s] + net->enc_n[s] - 1];
+            nnu_eltwise_params ap = {lb->np.n * lb->np.c * lb->np.s, 1.0f};
+            NNU_TRY(be->axpy(be, net->gskip[s], g, &ap));
+        }
+        for (int j = net->enc_n[s] - 1; j >= 0; j--) {
+            block *bl = &net->blocks[net->enc_first[s] + j];
+            int first = s == 0 && j == 0;
+            NNU_TRY(block_bwd(net, bl, g, first ? NULL : h));
+            float *tmp = g; g = h; h = tmp;
+        }
+    }
+    return NNU_STATUS_OK;
+}
+
+void nnu_net_zero_grad(nnu_net *net) {
+    /* one memset on the flat block (R22); device backends would use their own */
+    memset(net->grads, 0, (size_t)net->nparams * sizeof(float));
+}
+
+nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_norm) {
+    const nnu_backend *be = net->be;
+    nnu_eltwise_params ep = {net->nparams, 1.0f};
+    double ss;
+    NNU_TRY(be->sumsq(be, net->grads, &ss, &ep));
+    double norm = sqrt(ss);
+    if (grad_norm) *grad_norm = norm;
+    NNU_CHECK(isfinite(norm), NNU_STATUS_ERR_ARG, "net: gradient norm is %g", norm);
+    /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when < 1 */
+    if (c->clip_norm > 0) {
+        double coef = c->clip_norm / (norm + 1e-6);
+        if (coef < 1.0) {
+            ep.alpha = (float)coef;
+            NNU_TRY(be->scale(be, net->grads, &ep));
+        }
+    }
+    /* Heads whose loss weight is 0 get no gradient in the reference (grad None), and
+     * PyTorch's SGD skips such parameters entirely (no weight decay, no momentum):
+     * update the contiguous runs of the block between them. */
+    int64_t run = 0;
+    for (int i = 0; i <= net->ntensors; i++) {
+        int frozen = 0;
+        if (i < net->ntensors) {
+            int t = -1;
+            if (sscanf(net->tensors[i].name, "decoder.seg_layers.%d.", &t) == 1) {
+                int out = net->cfg.n_stages - 2 - t;       /* output index of head t */
+                frozen = out >= nnu_net_num_outputs(net) || nnu_net_ds_weight(net, out) == 0.0;
+            }
+        }
+        int64_t at = i < net->ntensors ? net->tensors[i].offset : net->nparams;
+        if ((frozen || i == net->ntensors) && at > run) {
+            nnu_sgd_params sp = {at - run, c->lr, c->momentum, c->weight_decay, c->nesterov,
+                                 net->sgd_steps == 0};
+            NNU_TRY(be->sgd_step(be, net->params + run, net->grads + run, net->mom + run, &sp));
+        }
+        if (frozen) run = at + net->tensors[i].numel;
+    }
+    net->sgd_steps++;
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
+                              const int64_t patch[3], const nnu_tensor *target,
+                              const nnu_sgd_config *c, double *loss) {
+    nnu_net_zero_grad(net);
+    NNU_TRY(nnu_net_forward(net, input, n, patch, 1));
+    NNU_TRY(nnu_net_loss(net, target, loss));
+    NNU_CHECK(isfinite(*loss), NNU_STATUS_ERR_ARG, "net: loss is %g", *loss);
+    NNU_TRY(nnu_net_backward(net));
+    return nnu_net_sgd_step(net, c, NULL);
+}

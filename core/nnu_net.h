@@ -1,0 +1,135 @@
+/* nnu_net: the reference's PlainConvUNet (nnunet-behaviour.md §6) on a backend,
+ * with its Dice + CE deep-supervision loss (§7.4) and SGD (§7.1).
+ *
+ * Parameters (R7): all weights live in one flat float block, all gradients in a
+ * second and the SGD momentum in a third, in PyTorch's named_parameters() order of
+ * dynamic_network_architectures' PlainConvUNet (names below), each tensor in
+ * PyTorch's layout; per-layer weights are offsets into the block.
+ *   encoder.stages.<s>.0.convs.<j>.conv.weight [F_s, Cin, k...]  .conv.bias [F_s]
+ *   encoder.stages.<s>.0.convs.<j>.norm.weight [F_s]             .norm.bias [F_s]
+ *   decoder.stages.<t>.convs.<j>.{conv,norm}.{weight,bias}        (t = 0: lowest res)
+ *   decoder.transpconvs.<t>.weight [F_{r+1}, F_r, s...]           .bias [F_r]
+ *   decoder.seg_layers.<t>.weight [K, F_r, 1...]                   .bias [K]
+ *
+ * Activations (R8): an arena planned once per (batch, patch) by nnu_net_plan (the
+ * forward calls it when the input's shape changes); a training step allocates
+ * nothing. Inside the arena activations use the channel-blocked layout (cblk 16)
+ * when every stage's feature count is a multiple of 16, plain otherwise; network
+ * input and outputs are always plain (N, C, D, H, W).
+ *
+ * Outputs: in training mode (and with deep supervision) the n_stages-1 head
+ * outputs from the highest resolution down; otherwise only the full-resolution one.
+ * Logits, no softmax. */
+#ifndef NNU_NET_H
+#define NNU_NET_H
+
+#include <stdint.h>
+
+#include "nnu_backend.h"
+#include "nnu_tensor.h"
+
+#define NNU_NET_MAX_STAGES 10
+
+typedef struct nnu_net_config {
+    int     dim;                                /* 2 or 3 (2: D = 1, kernel/stride[0] = 1) */
+    int     n_stages;
+    int     features[NNU_NET_MAX_STAGES];
+    int     kernel[NNU_NET_MAX_STAGES][3];      /* (D, H, W) order */
+    int     stride[NNU_NET_MAX_STAGES][3];      /* stage 0: all ones */
+    int     n_conv_enc[NNU_NET_MAX_STAGES];
+    int     n_conv_dec[NNU_NET_MAX_STAGES];     /* n_stages - 1 entries, lowest res first */
+    int     in_channels, num_classes;
+    int     conv_bias;                          /* 1 in the v2 plans */
+    float   norm_eps;                           /* 1e-5 */
+    float   slope;                              /* 0.01 */
+    int     deep_supervision;                   /* 1 */
+    /* loss */
+    int     batch_dice;
+    int     ignore_label;                       /* -1: none */
+} nnu_net_config;
+
+/* One parameter tensor of the flat block. */
+typedef struct nnu_net_tensor_info {
+    char    name[80];
+    int     ndim;
+    int64_t shape[5];
+    int64_t offset, numel;                      /* in floats, into the blocks */
+} nnu_net_tensor_info;
+
+/* SGD + clipping + poly schedule of the reference trainer (§7.1). */
+typedef struct nnu_sgd_config {
+    float lr;              /* for this step (the caller applies the poly schedule) */
+    float momentum;        /* 0.99 */
+    float weight_decay;    /* 3e-5 */
+    int   nesterov;        /* 1 */
+    float clip_norm;       /* 12; <= 0: no clipping */
+} nnu_sgd_config;
+
+void  nnu_sgd_config_default(nnu_sgd_config *c);
+/* lr_e = initial * (1 - epoch/max_epochs)^0.9 */
+float nnu_poly_lr(float initial, int epoch, int max_epochs);
+
+typedef struct nnu_net nnu_net;
+
+/* Validates cfg, allocates the parameter blocks and initialises them as the
+ * reference (He normal a = 0.01, zero bias, gamma 1, beta 0) from seed. */
+nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint64_t seed,
+                          nnu_net **out);
+void nnu_net_free(nnu_net *net);                       /* NULL-safe */
+const nnu_net_config *nnu_net_get_config(const nnu_net *net);
+
+int64_t nnu_net_num_params(const nnu_net *net);
+float  *nnu_net_params(nnu_net *net);                  /* flat weights (device memory) */
+float  *nnu_net_grads(nnu_net *net);                   /* flat gradients */
+float  *nnu_net_momentum(nnu_net *net);                /* SGD buffer */
+int     nnu_net_num_tensors(const nnu_net *net);
+const nnu_net_tensor_info *nnu_net_tensor(const nnu_net *net, int i);
+/* index of the tensor called name, or -1 */
+int     nnu_net_find_tensor(const nnu_net *net, const char *name);
+
+/* Plans the arena for input (batch, in_channels, patch); no-op if unchanged.
+ * Every spatial size must be divisible by the total stride of its axis. */
+nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3]);
+/* bytes held by the arena (for the benchmark) */
+size_t nnu_net_arena_bytes(const nnu_net *net);
+
+/* input: plain (N, Cin, D, H, W) floats, N and patch as planned (planned here if
+ * they differ). train = 1 keeps what the backward needs and computes every head. */
+nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const int64_t patch[3],
+                           int train);
+/* after a forward: number of outputs and output i (plain logits, shape written) */
+int          nnu_net_num_outputs(const nnu_net *net);
+const float *nnu_net_output(const nnu_net *net, int i, int64_t shape[5]);
+/* gradient buffer of output i (plain, same shape): fill it, then nnu_net_backward */
+float       *nnu_net_output_grad(nnu_net *net, int i);
+
+/* Deep-supervision Dice + CE on the outputs of the last training forward.
+ * target: full-resolution labels (N, 1, D, H, W) of any dtype (integers or
+ * integral floats); it is downsampled with nearest-exact to every output size.
+ * Writes the loss gradients into the output-gradient buffers. */
+nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss);
+/* the normalised deep-supervision weight of output i (§7.4) */
+double nnu_net_ds_weight(const nnu_net *net, int i);
+
+/* Backpropagates the output-gradient buffers; accumulates (+=) into the gradient block. */
+nnu_status nnu_net_backward(nnu_net *net);
+void       nnu_net_zero_grad(nnu_net *net);
+/* Clips the global gradient norm, then one SGD step; *grad_norm gets the norm
+ * before clipping (may be NULL). */
+nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_norm);
+/* zero_grad, forward(train), loss, backward, clip + SGD: one training iteration. */
+nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
+                              const int64_t patch[3], const nnu_tensor *target,
+                              const nnu_sgd_config *c, double *loss);
+
+/* SGD steps taken (0: the next step initialises the momentum buffer, as PyTorch) */
+int  nnu_net_get_sgd_steps(const nnu_net *net);
+void nnu_net_set_sgd_steps(nnu_net *net, int steps);
+
+/* Parameters as safetensors (F32, PyTorch names and shapes); written to a
+ * temporary file and renamed. Loading checks names and shapes and names the first
+ * mismatching tensor. */
+nnu_status nnu_net_save(const nnu_net *net, const char *path);
+nnu_status nnu_net_load(nnu_net *net, const char *path);
+
+#endif

@@ -1,0 +1,186 @@
+/* nnu_net_io.c: network parameters <-> safetensors files.
+ *
+ * Format (huggingface safetensors): u64 little-endian header length, a JSON header
+ * {"__metadata__": {...}, "<name>": {"dtype": "F32", "shape": [...],
+ * "data_offsets": [begin, end]}, ...} padded with spaces to a multiple of 8, then
+ * the raw little-endian data. Weights use the PyTorch names of nnu_net.h, so
+ * `safetensors.torch.load_file` gives a state dict for PlainConvUNet (without the
+ * duplicated `all_modules.*` / `decoder.encoder.*` aliases). The SGD momentum is
+ * saved as "optimizer.momentum.<name>" and the step count as metadata "sgd_steps".
+ * Because the flat blocks are in tensor order, the data is two fwrite calls.
+ * Written to "<path>.tmp" and renamed, so a crash never leaves a partial file. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnu_net.h"
+
+/* appends to a growing string; returns 0 on OOM */
+typedef struct sbuf { char *s; size_t len, cap; } sbuf;
+static int sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sb_printf(sbuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) return 0;
+        if (b->s && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return 1; }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) return 0;
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+static int add_entries(sbuf *b, const nnu_net *net, const char *prefix, size_t base, int *first) {
+    for (int i = 0; i < nnu_net_num_tensors(net); i++) {
+        const nnu_net_tensor_info *t = nnu_net_tensor(net, i);
+        if (!sb_printf(b, "%s\"%s%s\":{\"dtype\":\"F32\",\"shape\":[", *first ? "" : ",", prefix,
+                       t->name)) return 0;
+        *first = 0;
+        for (int d = 0; d < t->ndim; d++)
+            if (!sb_printf(b, "%s%lld", d ? "," : "", (long long)t->shape[d])) return 0;
+        size_t beg = base + (size_t)t->offset * 4, end = beg + (size_t)t->numel * 4;
+        if (!sb_printf(b, "],\"data_offsets\":[%zu,%zu]}", beg, end)) return 0;
+    }
+    return 1;
+}
+
+nnu_status nnu_net_save(const nnu_net *net, const char *path) {
+    nnu_net *mnet = (nnu_net *)net;   /* only read through the block accessors */
+    const size_t nb = (size_t)nnu_net_num_params(net) * sizeof(float);
+    sbuf b = {0};
+    int first = 0, ok = sb_printf(&b, "{\"__metadata__\":{\"format\":\"nnunet\",\"sgd_steps\":\"%d\"}",
+                                  nnu_net_get_sgd_steps(net));
+    ok = ok && add_entries(&b, net, "", 0, &first);
+    ok = ok && add_entries(&b, net, "optimizer.momentum.", nb, &first);
+    ok = ok && sb_printf(&b, "}");
+    while (ok && b.len % 8) ok = sb_printf(&b, " ");
+    if (!ok) { free(b.s); return NNU_FAIL(NNU_STATUS_ERR_OOM, "save: header"); }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(b.s);
+        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
+    int w = fwrite(len8, 1, 8, f) == 8 && fwrite(b.s, 1, b.len, f) == b.len &&
+            fwrite(nnu_net_params(mnet), 1, nb, f) == nb &&
+            fwrite(nnu_net_momentum(mnet), 1, nb, f) == nb;
+    free(b.s);
+    w = (fclose(f) == 0) && w;
+    if (!w) {
+        remove(tmp);
+        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path,
+                        strerror(errno));
+    }
+    return NNU_STATUS_OK;
+}
+
+/* Finds "<key>":{...} in the header; reads its dtype, shape and offsets. */
+static int find_entry(const char *hdr, const char *key, char *dtype, int *ndim, int64_t *shape,
+                      int64_t *beg, int64_t *end) {
+    char pat[256];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(hdr, pat);
+    if (!p) return 0;
+    const char *o = strchr(p + strlen(pat), '{'), *e = o ? strchr(o, '}') : NULL;
+    if (!o || !e) return 0;
+    const char *d = strstr(o, "\"dtype\""), *s = strstr(o, "\"shape\""),
+               *f = strstr(o, "\"data_offsets\"");
+    if (!d || !s || !f || d > e || s > e || f > e) return 0;
+    if (sscanf(d, "\"dtype\" : \"%7[A-Z0-9]\"", dtype) != 1 &&
+        sscanf(d, "\"dtype\":\"%7[A-Z0-9]\"", dtype) != 1) return 0;
+    const char *q = strchr(s, '[');
+    *ndim = 0;
+    for (q++; *q && *q != ']' && *ndim < 5;) {
+        char *nx;
+        long long v = strtoll(q, &nx, 10);
+        if (nx == q) { q++; continue; }
+        shape[(*ndim)++] = v;
+        q = nx;
+    }
+    q = strchr(f, '[');
+    return q && sscanf(q, "[ %lld , %lld ]", (long long *)beg, (long long *)end) == 2;
+}
+
+nnu_status nnu_net_load(nnu_net *net, const char *path) {
+    FILE *f = fopen(path, "rb");
+    NNU_CHECK(f, NNU_STATUS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    unsigned char len8[8];
+    uint64_t hl = 0;
+    if (fread(len8, 1, 8, f) != 8) { fclose(f); return NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': truncated", path); }
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)len8[i] << (8 * i);
+    if (hl == 0 || hl > (64u << 20)) {
+        fclose(f);
+        return NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': not a safetensors file (header %llu bytes)",
+                        path, (unsigned long long)hl);
+    }
+    char *hdr = malloc(hl + 1);
+    if (!hdr || fread(hdr, 1, hl, f) != hl) {
+        free(hdr);
+        fclose(f);
+        return NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': truncated header", path);
+    }
+    hdr[hl] = 0;
+    nnu_status st = NNU_STATUS_OK;
+    for (int pass = 0; pass < 2 && st == NNU_STATUS_OK; pass++) {
+        float *dst = pass ? nnu_net_momentum(net) : nnu_net_params(net);
+        for (int i = 0; i < nnu_net_num_tensors(net); i++) {
+            const nnu_net_tensor_info *t = nnu_net_tensor(net, i);
+            char key[160], dtype[8] = "";
+            int nd;
+            int64_t shape[5], beg, end;
+            snprintf(key, sizeof key, "%s%s", pass ? "optimizer.momentum." : "", t->name);
+            if (!find_entry(hdr, key, dtype, &nd, shape, &beg, &end)) {
+                if (pass == 1) {   /* weights only: the optimizer starts afresh */
+                    memset(dst, 0, (size_t)nnu_net_num_params(net) * 4);
+                    nnu_net_set_sgd_steps(net, 0);
+                    break;
+                }
+                st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': tensor '%s' is missing (the "
+                              "checkpoint does not match the plan's architecture)", path, key);
+                break;
+            }
+            int same = nd == t->ndim && !strcmp(dtype, "F32") && end - beg == t->numel * 4;
+            for (int d = 0; same && d < nd; d++) same = shape[d] == t->shape[d];
+            if (!same) {
+                char want[64] = "", got[64] = "";
+                for (int d = 0; d < t->ndim; d++)
+                    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld",
+                             d ? "," : "", (long long)t->shape[d]);
+                for (int d = 0; d < nd; d++)
+                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld",
+                             d ? "," : "", (long long)shape[d]);
+                st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s': tensor '%s' is %s [%s], the "
+                              "network's is F32 [%s] (architecture mismatch)", path, key, dtype,
+                              got, want);
+                break;
+            }
+            if (fseek(f, (long)(8 + hl + (uint64_t)beg), SEEK_SET) != 0 ||
+                fread(dst + t->offset, 4, (size_t)t->numel, f) != (size_t)t->numel) {
+                st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': truncated data of '%s'", path, key);
+                break;
+            }
+        }
+    }
+    if (st == NNU_STATUS_OK && strstr(hdr, "\"optimizer.momentum.")) {
+        const char *m = strstr(hdr, "\"sgd_steps\"");
+        long long steps = 1;
+        if (m) sscanf(m, "\"sgd_steps\":\"%lld\"", &steps);
+        nnu_net_set_sgd_steps(net, (int)steps);
+    }
+    free(hdr);
+    fclose(f);
+    return st;
+}
