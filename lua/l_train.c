@@ -15,15 +15,21 @@
  *       logs: the same keys as ck.logs (epoch times = end - start)
  *   train.pseudo_dice(logits, target [, {regions = {...}, ignore_label = int}]) -> tp, fp, fn
  *   train.crc32(string [, crc]) -> int
+ *   train.time() -> wall-clock seconds since 1970 (microsecond resolution)
+ *   train.kfold(n, n_splits, seed) -> { {train = {i...}, val = {i...}}, ... }   0-based
+ *       indices into the sorted case list (KFold(n_splits, shuffle, seed), §1.4)
+ *   train.random_split(n, fold) -> {train = {...}, val = {...}}   the 80:20 fallback
  * Expected failures (I/O, a damaged checkpoint) return nil, message, status name (R15);
  * wrong arguments raise. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "l_util.h"
 #include "nnu_checkpoint.h"
 #include "nnu_plot.h"
 #include "nnu_pseudo_dice.h"
+#include "nnu_splits.h"
 
 /* the checkpoint's log arrays under the reference logger's key names */
 static const char *const LOG_KEYS[NNU_CKPT_NLOGS] = {
@@ -293,7 +299,55 @@ static int l_train_crc32(lua_State *L) {
     return 1;
 }
 
+/* time() -> seconds since 1970 with microseconds (Python's time.time(), for the
+ * log's timestamps; sys.clock is monotonic and has no calendar origin) */
+static int l_train_time(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)(ts.tv_nsec / 1000) * 1e-6);
+    return 1;
+}
+
+static void push_split(lua_State *L, const nnu_split *sp) {
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, (int)sp->n_train, 0);
+    for (int64_t i = 0; i < sp->n_train; i++) { lua_pushinteger(L, sp->train[i]); lua_rawseti(L, -2, i + 1); }
+    lua_setfield(L, -2, "train");
+    lua_createtable(L, (int)sp->n_val, 0);
+    for (int64_t i = 0; i < sp->n_val; i++) { lua_pushinteger(L, sp->val[i]); lua_rawseti(L, -2, i + 1); }
+    lua_setfield(L, -2, "val");
+}
+
+static int l_train_kfold(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1), k = luaL_checkinteger(L, 2);
+    lua_Integer seed = luaL_optinteger(L, 3, 12345);
+    luaL_argcheck(L, k >= 2 && k <= 1000, 2, "n_splits must be in 2 .. 1000");
+    lua_createtable(L, (int)k, 0);
+    for (int f = 0; f < (int)k; f++) {
+        nnu_split sp = {0};
+        nnu_status st = nnu_splits_kfold((int64_t)n, (int)k, (uint32_t)seed, f, &sp);
+        if (st) return l_raise(L, st);
+        push_split(L, &sp);
+        nnu_split_free(&sp);
+        lua_rawseti(L, -2, f + 1);
+    }
+    return 1;
+}
+
+static int l_train_random_split(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1), fold = luaL_checkinteger(L, 2);
+    nnu_split sp = {0};
+    nnu_status st = nnu_splits_random((int64_t)n, (int)fold, &sp);
+    if (st) return l_raise(L, st);
+    push_split(L, &sp);
+    nnu_split_free(&sp);
+    return 1;
+}
+
 static const luaL_Reg train_functions[] = {
+    {"kfold", l_train_kfold},
+    {"random_split", l_train_random_split},
+    {"time", l_train_time},
     {"checkpoint_save", l_train_checkpoint_save},
     {"checkpoint_load", l_train_checkpoint_load},
     {"plot_available", l_train_plot_available},
