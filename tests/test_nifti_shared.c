@@ -1,8 +1,10 @@
 /* test_nifti_shared.c: every image and label of ../shared/data/Dataset004_Hippocampus
- * (460 files) round-trips: read, write .nii.gz with the file's own geometry,
- * re-read -> identical voxel bytes, dtype, shape, spacing/origin/direction and raw
- * qform/sform fields. (All BraTS files, and a sample of these, are also checked
- * against nibabel's values in test_nifti.c.) Skipped when ../shared/data is absent. */
+ * (460 files) and Dataset501_BraTS2013Sample (18 files) round-trips: read, write
+ * with the file's own geometry (.nii.gz; the 240x240x155 BraTS volumes as .nii to
+ * keep the test short), re-read -> identical voxel bytes, dtype, shape,
+ * spacing/origin/direction and raw qform/sform fields. (All BraTS files and a
+ * sample of the Hippocampus files are also checked against nibabel's values in
+ * test_nifti.c.) Skipped when ../shared/data is absent. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int roundtrip_dir(const char *dir, const char *out) {
+static int roundtrip_dir(const char *dir, const char *out_gz, const char *out_nii) {
     DIR *d = opendir(dir);
     CHECK(d != NULL, "cannot list %s", dir);
     if (!d) return 0;
@@ -33,6 +35,7 @@ static int roundtrip_dir(const char *dir, const char *out) {
         CHECK_OK(nnu_nifti_read(path, &a, &t));
         if (t) {
             nnu_nifti_write_opts o = {.compression = 1};
+            const char *out = nnu_tensor_numel(t) > 1000000 ? out_nii : out_gz;
             CHECK_OK(nnu_nifti_write(out, t, &a, &o));
             CHECK_OK(nnu_nifti_read(out, &b, &r));
         }
@@ -62,17 +65,25 @@ static int roundtrip_dir(const char *dir, const char *out) {
 }
 
 int main(void) {
-    char buf[512];
+    char buf[512], buf2[512];
     const char *root = check_shared_path("Dataset004_Hippocampus", buf, sizeof buf);
-    if (!root) return 77;
-    char out[256], dir[600];
-    snprintf(out, sizeof out, "/tmp/nnu_test_nifti_shared_%ld.nii.gz", (long)getpid());
-    snprintf(dir, sizeof dir, "%s/imagesTr", root);
-    int n = roundtrip_dir(dir, out);
-    snprintf(dir, sizeof dir, "%s/labelsTr", root);
-    n += roundtrip_dir(dir, out);
+    const char *brats = check_shared_path("Dataset501_BraTS2013Sample", buf2, sizeof buf2);
+    if (!root || !brats) return 77;
+    char out_gz[256], out_nii[256], dir[600];
+    snprintf(out_gz, sizeof out_gz, "/tmp/nnu_test_nifti_shared_%ld.nii.gz", (long)getpid());
+    snprintf(out_nii, sizeof out_nii, "/tmp/nnu_test_nifti_shared_%ld.nii", (long)getpid());
+    int n = 0, nb = 0;
+    const char *subs[2] = {"imagesTr", "labelsTr"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", root, subs[i]);
+        n += roundtrip_dir(dir, out_gz, out_nii);
+        snprintf(dir, sizeof dir, "%s/%s", brats, subs[i]);
+        nb += roundtrip_dir(dir, out_gz, out_nii);
+    }
     CHECK(n == 460, "expected 460 Hippocampus files, found %d", n);
-    remove(out);
-    fprintf(stderr, "%d files round-tripped\n", n);
+    CHECK(nb == 18, "expected 18 BraTS files, found %d", nb);
+    remove(out_gz);
+    remove(out_nii);
+    fprintf(stderr, "%d Hippocampus and %d BraTS files round-tripped\n", n, nb);
     return check_report();
 }
