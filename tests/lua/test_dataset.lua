@@ -259,6 +259,26 @@ do
 end
 expect_problem(r, "case hippocampus_001: .*hippocampus_001.nii.gz': truncated gzip stream", "truncated label")
 
+-- the optional "dataset" dict: files listed explicitly (relative to the folder)
+r = make_ds("dataset_dict")
+write_json(r .. "/dataset.json", {
+  channel_names = { ["0"] = "MRI" }, labels = { background = 0, Anterior = 1, Posterior = 2 },
+  numTraining = 2, file_ending = ".nii.gz",
+  dataset = {
+    b_case = { images = { "imagesTr/hippocampus_004_0000.nii.gz" }, label = "labelsTr/hippocampus_004.nii.gz" },
+    a_case = { images = { r .. "/imagesTr/hippocampus_001_0000.nii.gz" }, label = "labelsTr/hippocampus_001.nii.gz" },
+  } })
+local dd = assert(dataset.open(r))
+check(dd.uses_dataset_dict and #dd.cases == 2 and dd.cases[1].id == "a_case" and
+      dd.cases[2].images[1] == r .. "/imagesTr/hippocampus_004_0000.nii.gz", "dataset dict cases")
+local nvd = verify.verify(r, { quiet = true })
+check(nvd == 2, "dataset dict verifies")
+write_json(r .. "/dataset.json", {
+  channel_names = { ["0"] = "MRI" }, labels = { background = 0, Anterior = 1, Posterior = 2 },
+  numTraining = 1, file_ending = ".nii.gz",
+  dataset = { a_case = { images = { "imagesTr/gone_0000.nii.gz" }, label = "labelsTr/hippocampus_001.nii.gz" } } })
+expect_problem(r, "case a_case: image file imagesTr/gone_0000.nii.gz does not exist", "dict: missing image")
+
 r = make_ds("no_keys")
 write_json(r .. "/dataset.json", { labels = { background = 0 } })
 local nv, err = verify.verify(r, { quiet = true })
