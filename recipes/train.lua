@@ -1,0 +1,328 @@
+-- train one fold of a configuration (nnUNetv2_train): epochs, checkpoints, logs, progress.png, final validation
+--
+-- nnunet train -d ID -c CONFIG -f FOLD [--c] [--val] [--val_best] [--npz] [-tr TRAINER] [-p PLANS]
+--   [-device cpu|cuda|auto] [-num_epochs N] [-num_iterations_per_epoch N] [-num_val_iterations N]
+--   [-save_every N] [-seed S]
+-- As the reference (nnunet-behaviour.md §7, §9.4, §13.3, §14): results go to
+--   $nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<config>/fold_<f>/
+-- with plans.json, dataset.json and dataset_fingerprint.json copied to the folder above.
+-- The split comes from $nnUNet_preprocessed/DatasetXXX_Name/splits_final.json, created
+-- on first use exactly as the reference creates it (KFold(5, shuffle, 12345) over the
+-- sorted case ids, §1.4). The epoch loop is lua/nnunet/trainer.lua; this file wires
+-- plans, split, network, data loader and the final validation together.
+-- Other recipes call M.train_fold(opts) with the same option names.
+local dataset = require("nnunet.dataset")
+local fs = require("nnunet.fs")
+local json = require("nnunet.json")
+local sys = require("nnunet.sys")
+local train = require("nnunet.train")
+local T = require("nnunet.trainer")
+
+local M = {
+  summary = "train one fold of a configuration (nnUNetv2_train): checkpoints, logs, progress.png, final validation",
+  options = {
+    { "-d", "dataset", "dataset id (4, 004) or name (Dataset004_Hippocampus)", required = true },
+    { "-c", "config", "configuration (2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres, ...)", required = true },
+    { "-f", "fold", "fold: 0-4 (or any index of splits_final.json) or 'all'", required = true },
+    { "-tr", "trainer", "trainer: nnUNetTrainer (v2: SGD + poly)", default = "nnUNetTrainer" },
+    { "-p", "plans", "plans identifier", default = "nnUNetPlans" },
+    { "--c", "continue", "continue from checkpoint_final / latest / best (first found)", flag = true },
+    { "--val", "val_only", "only run the final validation (needs a finished training)", flag = true },
+    { "--val_best", "val_best", "validate with checkpoint_best instead of checkpoint_final", flag = true },
+    { "--npz", "npz", "also save the validation softmax (CASE.npz) for ensembling", flag = true },
+    { "--disable_checkpointing", "disable_checkpointing", "write no checkpoints (testing only)", flag = true },
+    { "-device", "device", "cpu, cuda or auto", default = "auto", choices = { "cpu", "cuda", "auto" } },
+    { "-num_epochs", "num_epochs", "epochs (reference: 1000)", type = "int", default = 1000 },
+    { "-num_iterations_per_epoch", "num_iterations_per_epoch", "training iterations per epoch (reference: 250)",
+      type = "int", default = 250 },
+    { "-num_val_iterations", "num_val_iterations", "validation iterations per epoch (reference: 50)",
+      type = "int", default = 50 },
+    { "-save_every", "save_every", "checkpoint_latest every N epochs (reference: 50)", type = "int", default = 50 },
+    { "-seed", "seed", "seed of network initialisation and data sampling", type = "int", default = 12345 },
+    { "--no_plot", "no_plot", "do not draw progress.png", flag = true },
+  },
+}
+
+local function user_error(fmt, ...)
+  error({ user_error = true, message = string.format(fmt, ...) }, 0)
+end
+
+local function join(a, b) return a .. "/" .. b end
+
+local function copy_file(src, dst)
+  local f = io.open(src, "rb")
+  if not f then return nil, "cannot read " .. src end
+  local s = f:read("a")
+  f:close()
+  local g = io.open(dst .. ".tmp", "wb")
+  if not g then return nil, "cannot write " .. dst end
+  g:write(s)
+  g:close()
+  return os.rename(dst .. ".tmp", dst)
+end
+
+-- ---------------------------------------------------------------- plans
+
+-- configuration `name` with inherits_from resolved (cycles are an error), §13.1
+function M.resolve_configuration(plans, name, seen)
+  seen = seen or {}
+  if seen[name] then user_error("plans: configuration inheritance cycle at '%s'", name) end
+  seen[name] = true
+  local c = plans.configurations and plans.configurations[name]
+  if c == nil then return nil end
+  local out = {}
+  if c.inherits_from then
+    local parent = M.resolve_configuration(plans, c.inherits_from, seen)
+    if not parent then user_error("plans: '%s' inherits from unknown '%s'", name, c.inherits_from) end
+    for k, v in pairs(parent) do out[k] = v end
+  end
+  for k, v in pairs(c) do if k ~= "inherits_from" then out[k] = v end end
+  return out
+end
+
+-- identifiers of the preprocessed cases of a configuration, sorted bytewise (np.sort)
+function M.case_ids(folder)
+  local ids = {}
+  for _, name in ipairs(fs.listdir(folder) or {}) do
+    local id = name:match("^(.*)%.nnu$")
+    if id then ids[#ids + 1] = id end
+  end
+  table.sort(ids, dataset.bytes_less)
+  return ids
+end
+
+-- The reference's do_split (nnUNetTrainer.do_split, §1.4), logging the same lines.
+function M.do_split(pre_dir, ids, fold, log)
+  log = log or print
+  if fold == "all" then return ids, ids end
+  local splits_file = join(pre_dir, "splits_final.json")
+  local splits
+  if not fs.isfile(splits_file) then
+    log("Creating new 5-fold cross-validation split...")
+    if #ids < 5 then user_error("%d cases: a 5-fold split needs at least 5", #ids) end
+    splits = {}
+    for f, s in ipairs(train.kfold(#ids, 5, 12345)) do
+      local tr, va = {}, {}
+      for i, k in ipairs(s.train) do tr[i] = ids[k + 1] end
+      for i, k in ipairs(s.val) do va[i] = ids[k + 1] end
+      splits[f] = { train = tr, val = va }
+    end
+    local ok, err = json.write_file_atomic(splits_file, splits)
+    if not ok then user_error("cannot write %s: %s", splits_file, err) end
+  else
+    log("Using splits from existing split file:", splits_file)
+    local err
+    splits, err = json.decode_file(splits_file)
+    if not splits then user_error("%s", err) end
+    log(string.format("The split file contains %d splits.", #splits))
+  end
+  log(string.format("Desired fold for training: %d", fold))
+  local tr, va
+  if fold < #splits then
+    tr, va = splits[fold + 1].train, splits[fold + 1].val
+    log(string.format("This split has %d training and %d validation cases.", #tr, #va))
+  else
+    log(string.format("INFO: You requested fold %d for training but splits contain only %d folds. I am now "
+      .. "creating a random (but seeded) 80:20 split!", fold, #splits))
+    local s = train.random_split(#ids, fold)
+    tr, va = {}, {}
+    for i, k in ipairs(s.train) do tr[i] = ids[k + 1] end
+    for i, k in ipairs(s.val) do va[i] = ids[k + 1] end
+    log(string.format("This random 80:20 split has %d training and %d validation cases.", #tr, #va))
+  end
+  local inval = {}
+  for _, k in ipairs(va) do inval[k] = true end
+  for _, k in ipairs(tr) do
+    if inval[k] then
+      log("WARNING: Some validation cases are also in the training set. Please check the splits.json or ignore "
+        .. "if this is intentional.")
+      break
+    end
+  end
+  return tr, va
+end
+
+-- ---------------------------------------------------------------- network and data adapters
+-- The trainer drives NET and DATA objects (lua/nnunet/trainer.lua lists their methods).
+-- Both are built here from the engine binding (nnunet.net) and the loader binding.
+
+local function need(mod, what)
+  local ok, m = pcall(require, mod)
+  if not ok then user_error("%s is not available in this build (module %s missing)", what, mod) end
+  return m
+end
+
+-- NET adapter over nnunet.net (see docs/training.md for the contract).
+function M.make_net(ctx)
+  local netmod = need("nnunet.net", "the network engine")
+  local net = netmod.from_plans(ctx.plans, ctx.config_name, {
+    in_channels = ctx.num_input_channels, num_classes = ctx.num_heads, device = ctx.device, seed = ctx.seed,
+    deep_supervision = true, batch_dice = ctx.conf.batch_dice, ignore_label = ctx.ignore_label,
+  })
+  local sgd = { momentum = 0.99, weight_decay = ctx.weight_decay, nesterov = true, clip_norm = 12 }
+  local A = { net = net }
+  function A:train_step(data, target, lr)
+    sgd.lr = lr
+    return net:train_step(data, target, sgd)
+  end
+  function A:val_step(data, target)
+    return net:val_step(data, target)
+  end
+  function A:get_state()
+    return { params = net:parameters(), optim = { { name = "momentum", tensor = net:momentum() } },
+      optim_steps = net:sgd_steps() }
+  end
+  function A:set_state(st)
+    net:set_parameters(st.params)
+    for _, o in ipairs(st.optim or {}) do
+      if o.name == "momentum" then net:set_momentum(o.tensor) end
+    end
+    net:set_sgd_steps(st.optim_steps or 0)
+  end
+  return A
+end
+
+-- DATA adapter over the loader binding: batch b depends only on (seed, b).
+function M.make_data(ctx)
+  local loader = need("nnunet.loader", "the data loader")
+  return loader.for_training(ctx)
+end
+
+-- ---------------------------------------------------------------- outputs
+
+local function debug_json(path, tr, ctx)
+  local d = {}
+  for _, k in ipairs({ "initial_lr", "weight_decay", "num_epochs", "num_iterations_per_epoch",
+                       "num_val_iterations_per_epoch", "save_every", "oversample_foreground_percent",
+                       "enable_deep_supervision", "current_epoch", "seed", "output_folder", "log_file",
+                       "disable_checkpointing" }) do
+    d[k] = tostring(tr[k])
+  end
+  d.fold = tostring(ctx.fold)
+  d.configuration_name = ctx.config_name
+  d.batch_size = tostring(ctx.conf.batch_size)
+  d.plans_name = ctx.plans_name
+  d.trainer_name = tr.trainer_name
+  local hf = io.open("/proc/sys/kernel/hostname", "r")
+  d.hostname = hf and (hf:read("l") or "") or ""
+  if hf then hf:close() end
+  d.device = ctx.device
+  d.engine = "nnunet " .. tostring(sys.version)
+  json.write_file_atomic(path, d)
+end
+
+-- Final validation (§7.2, §9.4): sliding-window prediction of every validation case at
+-- the original resolution into fold_k/validation/, evaluated against gt_segmentations
+-- into validation/summary.json. Uses the predictor of recipes/predict.lua when it
+-- provides `predict_preprocessed_case`; otherwise says so and returns nil.
+function M.final_validation(tr, ctx, val_ids)
+  local okp, predict = pcall(dofile, sys.home .. "/recipes/predict.lua")
+  if not okp or type(predict) ~= "table" or type(predict.predict_preprocessed_case) ~= "function" then
+    tr:log("Final validation skipped: the predictor (recipes/predict.lua predict_preprocessed_case) is not "
+      .. "available in this build yet")
+    return nil
+  end
+  local evaluate = require("nnunet.evaluate")
+  local out = join(tr.output_folder, "validation")
+  os.execute("rm -rf '" .. out .. "'")
+  assert(fs.mkdir(out))
+  local predictor = predict.predictor_from_trainer(tr, ctx)
+  for _, k in ipairs(val_ids) do
+    tr:log("predicting " .. k)
+    predict.predict_preprocessed_case(predictor, join(ctx.data_dir, k), join(out, k), { save_probabilities = ctx.npz })
+  end
+  local lm = evaluate.label_manager(join(ctx.pre_dir, "dataset.json"))
+  local res = evaluate.compute_metrics_on_folder(join(ctx.pre_dir, "gt_segmentations"), out, join(out, "summary.json"),
+    lm.file_ending, lm.regions_or_labels, lm.ignore_label, { chill = true })
+  tr:log("Validation complete")
+  tr:log("Mean Validation Dice: ", T.repr64(res.foreground_mean.Dice))
+  return res
+end
+
+-- ---------------------------------------------------------------- one fold
+
+function M.train_fold(o)
+  local name, err = dataset.resolve_name(o.dataset)
+  if not name then user_error("%s", err) end
+  local pre_dir = dataset.preprocessed_dir(name)
+  local plans_path = join(pre_dir, o.plans .. ".json")
+  local plans, perr = json.decode_file(plans_path)
+  if not plans then user_error("cannot read the plans (%s): run `nnunet plan_and_preprocess -d %s` first", perr, name) end
+  local conf = M.resolve_configuration(plans, o.config)
+  if not conf then user_error("configuration '%s' is not in %s", o.config, plans_path) end
+  local dj, derr = json.decode_file(join(pre_dir, "dataset.json"))
+  if not dj then user_error("%s", derr) end
+  local fold = o.fold == "all" and "all" or math.tointeger(tonumber(o.fold))
+  if fold == nil or (fold ~= "all" and fold < 0) then user_error("fold must be an integer >= 0 or 'all', got '%s'", o.fold) end
+  local evaluate = require("nnunet.evaluate")
+  local lm = evaluate.label_manager(join(pre_dir, "dataset.json"))
+
+  local base = join(dataset.results_dir(name), string.format("%s__%s__%s", o.trainer, o.plans, o.config))
+  local folder = join(base, "fold_" .. tostring(fold))
+  assert(fs.mkdir(folder))
+  local data_dir = join(pre_dir, conf.data_identifier)
+  local ids = M.case_ids(data_dir)
+  if #ids == 0 then user_error("no preprocessed cases in %s: run `nnunet preprocess -d %s -c %s`", data_dir, name, o.config) end
+
+  local channels = dj.channel_names or dj.modality or {}
+  local nch = 0
+  for _ in pairs(channels) do nch = nch + 1 end
+  local ctx = {
+    plans = plans, plans_name = o.plans, conf = conf, config_name = o.config, dataset_json = dj, fold = fold,
+    pre_dir = pre_dir, data_dir = data_dir, device = o.device, seed = o.seed, npz = o.npz,
+    num_input_channels = nch, num_heads = lm.has_regions and #lm.regions_or_labels or (#lm.regions_or_labels + 1),
+    ignore_label = lm.ignore_label, regions = lm.has_regions and lm.regions_or_labels or nil,
+    weight_decay = T.DEFAULTS.weight_decay,
+  }
+  local identity = string.format("%s/%s/%s", name, o.plans, o.config)
+  local conf_text = json.encode(plans.configurations[o.config], { indent = false })
+  local tr = T.new {
+    output_folder = folder, trainer_name = o.trainer, identity = identity, plans_hash = train.crc32(conf_text),
+    n_classes = #lm.regions_or_labels, regions = ctx.regions, ignore_label = lm.ignore_label,
+    num_epochs = o.num_epochs, num_iterations_per_epoch = o.num_iterations_per_epoch,
+    num_val_iterations_per_epoch = o.num_val_iterations, save_every = o.save_every, seed = o.seed,
+    disable_checkpointing = o.disable_checkpointing, net = {}, data = {},
+    init_args = { dataset = name, configuration = o.config, fold = tostring(fold), plans = o.plans },
+  }
+  if o.no_plot then tr.plot = function() end end
+  tr:log_plain("\n#######################################################################\n"
+    .. "Please cite the following paper when using nnU-Net:\n"
+    .. "Isensee, F., Jaeger, P. F., Kohl, S. A., Petersen, J., & Maier-Hein, K. H. (2021). nnU-Net: a "
+    .. "self-configuring method for deep learning-based biomedical image segmentation. Nature methods, "
+    .. "18(2), 203-211.\n#######################################################################\n")
+  local tr_ids, val_ids = M.do_split(pre_dir, ids, fold, function(...) tr:log(...) end)
+  ctx.train_ids, ctx.val_ids = tr_ids, val_ids
+  ctx.mirror_axes = #conf.patch_size == 2 and { 0, 1 } or { 0, 1, 2 }
+  tr.inference_allowed_mirroring_axes = ctx.mirror_axes
+
+  tr.net = M.make_net(ctx)
+  if o.val_only then
+    local ck = join(folder, o.val_best and "checkpoint_best.pth" or "checkpoint_final.pth")
+    if not fs.isfile(ck) then user_error("%s not found: train the fold first", ck) end
+    tr:load_checkpoint(ck)
+    M.final_validation(tr, ctx, val_ids)
+    return tr
+  end
+  tr.data = M.make_data(ctx)
+
+  -- copies for inference, as on_train_start
+  copy_file(plans_path, join(base, "plans.json"))     -- byte copy keeps the key order
+  copy_file(join(pre_dir, "dataset.json"), join(base, "dataset.json"))
+  if fs.isfile(join(pre_dir, "dataset_fingerprint.json")) then
+    copy_file(join(pre_dir, "dataset_fingerprint.json"), join(base, "dataset_fingerprint.json"))
+  end
+  if o.continue then tr:maybe_resume() end
+  debug_json(join(folder, "debug.json"), tr, ctx)
+  tr:run_training()
+  if tr.data.close then tr.data:close() end
+  if o.val_best then tr:load_checkpoint(join(folder, "checkpoint_best.pth")) end
+  M.final_validation(tr, ctx, val_ids)
+  return tr
+end
+
+function M.run(o)
+  M.train_fold(o)
+  return 0
+end
+
+return M
