@@ -152,34 +152,20 @@ local function need(mod, what)
   return m
 end
 
--- NET adapter over nnunet.net (see docs/training.md for the contract).
+-- NET: nnunet.net's Net implements the trainer's contract itself (train_step with the
+-- learning rate as third argument, val_step, get_state, set_state).
 function M.make_net(ctx)
   local netmod = need("nnunet.net", "the network engine")
-  local net = netmod.from_plans(ctx.plans, ctx.config_name, {
-    in_channels = ctx.num_input_channels, num_classes = ctx.num_heads, device = ctx.device, seed = ctx.seed,
-    deep_supervision = true, batch_dice = ctx.conf.batch_dice, ignore_label = ctx.ignore_label,
+  if ctx.device == "cuda" then
+    io.stderr:write("WARNING: -device cuda: the engine binding builds CPU networks only for now; training on the CPU\n")
+  end
+  local patch = {}
+  for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
+  return netmod.build(ctx.conf.architecture, {
+    num_input_channels = ctx.num_input_channels, num_classes = ctx.num_heads, deep_supervision = true,
+    batch_dice = ctx.conf.batch_dice == true, ignore_label = ctx.ignore_label, seed = ctx.seed,
+    patch_size = patch, batch_size = math.tointeger(ctx.conf.batch_size),
   })
-  local sgd = { momentum = 0.99, weight_decay = ctx.weight_decay, nesterov = true, clip_norm = 12 }
-  local A = { net = net }
-  function A:train_step(data, target, lr)
-    sgd.lr = lr
-    return net:train_step(data, target, sgd)
-  end
-  function A:val_step(data, target)
-    return net:val_step(data, target)
-  end
-  function A:get_state()
-    return { params = net:parameters(), optim = { { name = "momentum", tensor = net:momentum() } },
-      optim_steps = net:sgd_steps() }
-  end
-  function A:set_state(st)
-    net:set_parameters(st.params)
-    for _, o in ipairs(st.optim or {}) do
-      if o.name == "momentum" then net:set_momentum(o.tensor) end
-    end
-    net:set_sgd_steps(st.optim_steps or 0)
-  end
-  return A
 end
 
 -- DATA adapter over the loader binding: batch b depends only on (seed, b).

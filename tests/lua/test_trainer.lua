@@ -218,6 +218,69 @@ d.plans_hash = 43
 local dok, derr = pcall(d.maybe_resume, d)
 check(not dok and tostring(derr):find("plans hash") ~= nil, "foreign checkpoint refused: " .. tostring(derr))
 
+-- ------------------------------------------------------------------ a tiny real U-Net
+-- 2 stages (4, 8 features), patch 8^3, batch 2, labels {0, 1}: data and target of batch
+-- b are a cube whose corner depends on b. 3 epochs straight vs 2 + --c + 1: the
+-- parameters, momentum and logs must be identical bit for bit.
+local has_net, netmod = pcall(require, "nnunet.net")
+if has_net then
+  local arch = { network_class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+    arch_kwargs = { n_stages = 2, features_per_stage = { 4, 8 }, conv_op = "torch.nn.modules.conv.Conv3d",
+      kernel_sizes = { { 3, 3, 3 }, { 3, 3, 3 } }, strides = { { 1, 1, 1 }, { 2, 2, 2 } },
+      n_conv_per_stage = { 1, 1 }, n_conv_per_stage_decoder = { 1 }, conv_bias = true,
+      norm_op_kwargs = { eps = 1e-5, affine = true }, nonlin_kwargs = { inplace = true } } }
+  local function cube_batch(b, salt)
+    local x, y = {}, {}
+    for n = 0, 1 do
+      local o = (b * 3 + n * 5 + salt) % 4
+      for z = 0, 7 do for yy = 0, 7 do for xx = 0, 7 do
+        local inside = z >= o and z < o + 4 and yy >= o and yy < o + 4 and xx >= 1 and xx < 5
+        local i = ((n * 8 + z) * 8 + yy) * 8 + xx + 1
+        x[i] = inside and 1.0 or -0.5 + 0.01 * ((i * 37) % 11)
+        y[i] = inside and 1 or 0
+      end end end
+    end
+    return tensor.from_table(x, { 2, 1, 8, 8, 8 }), tensor.from_table(y, { 2, 1, 8, 8, 8 }, "i16")
+  end
+  local cube_data = {
+    train_batch = function(_, b) return cube_batch(b, 0) end,
+    val_batch = function(_, b) return cube_batch(b, 1) end,
+  }
+  local function real_trainer(folder)
+    return T.new {
+      output_folder = root .. "/" .. folder, data = cube_data,
+      net = netmod.build(arch, { num_input_channels = 1, num_classes = 2, seed = 7, patch_size = { 8, 8, 8 },
+        batch_size = 2 }),
+      num_epochs = 3, num_iterations_per_epoch = 3, num_val_iterations_per_epoch = 2, save_every = 2,
+      identity = "Dataset999_Test/nnUNetPlans/tiny", plans_hash = 7, n_classes = 1,
+      console = false, progress_bar = false, fsync = false, plot_width = 300, plot_height = 540,
+    }
+  end
+  local ra = real_trainer("real_straight")
+  ra:run_training()
+  local rb = real_trainer("real_resumed")
+  rb:run_training(2)
+  local rb2 = real_trainer("real_resumed")
+  check(rb2:maybe_resume() == "checkpoint_latest.pth" and rb2.current_epoch == 2, "real net: resumed at epoch 2")
+  rb2:run_training()
+  local sa, sb = ra.net:get_state(), rb2.net:get_state()
+  local np = sa.params:numel()
+  local same_p, same_m = true, true
+  for i = 1, np do
+    if sa.params:get(i) ~= sb.params:get(i) then same_p = false end
+    if sa.optim[1].tensor:get(i) ~= sb.optim[1].tensor:get(i) then same_m = false end
+  end
+  check(same_p, "real net: parameters after 3 straight epochs == after 2 + resume + 1")
+  check(same_m, "real net: momentum identical after resume")
+  check(sa.optim_steps == 9 and sb.optim_steps == 9, "real net: 9 optimizer steps")
+  for _, k in ipairs({ "train_losses", "val_losses", "mean_fg_dice", "ema_fg_dice", "lrs" }) do
+    same_list(ra.logs[k], rb2.logs[k], "real net " .. k)
+  end
+  check(ra.logs.train_losses[3] < ra.logs.train_losses[1], "real net: the loss goes down")
+else
+  print("nnunet.net not built: real-network resume check skipped")
+end
+
 if not os.getenv("KEEP") then os.execute("rm -rf '" .. root .. "'") end
 if failures > 0 then
   io.stderr:write(failures .. " failure(s)\n")
