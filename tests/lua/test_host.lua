@@ -84,6 +84,31 @@ check(rc == 1 and out:find("unknown recipe 'no_such_recipe'"), "unknown recipe: 
 out, rc = run(recipe .. " -d interrupt")
 check(rc == 0 and out:find("caught: interrupted! flag=true", 1, true), "Ctrl-C reaches the recipe: " .. out)
 
+-- --rules DIR overrides shipped rules file by file (also NNUNET_RULES)
+local rules_dir = dir .. "/myrules"
+assert(require("nnunet.fs").mkdir(rules_dir))
+f = assert(io.open(rules_dir .. "/spacing.lua", "w"))
+f:write("return { name = 'spacing', version = 99 }\n")
+f:close()
+local which = dir .. "/which.lua"
+f = assert(io.open(which, "w"))
+f:write([[
+local rules = require("nnunet.rules")
+local version = rules.load("spacing").version   -- path() is known once a rule is loaded
+rules.load("topology")
+print("spacing=" .. rules.path("spacing") .. " version=" .. tostring(version))
+print("topology=" .. rules.path("topology"))
+]])
+f:close()
+out, rc = run("--rules " .. rules_dir .. " " .. which)
+check(rc == 0 and out:find("spacing=" .. rules_dir .. "/spacing.lua version=99", 1, true)
+      and out:find("topology=" .. sys.home .. "/rules/topology.lua", 1, true), "--rules override: " .. out)
+out, rc = run(which)
+check(rc == 0 and out:find("spacing=" .. sys.home .. "/rules/spacing.lua", 1, true), "shipped rules by default: " .. out)
+out, rc = run("--rules " .. dir .. "/nope " .. which)
+check(rc == 1 and out:find("is not a folder"), "--rules with a missing folder: " .. out)
+os.remove(rules_dir .. "/spacing.lua"); os.remove(rules_dir); os.remove(which)
+
 os.remove(recipe)
 os.remove(dir)
 if failures > 0 then error(failures .. " checks failed") end
