@@ -1,0 +1,547 @@
+/* l_net.c: module "nnunet.net", the thin binding of core/nnu_net.h (userdata "nnunet.Net").
+ *
+ *   net.build(arch, opts) -> Net
+ *       arch: a configuration's `architecture` table of nnUNetPlans.json
+ *             ({network_class_name=, arch_kwargs={n_stages, features_per_stage, conv_op,
+ *             kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder,
+ *             conv_bias, norm_op_kwargs={eps}, nonlin_kwargs={negative_slope}}})
+ *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
+ *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n}
+ *             (patch_size + batch_size plan the activation arena right away)
+ *   net.poly_lr(initial, epoch, max_epochs) -> lr        net.set_threads(n)
+ *   Net:forward(x [, train]) -> {logits...} (train: deep-supervision list, highest
+ *       resolution first) | logits (inference); x f32 (N,C,D,H,W) or (N,C,H,W) for 2-D.
+ *       Outputs are copies: the arena is reused by the next forward.
+ *   Net:loss(target) -> loss     (after a training forward; target (N,1,spatial) labels;
+ *       also stores the loss gradient for Net:backward())
+ *   Net:backward([grads])        (grads: one tensor per output; default: the loss's)
+ *   Net:zero_grad()   Net:sgd_step([opts]) -> grad_norm
+ *   Net:train_step(x, target [, opts]) -> loss   (zero_grad, forward, loss, backward, SGD)
+ *       opts: {lr=1e-2, momentum=0.99, weight_decay=3e-5, nesterov=true, clip=12} or lr
+ *   Net:val_step(x, target) -> loss, logits      (no update; full-resolution logits)
+ *   Net:get_state() -> {params=, optim={{name="momentum", tensor=}}, optim_steps=}
+ *   Net:set_state(state)                         (nnunet.trainer's checkpoint contract)
+ *   Net:parameters() -> {name = Tensor copy, ...}, {names in order}
+ *   Net:gradients()  -> the same for the gradients
+ *   Net:flat(which) -> Tensor copy of "params" | "grads" | "momentum" (1-D)
+ *   Net:set_flat(which, tensor)     Net:sgd_steps([n]) -> n
+ *   Net:save(path) -> true | nil, msg, code      Net:load(path) -> true | nil, msg, code
+ *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=}
+ * Programming errors raise; expected failures (I/O, checkpoint mismatch) return nil, msg. */
+#include <string.h>
+
+#include "l_util.h"
+#include "nnu_net.h"
+
+#define L_NET_MT "nnunet.Net"
+
+static nnu_net *l_net_check(lua_State *L, int arg) {
+    nnu_net **box = (nnu_net **)luaL_checkudata(L, arg, L_NET_MT);
+    luaL_argcheck(L, *box != NULL, arg, "network was released");
+    return *box;
+}
+
+static int l_net_gc(lua_State *L) {
+    nnu_net **box = (nnu_net **)luaL_checkudata(L, 1, L_NET_MT);
+    nnu_net_free(*box);            /* never raises (R11) */
+    *box = NULL;
+    return 0;
+}
+
+/* ---- reading the plan table ---- */
+
+static lua_Integer field_int(lua_State *L, int t, const char *k, lua_Integer def, int required) {
+    lua_getfield(L, t, k);
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum) {
+        if (required || !lua_isnil(L, -1)) luaL_error(L, "build: '%s' must be an integer", k);
+        v = def;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static double field_num(lua_State *L, int t, const char *k, double def) {
+    lua_getfield(L, t, k);
+    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int field_bool(lua_State *L, int t, const char *k, int def) {
+    lua_getfield(L, t, k);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* array of n integers at t[k] */
+static void field_ints(lua_State *L, int t, const char *k, int n, int *out) {
+    lua_getfield(L, t, k);
+    if (!lua_istable(L, -1) || (int)luaL_len(L, -1) != n)
+        luaL_error(L, "build: '%s' must be an array of %d integers", k, n);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, -1, i + 1);
+        out[i] = (int)luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* per-stage spatial triples (2-D plans have pairs: D gets 1) */
+static void field_triples(lua_State *L, int t, const char *k, int n, int dim, int out[][3]) {
+    lua_getfield(L, t, k);
+    if (!lua_istable(L, -1) || (int)luaL_len(L, -1) != n)
+        luaL_error(L, "build: '%s' must have one entry per stage (%d)", k, n);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, -1, i + 1);
+        if (!lua_istable(L, -1) || (int)luaL_len(L, -1) != dim)
+            luaL_error(L, "build: '%s'[%d] must have %d entries", k, i + 1, dim);
+        out[i][0] = 1;
+        for (int a = 0; a < dim; a++) {
+            lua_geti(L, -1, a + 1);
+            out[i][3 - dim + a] = (int)luaL_checkinteger(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static int l_net_build(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 1, "arch_kwargs");
+    luaL_argcheck(L, lua_istable(L, -1), 1, "architecture table without arch_kwargs");
+    const int kw = lua_gettop(L);
+    nnu_net_config c;
+    memset(&c, 0, sizeof c);
+    lua_getfield(L, kw, "conv_op");
+    const char *op = luaL_optstring(L, -1, "torch.nn.modules.conv.Conv3d");
+    c.dim = strstr(op, "Conv2d") ? 2 : 3;
+    lua_pop(L, 1);
+    c.n_stages = (int)field_int(L, kw, "n_stages", 0, 1);
+    luaL_argcheck(L, c.n_stages >= 2 && c.n_stages <= NNU_NET_MAX_STAGES, 1, "n_stages out of range");
+    field_ints(L, kw, "features_per_stage", c.n_stages, c.features);
+    field_triples(L, kw, "kernel_sizes", c.n_stages, c.dim, c.kernel);
+    field_triples(L, kw, "strides", c.n_stages, c.dim, c.stride);
+    field_ints(L, kw, "n_conv_per_stage", c.n_stages, c.n_conv_enc);
+    field_ints(L, kw, "n_conv_per_stage_decoder", c.n_stages - 1, c.n_conv_dec);
+    c.conv_bias = field_bool(L, kw, "conv_bias", 1);
+    lua_getfield(L, kw, "norm_op_kwargs");
+    c.norm_eps = lua_istable(L, -1) ? (float)field_num(L, lua_gettop(L), "eps", 1e-5) : 1e-5f;
+    lua_pop(L, 1);
+    lua_getfield(L, kw, "nonlin_kwargs");   /* {inplace=true} -> PyTorch's default 0.01 */
+    c.slope = lua_istable(L, -1) ? (float)field_num(L, lua_gettop(L), "negative_slope", 1e-2)
+                                 : 1e-2f;
+    lua_pop(L, 1);
+    c.in_channels = (int)field_int(L, 2, "num_input_channels", 0, 1);
+    c.num_classes = (int)field_int(L, 2, "num_classes", 0, 1);
+    c.deep_supervision = field_bool(L, 2, "deep_supervision", 1);
+    c.batch_dice = field_bool(L, 2, "batch_dice", 0);
+    c.ignore_label = (int)field_int(L, 2, "ignore_label", -1, 0);
+    uint64_t seed = (uint64_t)field_int(L, 2, "seed", 12345, 0);
+    int64_t patch[3] = {1, 1, 1}, batch = field_int(L, 2, "batch_size", 0, 0);
+    lua_getfield(L, 2, "patch_size");
+    int have_patch = lua_istable(L, -1);
+    if (have_patch) {
+        luaL_argcheck(L, (int)luaL_len(L, -1) == c.dim, 2, "patch_size must match the net's dim");
+        for (int a = 0; a < c.dim; a++) {
+            lua_geti(L, -1, a + 1);
+            patch[3 - c.dim + a] = luaL_checkinteger(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    nnu_net **box = (nnu_net **)lua_newuserdatauv(L, sizeof *box, 0);   /* box first (R12) */
+    *box = NULL;
+    luaL_setmetatable(L, L_NET_MT);
+    nnu_status st = nnu_net_create(nnu_backend_cpu(), &c, seed, box);
+    if (st == NNU_STATUS_OK && have_patch && batch > 0) st = nnu_net_plan(*box, batch, patch);
+    return st ? l_raise(L, st) : 1;
+}
+
+/* ---- forward / loss / backward ---- */
+
+/* x as contiguous f32 (N, C, D, H, W); *own receives a reference to drop */
+static const float *input_data(lua_State *L, int arg, const nnu_net *net, int64_t *n,
+                               int64_t patch[3], nnu_tensor **own) {
+    nnu_tensor *x = l_tensor_check(L, arg);
+    const nnu_net_config *c = nnu_net_get_config(net);
+    luaL_argcheck(L, x->ndim == c->dim + 2, arg, c->dim == 3 ? "expected (N, C, D, H, W)"
+                                                              : "expected (N, C, H, W)");
+    luaL_argcheck(L, x->shape[1] == c->in_channels, arg, "channel count differs from the net's");
+    nnu_status st = x->dtype == NNU_DTYPE_F32 ? nnu_tensor_contiguous(x, own)
+                                              : nnu_tensor_to_dtype(x, NNU_DTYPE_F32, own);
+    if (st) l_raise(L, st);
+    *n = x->shape[0];
+    patch[0] = c->dim == 3 ? x->shape[2] : 1;
+    patch[1] = x->shape[x->ndim - 2];
+    patch[2] = x->shape[x->ndim - 1];
+    return nnu_tensor_data(*own);
+}
+
+/* pushes a copy of output i (2-D nets drop the D axis) */
+static void push_output(lua_State *L, nnu_net *net, int i) {
+    int64_t sh[5];
+    const float *y = nnu_net_output(net, i, sh);
+    int dim = nnu_net_get_config(net)->dim;
+    int64_t s2[5] = {sh[0], sh[1], sh[3], sh[4]};
+    nnu_tensor **box = l_tensor_newbox(L);
+    nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, dim + 2, dim == 3 ? sh : s2, box);
+    if (st) l_raise(L, st);
+    memcpy(nnu_tensor_data(*box), y, (size_t)nnu_tensor_numel(*box) * sizeof(float));
+}
+
+static int l_net_forward(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    int train = lua_toboolean(L, 3);
+    int64_t n, patch[3];
+    nnu_tensor *own = NULL;
+    const float *x = input_data(L, 2, net, &n, patch, &own);
+    nnu_status st = nnu_net_forward(net, x, n, patch, train);
+    nnu_tensor_release(own);
+    if (st) return l_raise(L, st);
+    if (!train) { push_output(L, net, 0); return 1; }
+    lua_createtable(L, nnu_net_num_outputs(net), 0);
+    for (int i = 0; i < nnu_net_num_outputs(net); i++) {
+        push_output(L, net, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* target as (N, 1, D, H, W) (2-D: (N, 1, H, W) gets D = 1) */
+static nnu_tensor *target_view(lua_State *L, int arg, const nnu_net *net) {
+    nnu_tensor *t = l_tensor_check(L, arg);
+    int dim = nnu_net_get_config(net)->dim;
+    luaL_argcheck(L, t->ndim == dim + 2, arg, "target must be (N, 1, spatial...)");
+    nnu_tensor *v = NULL;
+    nnu_status st;
+    if (dim == 3) {
+        nnu_tensor_retain(t);
+        return t;
+    }
+    nnu_tensor *c = NULL;
+    st = nnu_tensor_contiguous(t, &c);
+    if (st == NNU_STATUS_OK)
+        st = nnu_tensor_view_reshape(c, 5, (const int64_t[]){t->shape[0], t->shape[1], 1,
+                                                             t->shape[2], t->shape[3]}, &v);
+    nnu_tensor_release(c);
+    if (st) l_raise(L, st);
+    return v;
+}
+
+static int l_net_loss(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    nnu_tensor *t = target_view(L, 2, net);
+    double loss;
+    nnu_status st = nnu_net_loss(net, t, &loss);
+    nnu_tensor_release(t);
+    if (st) return l_raise(L, st);
+    lua_pushnumber(L, loss);
+    return 1;
+}
+
+static int l_net_backward(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    if (lua_istable(L, 2)) {
+        int k = nnu_net_num_outputs(net);
+        luaL_argcheck(L, (int)luaL_len(L, 2) == k, 2, "one gradient per output");
+        for (int i = 0; i < k; i++) {
+            lua_geti(L, 2, i + 1);
+            nnu_tensor *g = l_tensor_check(L, -1);
+            int64_t sh[5];
+            nnu_net_output(net, i, sh);
+            luaL_argcheck(L, g->dtype == NNU_DTYPE_F32 && nnu_tensor_is_contiguous(g) &&
+                          nnu_tensor_numel(g) == sh[0] * sh[1] * sh[2] * sh[3] * sh[4], 2,
+                          "gradients must be contiguous f32 tensors shaped as the outputs");
+            memcpy(nnu_net_output_grad(net, i), nnu_tensor_data(g),
+                   (size_t)nnu_tensor_numel(g) * sizeof(float));
+            lua_pop(L, 1);
+        }
+    }
+    nnu_status st = nnu_net_backward(net);
+    return st ? l_raise(L, st) : 0;
+}
+
+static int l_net_zero_grad(lua_State *L) {
+    nnu_net_zero_grad(l_net_check(L, 1));
+    return 0;
+}
+
+static void sgd_opts(lua_State *L, int arg, nnu_sgd_config *c) {
+    nnu_sgd_config_default(c);
+    if (lua_isnoneornil(L, arg)) return;
+    if (lua_type(L, arg) == LUA_TNUMBER) {   /* just the learning rate (nnunet.trainer) */
+        c->lr = (float)lua_tonumber(L, arg);
+        return;
+    }
+    luaL_checktype(L, arg, LUA_TTABLE);
+    c->lr = (float)field_num(L, arg, "lr", c->lr);
+    c->momentum = (float)field_num(L, arg, "momentum", c->momentum);
+    c->weight_decay = (float)field_num(L, arg, "weight_decay", c->weight_decay);
+    c->nesterov = field_bool(L, arg, "nesterov", c->nesterov);
+    c->clip_norm = (float)field_num(L, arg, "clip", c->clip_norm);
+}
+
+static int l_net_sgd_step(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    nnu_sgd_config c;
+    sgd_opts(L, 2, &c);
+    double norm;
+    nnu_status st = nnu_net_sgd_step(net, &c, &norm);
+    if (st) return l_raise(L, st);
+    lua_pushnumber(L, norm);
+    return 1;
+}
+
+static int l_net_train_step(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    nnu_sgd_config c;
+    sgd_opts(L, 4, &c);
+    int64_t n, patch[3];
+    nnu_tensor *own = NULL;
+    const float *x = input_data(L, 2, net, &n, patch, &own);
+    nnu_tensor *t = target_view(L, 3, net);
+    double loss = 0;
+    nnu_status st = nnu_net_train_step(net, x, n, patch, t, &c, &loss);
+    nnu_tensor_release(own);
+    nnu_tensor_release(t);
+    if (st) return l_raise(L, st);
+    lua_pushnumber(L, loss);
+    return 1;
+}
+
+/* forward (training mode: the reference validates with deep supervision on), loss,
+ * no update; returns loss and a copy of the full-resolution logits */
+static int l_net_val_step(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    int64_t n, patch[3];
+    nnu_tensor *own = NULL;
+    const float *x = input_data(L, 2, net, &n, patch, &own);
+    nnu_tensor *t = target_view(L, 3, net);
+    double loss = 0;
+    nnu_status st = nnu_net_forward(net, x, n, patch, 1);
+    if (st == NNU_STATUS_OK) st = nnu_net_loss(net, t, &loss);
+    nnu_tensor_release(own);
+    nnu_tensor_release(t);
+    if (st) return l_raise(L, st);
+    lua_pushnumber(L, loss);
+    push_output(L, net, 0);
+    return 2;
+}
+
+/* ---- parameters ---- */
+
+static float *flat_block(lua_State *L, nnu_net *net, int arg) {
+    const char *w = luaL_checkstring(L, arg);
+    if (!strcmp(w, "params")) return nnu_net_params(net);
+    if (!strcmp(w, "grads")) return nnu_net_grads(net);
+    if (!strcmp(w, "momentum")) return nnu_net_momentum(net);
+    luaL_argerror(L, arg, "expected 'params', 'grads' or 'momentum'");
+    return NULL;
+}
+
+static int push_tensors(lua_State *L, nnu_net *net, const float *block) {
+    int nt = nnu_net_num_tensors(net);
+    lua_createtable(L, 0, nt);
+    lua_createtable(L, nt, 0);
+    for (int i = 0; i < nt; i++) {
+        const nnu_net_tensor_info *ti = nnu_net_tensor(net, i);
+        nnu_tensor **box = l_tensor_newbox(L);
+        nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, ti->ndim, ti->shape, box);
+        if (st) return l_raise(L, st);
+        memcpy(nnu_tensor_data(*box), block + ti->offset, (size_t)ti->numel * sizeof(float));
+        lua_setfield(L, -3, ti->name);
+        lua_pushstring(L, ti->name);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 2;
+}
+
+static int l_net_parameters(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    return push_tensors(L, net, nnu_net_params(net));
+}
+
+static int l_net_gradients(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    return push_tensors(L, net, nnu_net_grads(net));
+}
+
+static int l_net_flat(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    const float *b = flat_block(L, net, 2);
+    int64_t n = nnu_net_num_params(net);
+    nnu_tensor **box = l_tensor_newbox(L);
+    nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, 1, &n, box);
+    if (st) return l_raise(L, st);
+    memcpy(nnu_tensor_data(*box), b, (size_t)n * sizeof(float));
+    return 1;
+}
+
+static int l_net_set_flat(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    float *b = flat_block(L, net, 2);
+    nnu_tensor *t = l_tensor_check(L, 3);
+    luaL_argcheck(L, t->dtype == NNU_DTYPE_F32 && nnu_tensor_is_contiguous(t) &&
+                  nnu_tensor_numel(t) == nnu_net_num_params(net), 3,
+                  "expected a contiguous f32 tensor with num_params elements");
+    memcpy(b, nnu_tensor_data(t), (size_t)nnu_net_num_params(net) * sizeof(float));
+    return 0;
+}
+
+static int l_net_sgd_steps(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    if (!lua_isnoneornil(L, 2)) nnu_net_set_sgd_steps(net, (int)luaL_checkinteger(L, 2));
+    lua_pushinteger(L, nnu_net_get_sgd_steps(net));
+    return 1;
+}
+
+/* {params = Tensor, optim = {{name = "momentum", tensor = Tensor}}, optim_steps = n}
+ * (the state nnunet.trainer checkpoints through nnunet.train) */
+static int l_net_get_state(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, l_net_flat);
+    lua_pushvalue(L, 1);
+    lua_pushliteral(L, "params");
+    lua_call(L, 2, 1);
+    lua_setfield(L, -2, "params");
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "momentum");
+    lua_setfield(L, -2, "name");
+    lua_pushcfunction(L, l_net_flat);
+    lua_pushvalue(L, 1);
+    lua_pushliteral(L, "momentum");
+    lua_call(L, 2, 1);
+    lua_setfield(L, -2, "tensor");
+    lua_rawseti(L, -2, 1);
+    lua_setfield(L, -2, "optim");
+    lua_pushinteger(L, nnu_net_get_sgd_steps(net));
+    lua_setfield(L, -2, "optim_steps");
+    return 1;
+}
+
+static int l_net_set_state(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushcfunction(L, l_net_set_flat);
+    lua_pushvalue(L, 1);
+    lua_pushliteral(L, "params");
+    lua_getfield(L, 2, "params");
+    lua_call(L, 3, 0);
+    int steps = (int)field_int(L, 2, "optim_steps", 0, 0);
+    lua_getfield(L, 2, "optim");
+    int found = 0;
+    for (int i = 1; lua_istable(L, -1) && i <= (int)luaL_len(L, -1); i++) {
+        lua_geti(L, -1, i);
+        lua_getfield(L, -1, "name");
+        if (lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "momentum")) {
+            lua_pushcfunction(L, l_net_set_flat);
+            lua_pushvalue(L, 1);
+            lua_pushliteral(L, "momentum");
+            lua_getfield(L, -5, "tensor");
+            lua_call(L, 3, 0);
+            found = 1;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    if (!found) {   /* weights only: the optimizer starts afresh */
+        memset(nnu_net_momentum(net), 0, (size_t)nnu_net_num_params(net) * sizeof(float));
+        steps = 0;
+    }
+    nnu_net_set_sgd_steps(net, steps);
+    return 0;
+}
+
+static int l_net_save(lua_State *L) {
+    nnu_status st = nnu_net_save(l_net_check(L, 1), luaL_checkstring(L, 2));
+    if (st) return l_fail(L, st);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_net_load(lua_State *L) {
+    nnu_status st = nnu_net_load(l_net_check(L, 1), luaL_checkstring(L, 2));
+    if (st) return l_fail(L, st);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_net_info(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    const nnu_net_config *c = nnu_net_get_config(net);
+    int blk = 16;
+    for (int s = 0; s < c->n_stages; s++)
+        if (c->features[s] % 16) blk = 1;
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, (lua_Integer)nnu_net_num_params(net));
+    lua_setfield(L, -2, "num_params");
+    lua_pushinteger(L, nnu_net_num_tensors(net));
+    lua_setfield(L, -2, "num_tensors");
+    lua_pushinteger(L, (lua_Integer)nnu_net_arena_bytes(net));
+    lua_setfield(L, -2, "arena_bytes");
+    lua_pushinteger(L, blk);
+    lua_setfield(L, -2, "layout_block");
+    lua_pushinteger(L, c->dim);
+    lua_setfield(L, -2, "dim");
+    lua_pushinteger(L, c->num_classes);
+    lua_setfield(L, -2, "num_classes");
+    return 1;
+}
+
+static int l_net_tostring(lua_State *L) {
+    nnu_net **box = (nnu_net **)luaL_checkudata(L, 1, L_NET_MT);
+    if (!*box) { lua_pushliteral(L, "nnunet.Net(released)"); return 1; }
+    const nnu_net_config *c = nnu_net_get_config(*box);
+    lua_pushfstring(L, "nnunet.Net(PlainConvUNet %dd, %d stages, %d params)", c->dim, c->n_stages,
+                    (int)nnu_net_num_params(*box));
+    return 1;
+}
+
+static int l_net_poly_lr(lua_State *L) {
+    lua_pushnumber(L, nnu_poly_lr((float)luaL_checknumber(L, 1), (int)luaL_checkinteger(L, 2),
+                                  (int)luaL_checkinteger(L, 3)));
+    return 1;
+}
+
+static int l_net_set_threads(lua_State *L) {
+    nnu_backend_cpu_set_threads((int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static const luaL_Reg net_methods[] = {
+    {"forward", l_net_forward},       {"loss", l_net_loss},
+    {"backward", l_net_backward},     {"zero_grad", l_net_zero_grad},
+    {"sgd_step", l_net_sgd_step},     {"train_step", l_net_train_step},
+    {"parameters", l_net_parameters}, {"gradients", l_net_gradients},
+    {"flat", l_net_flat},             {"set_flat", l_net_set_flat},
+    {"sgd_steps", l_net_sgd_steps},   {"save", l_net_save},
+    {"load", l_net_load},             {"info", l_net_info},
+    {"val_step", l_net_val_step},     {"get_state", l_net_get_state},
+    {"set_state", l_net_set_state},
+    {"close", l_net_gc},              {NULL, NULL}};
+
+static const luaL_Reg net_meta[] = {
+    {"__gc", l_net_gc}, {"__close", l_net_gc}, {"__tostring", l_net_tostring},
+    {"__index", NULL},  {NULL, NULL}};
+
+static const luaL_Reg net_functions[] = {
+    {"build", l_net_build}, {"poly_lr", l_net_poly_lr}, {"set_threads", l_net_set_threads},
+    {NULL, NULL}};
+
+int luaopen_nnunet_net(lua_State *L) {
+    if (luaL_newmetatable(L, L_NET_MT)) {
+        luaL_setfuncs(L, net_meta, 0);
+        luaL_newlib(L, net_methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, net_functions);
+    return 1;
+}
