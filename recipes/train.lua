@@ -197,29 +197,71 @@ local function debug_json(path, tr, ctx)
   json.write_file_atomic(path, d)
 end
 
--- Final validation (§7.2, §9.4): sliding-window prediction of every validation case at
--- the original resolution into fold_k/validation/, evaluated against gt_segmentations
--- into validation/summary.json. Uses the predictor of recipes/predict.lua when it
--- provides `predict_preprocessed_case`; otherwise says so and returns nil.
+-- Sliding-window logits (K, D, H, W) of one preprocessed case (C, D, H, W): step 0.5,
+-- Gaussian weighting, mirroring over the trainer's axes, float16 accumulators (§9.2).
+-- 2-D configurations slide a (1, py, px) window over the slices.
+function M.predict_logits(net, data, ctx, progress_fn)
+  local infer = require("nnunet.infer")
+  local ps = ctx.conf.patch_size
+  local patch, mirror = {}, {}
+  if #ps == 2 then
+    patch = { 1, math.tointeger(ps[1]), math.tointeger(ps[2]) }
+    mirror = { 2, 3 }
+  else
+    for i = 1, 3 do patch[i] = math.tointeger(ps[i]) end
+    mirror = { 1, 2, 3 }
+  end
+  return infer.sliding_window(data, {
+    patch = patch, num_heads = ctx.num_heads, step_size = 0.5, mirror_axes = mirror, batch_size = 1,
+    accum = "f16", progress = progress_fn,
+  }, function(batch) return net:forward(batch) end)
+end
+
+-- Final validation (§7.2, §9.4): every validation case of the fold predicted with the
+-- sliding window on its preprocessed data, exported at the original geometry (the
+-- predictor's nnunet.export: resample the logits, argmax, un-crop, transpose back) into
+-- fold_k/validation/CASE<ending> (+ CASE.npz/.json with --npz) and evaluated against
+-- gt_segmentations into validation/summary.json.
 function M.final_validation(tr, ctx, val_ids)
-  local okp, predict = pcall(dofile, sys.home .. "/recipes/predict.lua")
-  if not okp or type(predict) ~= "table" or type(predict.predict_preprocessed_case) ~= "function" then
-    tr:log("Final validation skipped: the predictor (recipes/predict.lua predict_preprocessed_case) is not "
-      .. "available in this build yet")
+  local okx, export = pcall(require, "nnunet.export")
+  if not okx or type(export) ~= "table" or type(export.case) ~= "function" then
+    tr:log("Final validation skipped: the export of predictions (nnunet.export) is not available in this build")
     return nil
   end
+  local pp = require("nnunet.preproc_case")
   local evaluate = require("nnunet.evaluate")
+  local lm = evaluate.label_manager(join(ctx.pre_dir, "dataset.json"))
+  local ending = lm.file_ending
   local out = join(tr.output_folder, "validation")
   os.execute("rm -rf '" .. out .. "'")
   assert(fs.mkdir(out))
-  local predictor = predict.predictor_from_trainer(tr, ctx)
+  local rk = ctx.conf.resampling_fn_probabilities_kwargs or {}
+  local n_fg = 0
+  for _, v in ipairs(lm.regions_or_labels) do if type(v) ~= "table" then n_fg = n_fg + 1 end end
+  local xopts = {
+    transpose_forward = ctx.plans.transpose_forward or { 0, 1, 2 }, n_foreground_labels = math.max(n_fg, 1),
+    regions_class_order = lm.has_regions and ctx.dataset_json.regions_class_order or nil,
+    order = math.tointeger(rk.order) or 1, order_z = math.tointeger(rk.order_z) or 0,
+    force_separate_z = type(rk.force_separate_z) == "boolean" and rk.force_separate_z or nil,
+  }
   for _, k in ipairs(val_ids) do
     tr:log("predicting " .. k)
-    predict.predict_preprocessed_case(predictor, join(ctx.data_dir, k), join(out, k), { save_probabilities = ctx.npz })
+    local store, err = pp.open(join(ctx.data_dir, k .. ".nnu"))
+    if not store then error(err, 0) end
+    local data = store:read_all()
+    store:close()
+    tr:log(string.format("%s, shape [%s], rank 0", k, table.concat(data:shape(), ", ")))
+    local logits = M.predict_logits(tr.net, data, ctx)
+    local pt, perr = json.decode_file(join(ctx.data_dir, k .. ".json"))
+    if not pt then error(perr, 0) end
+    local props = export.props(pt, join(join(ctx.pre_dir, "gt_segmentations"), k .. ending))
+    local seg, probs = export.case(logits, props, xopts, ctx.npz)
+    local ok, werr = export.write_seg(join(out, k .. ending), seg, props)
+    if not ok then error(werr, 0) end
+    if ctx.npz and probs then require("nnunet.probabilities").save(join(out, k), probs, pt) end
   end
-  local lm = evaluate.label_manager(join(ctx.pre_dir, "dataset.json"))
-  local res = evaluate.compute_metrics_on_folder(join(ctx.pre_dir, "gt_segmentations"), out, join(out, "summary.json"),
-    lm.file_ending, lm.regions_or_labels, lm.ignore_label, { chill = true })
+  local res = evaluate.compute_metrics_on_folder(join(ctx.pre_dir, "gt_segmentations"), out,
+    join(out, "summary.json"), ending, lm.regions_or_labels, lm.ignore_label, { chill = true })
   tr:log("Validation complete")
   tr:log("Mean Validation Dice: ", T.repr64(res.foreground_mean.Dice))
   return res
