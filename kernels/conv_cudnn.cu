@@ -1,0 +1,525 @@
+/* conv_cudnn.cu: convolution and transposed convolution on the GPU (R21: cuDNN
+ * lives in this one translation unit). Twins of core/ops/conv.c and
+ * core/ops/conv_transpose.c, same signatures and conventions:
+ *   conv   x (N,Cin,in) -> y (N,Cout,out), w [Cout,Cin,k], "same" zero padding
+ *   convt  x (N,Cin,in) -> y (N,Cout,in*k), w [Cin,Cout,k] (PyTorch), kernel = stride
+ *   *_fwd writes y (+ bias), *_bwd_data writes gx (=), *_bwd_params adds (+=) gw, gb.
+ * Activations must be plain (cblk 1): cuDNN has no nCdhw16c layout, so the
+ * blocked layout is ERR_UNSUPPORTED here (nothing is silently reordered).
+ *
+ * One cuDNN convolution "C" per shape, seen from its own x/y (cx, cy):
+ *   conv:  cx = x (N,Cin,in),  cy = y (N,Cout,out), filter [Cout,Cin,k]
+ *   convt: cx = y (N,Cout,out), cy = x (N,Cin,in),  filter [Cin,Cout,k] (C maps the
+ *          high-res tensor down with kernel = stride; its adjoint is the upsampling)
+ * and three primitives FWD (cx -> cy), BWD_DATA (cy -> cx), BWD_FILTER (cx, cy -> w):
+ *   conv_fwd = FWD,  conv_bwd_data = BWD_DATA,  conv_bwd_params = BWD_FILTER(x, gy)
+ *   convt_fwd = BWD_DATA(x -> y), convt_bwd_data = FWD(gy -> gx),
+ *   convt_bwd_params = BWD_FILTER(cx = gy, cy = x).
+ * The cache (key: geometry + precision) holds the descriptors and, per primitive,
+ * the algorithm found by cudnnFind* on first use (like PyTorch's
+ * cudnn.benchmark = True; NNU_CUDNN_HEURISTIC=1 takes the heuristic's first choice
+ * instead) and its workspace size; the workspace is one grow-once buffer.
+ *
+ * 1x1 stride-1 convolutions (the segmentation heads) are GEMMs on cuBLAS:
+ *   y[n] (Cout x S) = W (Cout x Cin) x[n] (Cin x S)    strided-batched over n
+ *   gx[n] = W^T gy[n];  gW += sum_n gy[n] x[n]^T       (column-major calls below)
+ *
+ * Precision (nnu_cuda.h): FP32 = CUDNN_FMA_MATH / CUBLAS_COMPUTE_32F; TF32 =
+ * cuDNN default math / CUBLAS_COMPUTE_32F_FAST_TF32; BF16/FP16 convert the
+ * operands into grow-once low-precision buffers, run cuDNN in that type with fp32
+ * accumulation, and convert the result back (adding the bias, or accumulating the
+ * weight gradient) in the same pass; cuBLAS uses COMPUTE_32F_FAST_16BF/16F on the
+ * fp32 data directly. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "cuda_common.h"
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  /* cuDNN 9 legacy conv API */
+#pragma nv_diag_suppress 1444                               /* the same, nvcc's front end */
+
+enum { PRIM_FWD = 0, PRIM_BWD_DATA = 1, PRIM_BWD_FILTER = 2 };
+enum { KEY_LEN = 16 };
+
+typedef struct conv_entry {
+    int64_t key[KEY_LEN];
+    int     gemm;                        /* 1x1 stride 1: cuBLAS, no descriptors */
+    cudnnTensorDescriptor_t      cx, cy;
+    cudnnFilterDescriptor_t      fw;
+    cudnnConvolutionDescriptor_t cd;
+    int     have[3];                     /* algorithm chosen for the primitive */
+    int     algo[3];
+    cudnnMathType_t math[3];
+    size_t  ws[3];
+    int64_t ncx, ncy, nw;                /* elements of cx, cy, filter */
+    int64_t ccx, scx, ccy, scy;          /* channels and voxels of cx, cy */
+} conv_entry;
+
+static conv_entry **cache;
+static int cache_len, cache_cap;
+
+int nnu_cuda_conv_cache_entries(void) { return cache_len; }
+
+static void make_key(const nnu_conv_params *p, nnu_cuda_precision prec, int64_t *k) {
+    memset(k, 0, KEY_LEN * sizeof *k);
+    int i = 0;
+    k[i++] = p->transposed; k[i++] = p->n; k[i++] = p->c_in; k[i++] = p->c_out; k[i++] = prec;
+    for (int a = 0; a < 3; a++) { k[i++] = p->in[a]; k[i++] = p->kernel[a]; k[i++] = p->stride[a]; }
+}
+
+static int is_2d(const nnu_conv_params *p) {
+    return p->in[0] == 1 && p->kernel[0] == 1 && p->stride[0] == 1;
+}
+
+static cudnnDataType_t dnn_type(nnu_cuda_precision prec) {
+    return prec == NNU_CUDA_BF16 ? CUDNN_DATA_BFLOAT16
+         : prec == NNU_CUDA_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+}
+
+static nnu_status set_tensor(cudnnTensorDescriptor_t d, cudnnDataType_t t, int nd, int64_t n,
+                             int64_t c, const int64_t sp[3], int two_d) {
+    int dims[5], strides[5], k = 0;
+    dims[k++] = (int)n;
+    dims[k++] = (int)c;
+    for (int a = two_d ? 1 : 0; a < 3; a++) dims[k++] = (int)sp[a];
+    strides[nd - 1] = 1;
+    for (int i = nd - 2; i >= 0; i--) strides[i] = strides[i + 1] * dims[i + 1];
+    NNU_CUDNN(cudnnSetTensorNdDescriptor(d, t, nd, dims, strides));
+    return NNU_STATUS_OK;
+}
+
+static nnu_status entry_create(const nnu_conv_params *p, nnu_cuda_precision prec,
+                               conv_entry *e) {
+    const int two_d = is_2d(p), nd = two_d ? 4 : 5, nsp = nd - 2;
+    const int64_t si = p->in[0] * p->in[1] * p->in[2], so = p->out[0] * p->out[1] * p->out[2];
+    const int64_t kv = (int64_t)p->kernel[0] * p->kernel[1] * p->kernel[2];
+    /* cx/cy as seen by the cuDNN convolution (header comment) */
+    const int64_t *sx = p->transposed ? p->out : p->in, *sy = p->transposed ? p->in : p->out;
+    e->ccx = p->transposed ? p->c_out : p->c_in;
+    e->ccy = p->transposed ? p->c_in : p->c_out;
+    e->scx = p->transposed ? so : si;
+    e->scy = p->transposed ? si : so;
+    e->ncx = p->n * e->ccx * e->scx;
+    e->ncy = p->n * e->ccy * e->scy;
+    e->nw = p->c_in * p->c_out * kv;
+    e->gemm = !p->transposed && kv == 1 && p->stride[0] == 1 && p->stride[1] == 1 &&
+              p->stride[2] == 1;
+    if (e->gemm) return NNU_STATUS_OK;
+    const cudnnDataType_t t = dnn_type(prec);
+    NNU_CUDNN(cudnnCreateTensorDescriptor(&e->cx));
+    NNU_CUDNN(cudnnCreateTensorDescriptor(&e->cy));
+    NNU_CUDNN(cudnnCreateFilterDescriptor(&e->fw));
+    NNU_CUDNN(cudnnCreateConvolutionDescriptor(&e->cd));
+    NNU_TRY(set_tensor(e->cx, t, nd, p->n, e->ccx, sx, two_d));
+    NNU_TRY(set_tensor(e->cy, t, nd, p->n, e->ccy, sy, two_d));
+    int fdims[5] = {(int)e->ccy, (int)e->ccx}, pad[3], str[3], dil[3] = {1, 1, 1};
+    for (int a = two_d ? 1 : 0, k = 0; a < 3; a++, k++) {
+        fdims[2 + k] = p->kernel[a];
+        pad[k] = p->pad[a];
+        str[k] = p->stride[a];
+    }
+    NNU_CUDNN(cudnnSetFilterNdDescriptor(e->fw, t, CUDNN_TENSOR_NCHW, nd, fdims));
+    NNU_CUDNN(cudnnSetConvolutionNdDescriptor(e->cd, nsp, pad, str, dil,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    /* cuDNN's own output size must be the one nnu_conv_params_init computed */
+    int od[5];
+    NNU_CUDNN(cudnnGetConvolutionNdForwardOutputDim(e->cd, e->cx, e->fw, nd, od));
+    for (int k = 0; k < nsp; k++)
+        NNU_CHECK(od[2 + k] == (int)sy[(two_d ? 1 : 0) + k], NNU_STATUS_ERR_SHAPE,
+                  "conv (cuDNN): output size %d != %lld on spatial axis %d", od[2 + k],
+                  (long long)sy[(two_d ? 1 : 0) + k], k);
+    return NNU_STATUS_OK;
+}
+
+static nnu_status entry_get(const nnu_conv_params *p, nnu_cuda_precision prec,
+                            conv_entry **out) {
+    int64_t key[KEY_LEN];
+    make_key(p, prec, key);
+    for (int i = 0; i < cache_len; i++)
+        if (!memcmp(cache[i]->key, key, sizeof key)) {
+            *out = cache[i];
+            return NNU_STATUS_OK;
+        }
+    NNU_CHECK(p->cblk_in == 1 && p->cblk_out == 1, NNU_STATUS_ERR_UNSUPPORTED,
+              "%s on cuda: activation layout blocks (%d, %d); the CUDA backend needs plain "
+              "layouts (cblk 1)", p->transposed ? "convt" : "conv", p->cblk_in, p->cblk_out);
+    conv_entry *e = (conv_entry *)calloc(1, sizeof *e);
+    NNU_CHECK(e, NNU_STATUS_ERR_OOM, "conv (cuda): out of host memory");
+    memcpy(e->key, key, sizeof key);
+    nnu_status st = entry_create(p, prec, e);
+    if (st != NNU_STATUS_OK) { free(e); return st; }
+    if (cache_len == cache_cap) {
+        int nc = cache_cap ? 2 * cache_cap : 32;
+        conv_entry **ncache = (conv_entry **)realloc(cache, (size_t)nc * sizeof *ncache);
+        NNU_CHECK(ncache, NNU_STATUS_ERR_OOM, "conv (cuda): out of host memory");
+        cache = ncache;
+        cache_cap = nc;
+    }
+    cache[cache_len++] = e;
+    *out = e;
+    return NNU_STATUS_OK;
+}
+
+/* ---- algorithm choice (once per entry and primitive) ---- */
+
+static const size_t WS_LIMIT = (size_t)4 << 30;
+
+static nnu_status choose_algo(conv_entry *e, int prim, nnu_cuda_precision prec) {
+    if (e->have[prim]) return NNU_STATUS_OK;
+    nnu_cuda_ctx *c = nnu_cuda_ctx_get();
+    const cudnnMathType_t base = prec == NNU_CUDA_FP32   ? CUDNN_FMA_MATH
+                               : prec == NNU_CUDA_TF32 ? CUDNN_DEFAULT_MATH
+                                                       : CUDNN_TENSOR_OP_MATH;
+    NNU_CUDNN(cudnnSetConvolutionMathType(e->cd, base));
+    const char *h = getenv("NNU_CUDNN_HEURISTIC");
+    const int heuristic = h && h[0] == '1';
+    int n = 0, found = -1;
+    /* results come sorted fastest first: take the first that ran and fits */
+#define PICK(perf_t, COUNT, call)                                                        \
+    do {                                                                                 \
+        perf_t r[COUNT];                                                                 \
+        NNU_CUDNN(call);                                                                 \
+        for (int i = 0; i < n && found < 0; i++)                                         \
+            if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= WS_LIMIT &&        \
+                (prec != NNU_CUDA_FP32 || (r[i].mathType != CUDNN_TENSOR_OP_MATH &&      \
+                 r[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))) {             \
+                found = i;                                                               \
+                e->algo[prim] = (int)r[i].algo;                                          \
+                e->math[prim] = prec == NNU_CUDA_FP32 ? CUDNN_FMA_MATH : r[i].mathType;  \
+                e->ws[prim] = r[i].memory;                                               \
+            }                                                                            \
+    } while (0)
+    if (prim == PRIM_FWD) {
+        if (heuristic)
+            PICK(cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                 cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, e->cx, e->fw, e->cd, e->cy,
+                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
+        else
+            PICK(cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                 cudnnFindConvolutionForwardAlgorithm(c->cudnn, e->cx, e->fw, e->cd, e->cy,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
+    } else if (prim == PRIM_BWD_DATA) {
+        if (heuristic)
+            PICK(cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                 cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                     c->cudnn, e->fw, e->cy, e->cd, e->cx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                     &n, r));
+        else
+            PICK(cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                 cudnnFindConvolutionBackwardDataAlgorithm(
+                     c->cudnn, e->fw, e->cy, e->cd, e->cx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                     &n, r));
+    } else {
+        if (heuristic)
+            PICK(cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                 cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                     c->cudnn, e->cx, e->cy, e->cd, e->fw,
+                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r));
+        else
+            PICK(cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                 cudnnFindConvolutionBackwardFilterAlgorithm(
+                     c->cudnn, e->cx, e->cy, e->cd, e->fw,
+                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r));
+    }
+#undef PICK
+    NNU_CHECK(found >= 0, NNU_STATUS_ERR_CUDNN,
+              "cudnnFindConvolution*Algorithm: no algorithm for primitive %d of conv "
+              "[%lld,%lld,...] -> %lld channels (%d candidates)\nHINT: try another precision",
+              prim, (long long)e->key[1], (long long)e->key[2], (long long)e->key[3], n);
+    e->have[prim] = 1;
+    return NNU_STATUS_OK;
+}
+
+/* ---- small kernels: bias, bias gradient, precision conversion ---- */
+
+/* y[n,c,s] += b[c] */
+__global__ void k_bias_add(float *y, const float *b, int64_t C, int64_t S, int64_t total) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += b[(i / S) % C];
+}
+
+/* part[(n*C + c)*chunks + k] = sum of gy[n,c,s] over chunk k of s (double) */
+__global__ void k_chan_partial(const float *gy, double *part, int64_t S, int chunks) {
+    __shared__ double sh[32];
+    const int64_t row = blockIdx.y, k = blockIdx.x;
+    const int64_t len = (S + chunks - 1) / chunks, s0 = k * len;
+    const int64_t s1 = s0 + len < S ? s0 + len : S;
+    const float *r = gy + row * S;
+    double acc = 0.0;
+    for (int64_t s = s0 + threadIdx.x; s < s1; s += blockDim.x) acc += r[s];
+    acc = nnu_block_sum(acc, sh);
+    if (threadIdx.x == 0) part[row * chunks + k] = acc;
+}
+
+/* gb[c] += sum over n and chunks, in a fixed order */
+__global__ void k_bias_grad_finish(const double *part, float *gb, int64_t N, int64_t C,
+                                   int chunks) {
+    const int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double t = 0.0;
+    for (int64_t n = 0; n < N; n++)
+        for (int k = 0; k < chunks; k++) t += part[(n * C + c) * chunks + k];
+    gb[c] += (float)t;
+}
+
+static nnu_status bias_grad(const float *gy, float *gb, int64_t N, int64_t C, int64_t S) {
+    nnu_cuda_ctx *c = nnu_cuda_ctx_get();
+    NNU_CHECK(N * C <= 65535, NNU_STATUS_ERR_UNSUPPORTED,
+              "conv bias gradient on cuda: N*C = %lld rows exceed the grid limit 65535",
+              (long long)(N * C));
+    const int chunks = nnu_cuda_chunks(N * C, S);
+    void *part;
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_SCRATCH, (size_t)(N * C * chunks) * sizeof(double),
+                            &part));
+    k_chan_partial<<<dim3(chunks, (unsigned)(N * C)), NNU_CUDA_THREADS, 0, c->stream>>>(
+        gy, (double *)part, S, chunks);
+    NNU_CU_LAUNCH("k_chan_partial");
+    k_bias_grad_finish<<<(unsigned)((C + 127) / 128), 128, 0, c->stream>>>(
+        (const double *)part, gb, N, C, chunks);
+    NNU_CU_LAUNCH("k_bias_grad_finish");
+    return NNU_STATUS_OK;
+}
+
+__device__ __forceinline__ void to_low(float v, __nv_bfloat16 *o) { *o = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void to_low(float v, __half *o) { *o = __float2half_rn(v); }
+__device__ __forceinline__ float from_low(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float from_low(__half v) { return __half2float(v); }
+
+template <typename T>
+__global__ void k_to_low(const float *x, T *y, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        to_low(x[i], y + i);
+}
+
+/* mode 0: y = low (+ b[c] if b), mode 1: y += low */
+template <typename T>
+__global__ void k_from_low(const T *x, float *y, const float *b, int64_t C, int64_t S,
+                           int64_t n, int accumulate) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float v = from_low(x[i]);
+        if (accumulate) y[i] += v;
+        else y[i] = b ? v + b[(i / S) % C] : v;
+    }
+}
+
+static nnu_status to_low_run(nnu_cuda_precision prec, const float *x, void *y, int64_t n) {
+    cudaStream_t s = nnu_cuda_ctx_get()->stream;
+    if (prec == NNU_CUDA_BF16)
+        k_to_low<__nv_bfloat16><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(
+            x, (__nv_bfloat16 *)y, n);
+    else
+        k_to_low<__half><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(x, (__half *)y, n);
+    NNU_CU_LAUNCH("k_to_low");
+    return NNU_STATUS_OK;
+}
+
+static nnu_status from_low_run(nnu_cuda_precision prec, const void *x, float *y, const float *b,
+                               int64_t C, int64_t S, int64_t n, int accumulate) {
+    cudaStream_t s = nnu_cuda_ctx_get()->stream;
+    if (prec == NNU_CUDA_BF16)
+        k_from_low<__nv_bfloat16><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(
+            (const __nv_bfloat16 *)x, y, b, C, S, n, accumulate);
+    else
+        k_from_low<__half><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(
+            (const __half *)x, y, b, C, S, n, accumulate);
+    NNU_CU_LAUNCH("k_from_low");
+    return NNU_STATUS_OK;
+}
+
+/* ---- running one primitive ---- */
+
+/* FWD: a = cx src -> out = cy;  BWD_DATA: a = cy src -> out = cx;
+ * BWD_FILTER: a = cx, b = cy, out = w (+=). bias (FWD/BWD_DATA outputs) may be NULL. */
+static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, int prim,
+                           const float *a, const float *b, float *out, const float *w,
+                           const float *bias) {
+    conv_entry *e = NULL;
+    NNU_TRY(entry_get(p, prec, &e));
+    NNU_TRY(choose_algo(e, prim, prec));
+    nnu_cuda_ctx *c = nnu_cuda_ctx_get();
+    void *ws = NULL;
+    if (e->ws[prim]) NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_WORKSPACE, e->ws[prim], &ws));
+    NNU_CUDNN(cudnnSetConvolutionMathType(e->cd, e->math[prim]));
+    const int low = prec == NNU_CUDA_BF16 || prec == NNU_CUDA_FP16;
+    const float one = 1.0f, zero = 0.0f;
+    /* output channels/voxels for the bias */
+    const int64_t oc = prim == PRIM_FWD ? e->ccy : e->ccx, os = prim == PRIM_FWD ? e->scy : e->scx;
+    const int64_t nout = prim == PRIM_FWD ? e->ncy : prim == PRIM_BWD_DATA ? e->ncx : e->nw;
+    if (!low) {
+        if (prim == PRIM_FWD)
+            NNU_CUDNN(cudnnConvolutionForward(c->cudnn, &one, e->cx, a, e->fw, w, e->cd,
+                                              (cudnnConvolutionFwdAlgo_t)e->algo[prim], ws,
+                                              e->ws[prim], &zero, e->cy, out));
+        else if (prim == PRIM_BWD_DATA)
+            NNU_CUDNN(cudnnConvolutionBackwardData(c->cudnn, &one, e->fw, w, e->cy, a, e->cd,
+                                                   (cudnnConvolutionBwdDataAlgo_t)e->algo[prim],
+                                                   ws, e->ws[prim], &zero, e->cx, out));
+        else
+            NNU_CUDNN(cudnnConvolutionBackwardFilter(
+                c->cudnn, &one, e->cx, a, e->cy, b, e->cd,
+                (cudnnConvolutionBwdFilterAlgo_t)e->algo[prim], ws, e->ws[prim], &one, e->fw,
+                out));
+        if (bias) {
+            const int64_t total = nout;
+            k_bias_add<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, c->stream>>>(out, bias, oc,
+                                                                                  os, total);
+            NNU_CU_LAUNCH("k_bias_add");
+        }
+        return NNU_STATUS_OK;
+    }
+    /* low precision: operands into the LOW buffers (2 bytes per element) */
+    void *lx, *ly, *lw;
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_A, (size_t)e->ncx * 2, &lx));
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_B, (size_t)e->ncy * 2, &ly));
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_W, (size_t)e->nw * 2, &lw));
+    if (prim == PRIM_FWD) {
+        NNU_TRY(to_low_run(prec, a, lx, e->ncx));
+        NNU_TRY(to_low_run(prec, w, lw, e->nw));
+        NNU_CUDNN(cudnnConvolutionForward(c->cudnn, &one, e->cx, lx, e->fw, lw, e->cd,
+                                          (cudnnConvolutionFwdAlgo_t)e->algo[prim], ws,
+                                          e->ws[prim], &zero, e->cy, ly));
+        return from_low_run(prec, ly, out, bias, oc, os, nout, 0);
+    }
+    if (prim == PRIM_BWD_DATA) {
+        NNU_TRY(to_low_run(prec, a, ly, e->ncy));
+        NNU_TRY(to_low_run(prec, w, lw, e->nw));
+        NNU_CUDNN(cudnnConvolutionBackwardData(c->cudnn, &one, e->fw, lw, e->cy, ly, e->cd,
+                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[prim], ws,
+                                               e->ws[prim], &zero, e->cx, lx));
+        return from_low_run(prec, lx, out, bias, oc, os, nout, 0);
+    }
+    NNU_TRY(to_low_run(prec, a, lx, e->ncx));
+    NNU_TRY(to_low_run(prec, b, ly, e->ncy));
+    NNU_CUDNN(cudnnConvolutionBackwardFilter(c->cudnn, &one, e->cx, lx, e->cy, ly, e->cd,
+                                             (cudnnConvolutionBwdFilterAlgo_t)e->algo[prim], ws,
+                                             e->ws[prim], &zero, e->fw, lw));
+    return from_low_run(prec, lw, out, NULL, 0, 1, nout, 1);
+}
+
+/* ---- 1x1 heads on cuBLAS (row-major tensors seen as column-major matrices) ---- */
+
+static cublasComputeType_t blas_compute(nnu_cuda_precision prec) {
+    switch (prec) {
+    case NNU_CUDA_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case NNU_CUDA_BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case NNU_CUDA_FP16: return CUBLAS_COMPUTE_32F_FAST_16F;
+    default:            return CUBLAS_COMPUTE_32F;
+    }
+}
+
+/* dir 0: y = W x (+b);  dir 1: gx = W^T gy;  dir 2: gW += gy x^T, gb += sum gy */
+static nnu_status gemm_run(const nnu_conv_params *p, nnu_cuda_precision prec, int dir,
+                           const float *a, const float *b, float *out, const float *w,
+                           float *bias) {
+    nnu_cuda_ctx *c = nnu_cuda_ctx_get();
+    const int64_t S = p->in[0] * p->in[1] * p->in[2];
+    const int ci = (int)p->c_in, co = (int)p->c_out;
+    NNU_CHECK(S < (int64_t)1 << 31, NNU_STATUS_ERR_UNSUPPORTED,
+              "conv 1x1 (cuBLAS): %lld voxels per sample exceed int", (long long)S);
+    const float one = 1.0f, zero = 0.0f;
+    const cublasComputeType_t ct = blas_compute(prec);
+    const cublasGemmAlgo_t alg = CUBLAS_GEMM_DEFAULT;
+    if (dir == 0) {
+        /* Y^T (S x Co) = X^T (S x Ci) * W^T (Ci x Co), batched over n */
+        NNU_CUBLAS(cublasGemmStridedBatchedEx(
+            c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, (int)S, co, ci, &one, a, CUDA_R_32F, (int)S,
+            (long long)ci * S, w, CUDA_R_32F, ci, 0, &zero, out, CUDA_R_32F, (int)S,
+            (long long)co * S, (int)p->n, ct, alg));
+        if (bias) {
+            const int64_t total = p->n * co * S;
+            k_bias_add<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, c->stream>>>(out, bias, co,
+                                                                                  S, total);
+            NNU_CU_LAUNCH("k_bias_add");
+        }
+    } else if (dir == 1) {
+        /* gX^T (S x Ci) = gY^T (S x Co) * W (Co x Ci) */
+        NNU_CUBLAS(cublasGemmStridedBatchedEx(
+            c->cublas, CUBLAS_OP_N, CUBLAS_OP_T, (int)S, ci, co, &one, a, CUDA_R_32F, (int)S,
+            (long long)co * S, w, CUDA_R_32F, ci, 0, &zero, out, CUDA_R_32F, (int)S,
+            (long long)ci * S, (int)p->n, ct, alg));
+    } else {
+        /* gW^T (Ci x Co) += X (Ci x S) * gY^T (S x Co), one call per sample (sum over n) */
+        for (int64_t n = 0; n < p->n; n++)
+            NNU_CUBLAS(cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, ci, co, (int)S, &one,
+                                    a + n * ci * S, CUDA_R_32F, (int)S, b + n * co * S,
+                                    CUDA_R_32F, (int)S, &one, out, CUDA_R_32F, ci, ct, alg));
+        if (bias) NNU_TRY(bias_grad(b, bias, p->n, co, S));
+    }
+    return NNU_STATUS_OK;
+}
+
+/* ---- the six slots ---- */
+
+static nnu_status check(const nnu_conv_params *p, int transposed) {
+    NNU_CHECK(p->transposed == transposed, NNU_STATUS_ERR_ARG,
+              "%s: params describe a %s convolution", transposed ? "convt" : "conv",
+              transposed ? "plain" : "transposed");
+    NNU_CHECK(p->n > 0 && p->c_in > 0 && p->c_out > 0 && p->out[0] > 0, NNU_STATUS_ERR_ARG,
+              "%s: params not initialised (use nnu_conv_params_init)",
+              transposed ? "convt" : "conv");
+    NNU_CHECK(p->cblk_in == 1 && p->cblk_out == 1, NNU_STATUS_ERR_UNSUPPORTED,
+              "%s on cuda: activation layout blocks (%d, %d); the CUDA backend needs plain "
+              "layouts (cblk 1)", transposed ? "convt" : "conv", p->cblk_in, p->cblk_out);
+    return NNU_STATUS_OK;
+}
+
+static int use_gemm(const nnu_conv_params *p) {
+    return !p->transposed && p->kernel[0] == 1 && p->kernel[1] == 1 && p->kernel[2] == 1 &&
+           p->stride[0] == 1 && p->stride[1] == 1 && p->stride[2] == 1;
+}
+
+nnu_status nnu_conv_fwd_cuda(const nnu_backend *be, const float *x, float *y, const float *w,
+                             const float *b, const nnu_conv_params *p) {
+    NNU_TRY(check(p, 0));
+    const float *bias = p->has_bias ? b : NULL;
+    if (use_gemm(p)) return gemm_run(p, nnu_cuda_prec(be), 0, x, NULL, y, w, (float *)bias);
+    return run_prim(p, nnu_cuda_prec(be), PRIM_FWD, x, NULL, y, w, bias);
+}
+
+nnu_status nnu_conv_bwd_data_cuda(const nnu_backend *be, const float *gy, float *gx,
+                                  const float *w, const nnu_conv_params *p) {
+    NNU_TRY(check(p, 0));
+    if (use_gemm(p)) return gemm_run(p, nnu_cuda_prec(be), 1, gy, NULL, gx, w, NULL);
+    return run_prim(p, nnu_cuda_prec(be), PRIM_BWD_DATA, gy, NULL, gx, w, NULL);
+}
+
+nnu_status nnu_conv_bwd_params_cuda(const nnu_backend *be, const float *x, const float *gy,
+                                    float *gw, float *gb, const nnu_conv_params *p) {
+    NNU_TRY(check(p, 0));
+    if (use_gemm(p)) return gemm_run(p, nnu_cuda_prec(be), 2, x, gy, gw, NULL, gb);
+    NNU_TRY(run_prim(p, nnu_cuda_prec(be), PRIM_BWD_FILTER, x, gy, gw, NULL, NULL));
+    if (gb) {
+        const int64_t so = p->out[0] * p->out[1] * p->out[2];
+        NNU_TRY(bias_grad(gy, gb, p->n, p->c_out, so));
+    }
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_convt_fwd_cuda(const nnu_backend *be, const float *x, float *y, const float *w,
+                              const float *b, const nnu_conv_params *p) {
+    NNU_TRY(check(p, 1));
+    return run_prim(p, nnu_cuda_prec(be), PRIM_BWD_DATA, x, NULL, y, w, p->has_bias ? b : NULL);
+}
+
+nnu_status nnu_convt_bwd_data_cuda(const nnu_backend *be, const float *gy, float *gx,
+                                   const float *w, const nnu_conv_params *p) {
+    NNU_TRY(check(p, 1));
+    return run_prim(p, nnu_cuda_prec(be), PRIM_FWD, gy, NULL, gx, w, NULL);
+}
+
+nnu_status nnu_convt_bwd_params_cuda(const nnu_backend *be, const float *x, const float *gy,
+                                     float *gw, float *gb, const nnu_conv_params *p) {
+    NNU_TRY(check(p, 1));
+    NNU_TRY(run_prim(p, nnu_cuda_prec(be), PRIM_BWD_FILTER, gy, x, gw, NULL, NULL));
+    if (gb) {
+        const int64_t so = p->out[0] * p->out[1] * p->out[2];
+        NNU_TRY(bias_grad(gy, gb, p->n, p->c_out, so));
+    }
+    return NNU_STATUS_OK;
+}

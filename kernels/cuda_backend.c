@@ -1,0 +1,60 @@
+/* cuda_backend.c: the CUDA backend tables, one per precision (nnu_cuda.h).
+ * Generated from core/nnu_ops.def like the CPU table (R20): slot `name` =
+ * nnu_<name>_cuda (ops_cuda.h). The ops find their precision from the table they
+ * were called through (nnu_cuda_precision_of(be)), so the signatures stay those
+ * of the CPU twins (R19). */
+#include <string.h>
+
+#include "nnu_cuda.h"
+#include "ops_cuda.h"
+
+#define NNU_OP(name, ptype) .name = nnu_##name##_cuda,
+/* slot `name` = nnu_<name>_cuda; the X-macro is expanded once per table */
+static const nnu_backend tables[NNU_CUDA_PRECISION_COUNT] = {
+    { .name = "cuda:0", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
+      .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+#include "nnu_ops.def"
+    },
+    { .name = "cuda:0:tf32", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
+      .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+#include "nnu_ops.def"
+    },
+    { .name = "cuda:0:bf16", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
+      .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+#include "nnu_ops.def"
+    },
+    { .name = "cuda:0:fp16", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
+      .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+#include "nnu_ops.def"
+    },
+};
+#undef NNU_OP
+
+static const char *const prec_names[NNU_CUDA_PRECISION_COUNT] = {"fp32", "tf32", "bf16", "fp16"};
+
+nnu_status nnu_backend_cuda(nnu_cuda_precision prec, const nnu_backend **out) {
+    *out = NULL;
+    NNU_CHECK((unsigned)prec < NNU_CUDA_PRECISION_COUNT, NNU_STATUS_ERR_ARG,
+              "CUDA backend: bad precision %d", (int)prec);
+    NNU_TRY(nnu_cuda_init());
+    *out = &tables[prec];
+    return NNU_STATUS_OK;
+}
+
+int nnu_cuda_precision_of(const nnu_backend *be) {
+    if (be >= tables && be < tables + NNU_CUDA_PRECISION_COUNT) return (int)(be - tables);
+    return -1;
+}
+
+const char *nnu_cuda_precision_name(nnu_cuda_precision prec) {
+    return (unsigned)prec < NNU_CUDA_PRECISION_COUNT ? prec_names[prec] : "unknown";
+}
+
+int nnu_cuda_precision_from_name(const char *name, nnu_cuda_precision *out) {
+    for (int i = 0; i < NNU_CUDA_PRECISION_COUNT; i++)
+        if (name && !strcmp(name, prec_names[i])) {
+            *out = (nnu_cuda_precision)i;
+            return 1;
+        }
+    return 0;
+}

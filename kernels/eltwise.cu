@@ -1,0 +1,164 @@
+/* eltwise.cu: element-wise ops of the CUDA backend, twins of core/ops/lrelu.c,
+ * concat.c, sgd.c and eltwise.c (same formulas, flat indices):
+ *   lrelu_fwd   y = x > 0 ? x : a*x           lrelu_bwd  gx = x > 0 ? gy : a*gy
+ *   concat_fwd  y = [a, b] along C             concat_bwd ga, gb = the two parts of gy
+ *   sgd_step    d = g + wd*w; buf = first ? d : m*buf + d; w -= lr*(nesterov ? d + m*buf : buf)
+ *   axpy        y += a*x     scale  x *= a     sumsq  *out = sum x^2 (double, host value)
+ * Arithmetic uses __fmul_rn/__fadd_rn where nvcc would contract to an FMA, so
+ * the results are bit-identical to the CPU's (tested exactly). Grid-stride loops; concat is two strided copies (cudaMemcpy2DAsync), since in
+ * both layouts each sample's channels are one contiguous run. sumsq reduces in
+ * double per block, then in a fixed order (deterministic), then syncs to return. */
+#include "cuda_common.h"
+
+#define GRID_LOOP(i, n)                                                        \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+__global__ void k_lrelu_fwd(const float *x, float *y, float a, int64_t n) {
+    GRID_LOOP(i, n) { float v = x[i]; y[i] = v > 0.0f ? v : a * v; }
+}
+
+__global__ void k_lrelu_bwd(const float *x, const float *gy, float *gx, float a, int64_t n) {
+    GRID_LOOP(i, n) { gx[i] = x[i] > 0.0f ? gy[i] : a * gy[i]; }
+}
+
+__global__ void k_sgd(float *w, const float *g, float *buf, float lr, float m, float wd,
+                      int first, int nest, int64_t n) {
+    GRID_LOOP(i, n) {   /* _rn: no FMA contraction, the CPU's separate roundings */
+        float d = __fadd_rn(g[i], __fmul_rn(wd, w[i]));
+        float b = first ? d : __fadd_rn(__fmul_rn(m, buf[i]), d);
+        buf[i] = b;
+        w[i] = __fsub_rn(w[i], __fmul_rn(lr, nest ? __fadd_rn(d, __fmul_rn(m, b)) : b));
+    }
+}
+
+__global__ void k_axpy(const float *x, float *y, float a, int64_t n) {
+    GRID_LOOP(i, n) { y[i] = __fadd_rn(y[i], __fmul_rn(a, x[i])); }   /* no FMA: as the CPU */
+}
+
+__global__ void k_scale(float *x, float a, int64_t n) {
+    GRID_LOOP(i, n) { x[i] *= a; }
+}
+
+__global__ void k_sumsq_partial(const float *x, double *part, int64_t n) {
+    __shared__ double sh[32];
+    double acc = 0.0;
+    GRID_LOOP(i, n) { double v = x[i]; acc += v * v; }
+    acc = nnu_block_sum(acc, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = acc;
+}
+
+__global__ void k_sum_finish(const double *part, double *out, int nparts) {
+    double t = 0.0;
+    for (int i = 0; i < nparts; i++) t += part[i];
+    *out = t;
+}
+
+nnu_status nnu_lrelu_fwd_cuda(const nnu_backend *be, const float *x, float *y,
+                              const nnu_eltwise_params *p) {
+    (void)be;
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    k_lrelu_fwd<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
+        x, y, p->alpha, p->numel);
+    NNU_CU_LAUNCH("k_lrelu_fwd");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_lrelu_bwd_cuda(const nnu_backend *be, const float *x, const float *gy, float *gx,
+                              const nnu_eltwise_params *p) {
+    (void)be;
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    k_lrelu_bwd<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
+        x, gy, gx, p->alpha, p->numel);
+    NNU_CU_LAUNCH("k_lrelu_bwd");
+    return NNU_STATUS_OK;
+}
+
+static nnu_status concat_check(const nnu_concat_params *p) {
+    NNU_CHECK(p->cblk == 1 || p->cblk == 16, NNU_STATUS_ERR_ARG, "concat: layout block %d",
+              p->cblk);
+    NNU_CHECK(p->c_a % p->cblk == 0 && p->c_b % p->cblk == 0, NNU_STATUS_ERR_SHAPE,
+              "concat: channels %lld + %lld do not fit layout block %d", (long long)p->c_a,
+              (long long)p->c_b, p->cblk);
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_concat_fwd_cuda(const nnu_backend *be, const float *a, const float *b, float *y,
+                               const nnu_concat_params *p) {
+    (void)be;
+    NNU_TRY(concat_check(p));
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    const size_t na = (size_t)(p->c_a * p->s) * sizeof(float);
+    const size_t nb = (size_t)(p->c_b * p->s) * sizeof(float);
+    /* rows = samples; each output row is [a_n, b_n] */
+    NNU_CU(cudaMemcpy2DAsync(y, na + nb, a, na, na, (size_t)p->n, cudaMemcpyDeviceToDevice, st));
+    NNU_CU(cudaMemcpy2DAsync((char *)y + na, na + nb, b, nb, nb, (size_t)p->n,
+                             cudaMemcpyDeviceToDevice, st));
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_concat_bwd_cuda(const nnu_backend *be, const float *gy, float *ga, float *gb,
+                               const nnu_concat_params *p) {
+    (void)be;
+    NNU_TRY(concat_check(p));
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    const size_t na = (size_t)(p->c_a * p->s) * sizeof(float);
+    const size_t nb = (size_t)(p->c_b * p->s) * sizeof(float);
+    if (ga)
+        NNU_CU(cudaMemcpy2DAsync(ga, na, gy, na + nb, na, (size_t)p->n, cudaMemcpyDeviceToDevice,
+                                 st));
+    if (gb)
+        NNU_CU(cudaMemcpy2DAsync(gb, nb, (const char *)gy + na, na + nb, nb, (size_t)p->n,
+                                 cudaMemcpyDeviceToDevice, st));
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_sgd_step_cuda(const nnu_backend *be, float *w, const float *g, float *buf,
+                             const nnu_sgd_params *p) {
+    (void)be;
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    k_sgd<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
+        w, g, buf, p->lr, p->momentum, p->weight_decay, p->first_step, p->nesterov, p->numel);
+    NNU_CU_LAUNCH("k_sgd");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_axpy_cuda(const nnu_backend *be, const float *x, float *y,
+                         const nnu_eltwise_params *p) {
+    (void)be;
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    k_axpy<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
+        x, y, p->alpha, p->numel);
+    NNU_CU_LAUNCH("k_axpy");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_scale_cuda(const nnu_backend *be, float *x, const nnu_eltwise_params *p) {
+    (void)be;
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    k_scale<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
+        x, p->alpha, p->numel);
+    NNU_CU_LAUNCH("k_scale");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_sumsq_cuda(const nnu_backend *be, const float *x, double *out,
+                          const nnu_eltwise_params *p) {
+    (void)be;
+    *out = 0.0;
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    const unsigned blocks = nnu_cuda_blocks(p->numel, 4);
+    void *scr, *host;
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_SCRATCH, (blocks + 1) * sizeof(double), &scr));
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_HOST, sizeof(double), &host));
+    double *part = (double *)scr;
+    k_sumsq_partial<<<blocks, NNU_CUDA_THREADS, 0, st>>>(x, part, p->numel);
+    NNU_CU_LAUNCH("k_sumsq_partial");
+    k_sum_finish<<<1, 1, 0, st>>>(part, part + blocks, (int)blocks);
+    NNU_CU_LAUNCH("k_sum_finish");
+    NNU_CU(cudaMemcpyAsync(host, part + blocks, sizeof(double), cudaMemcpyDeviceToHost, st));
+    NNU_CU(cudaStreamSynchronize(st));
+    *out = *(double *)host;
+    return NNU_STATUS_OK;
+}

@@ -1,0 +1,77 @@
+/* nnu_cuda.h: the CUDA backend's public C API (STYLE R4, R18).
+ *
+ * The CUDA twin of every CPU op fills a struct nnu_backend with the same
+ * signatures as nnu_backend_cpu() (the .cu files of kernels/, suffix _cuda). Pointers passed to
+ * its ops are device pointers from its memory ops (be->mem: a caching allocator,
+ * zero-filled like nnu_tensor_new). Host <-> device copies go through be->memcpy_
+ * (direction inferred by unified addressing; synchronous). Everything runs on one
+ * stream of device 0, so consecutive ops are ordered without synchronisation.
+ *
+ * Precision (chosen per table, parameters and every non-convolution op stay fp32):
+ *   FP32  convolutions and GEMMs in strict fp32 (no tensor cores),
+ *   TF32  fp32 data, tensor cores with tf32 rounding (PyTorch's cuDNN default),
+ *   BF16  convolution inputs rounded to bf16, fp32 accumulation, fp32 outputs,
+ *   FP16  the same in fp16; pair it with loss scaling (docs/cuda.md).
+ * Activations and master weights are fp32 in memory in every mode.
+ *
+ * Errors: every CUDA/cuDNN/cuBLAS call is checked; a failure returns
+ * NNU_STATUS_ERR_CUDA or NNU_STATUS_ERR_CUDNN with the API name, file:line and a
+ * HINT where the user can act (nnu_last_error()). Nothing exits or aborts. */
+#ifndef NNU_CUDA_H
+#define NNU_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nnu_backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nnu_cuda_precision {
+    NNU_CUDA_FP32 = 0,
+    NNU_CUDA_TF32,
+    NNU_CUDA_BF16,
+    NNU_CUDA_FP16,
+    NNU_CUDA_PRECISION_COUNT
+} nnu_cuda_precision;
+
+/* number of usable CUDA devices; 0 when there is none or no driver (never fails) */
+int nnu_cuda_device_count(void);
+
+/* Initialises device 0 once (stream, cuDNN and cuBLAS handles, version checks)
+ * and returns the backend table of precision prec (name "cuda:0", "cuda:0:tf32",
+ * "cuda:0:bf16", "cuda:0:fp16"). ERR_CUDA with a HINT when no GPU is usable. */
+nnu_status nnu_backend_cuda(nnu_cuda_precision prec, const nnu_backend **out);
+
+/* precision of a CUDA table (-1 for other backends) and its name ("fp32", ...) */
+int         nnu_cuda_precision_of(const nnu_backend *be);
+const char *nnu_cuda_precision_name(nnu_cuda_precision prec);
+/* parses "fp32" | "tf32" | "bf16" | "fp16"; 1 if known */
+int         nnu_cuda_precision_from_name(const char *name, nnu_cuda_precision *out);
+
+/* the caching device allocator (also be->mem of every CUDA table) */
+const nnu_memory_ops *nnu_cuda_memory(void);
+
+/* stream-ordered memset of device memory */
+nnu_status nnu_cuda_memset(void *dst, int value, size_t nbytes);
+
+typedef struct nnu_cuda_mem_stats {
+    size_t  bytes_in_use;      /* handed out by alloc, not yet freed */
+    size_t  bytes_cached;      /* held in the free lists */
+    size_t  peak_in_use;
+    int64_t device_mallocs;    /* cudaMalloc calls so far (the cache makes this small) */
+} nnu_cuda_mem_stats;
+void nnu_cuda_get_mem_stats(nnu_cuda_mem_stats *out);
+/* returns every cached free block to the driver */
+nnu_status nnu_cuda_empty_cache(void);
+
+/* "NVIDIA H200 (sm_90, 132 SMs), driver 13.0, cuDNN 91900, cuBLAS 130100" after init */
+const char *nnu_cuda_device_info(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,74 @@
+/* ops_cuda.h: the CUDA implementations of the slots of struct nnu_backend, twins
+ * of core/ops/ops_cpu.h with the suffix _cuda and identical signatures (R19).
+ * Shapes and gradient conventions: core/nnu_backend.h. Files:
+ *   conv_cudnn.cu   conv_* and convt_* (cuDNN; 1x1 stride-1 heads with cuBLAS)
+ *   instnorm.cu     instnorm_fwd/bwd (fused instance norm + leaky ReLU)
+ *   eltwise.cu      lrelu, concat, sgd_step, axpy, scale, sumsq
+ *   loss.cu         softmax_fwd/bwd, loss_dice_ce_fwd/bwd
+ * cuda_backend.c builds the four precision tables from nnu_ops.def. */
+#ifndef NNU_OPS_CUDA_H
+#define NNU_OPS_CUDA_H
+
+#include "nnu_backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+nnu_status nnu_conv_fwd_cuda(const nnu_backend *be, const float *x, float *y, const float *w,
+                            const float *b, const nnu_conv_params *p);
+nnu_status nnu_conv_bwd_data_cuda(const nnu_backend *be, const float *gy, float *gx,
+                                 const float *w, const nnu_conv_params *p);
+nnu_status nnu_conv_bwd_params_cuda(const nnu_backend *be, const float *x, const float *gy,
+                                   float *gw, float *gb, const nnu_conv_params *p);
+nnu_status nnu_convt_fwd_cuda(const nnu_backend *be, const float *x, float *y, const float *w,
+                             const float *b, const nnu_conv_params *p);
+nnu_status nnu_convt_bwd_data_cuda(const nnu_backend *be, const float *gy, float *gx,
+                                  const float *w, const nnu_conv_params *p);
+nnu_status nnu_convt_bwd_params_cuda(const nnu_backend *be, const float *x, const float *gy,
+                                    float *gw, float *gb, const nnu_conv_params *p);
+nnu_status nnu_instnorm_fwd_cuda(const nnu_backend *be, const float *x, float *y,
+                                const float *gamma, const float *beta, float *stats,
+                                const nnu_norm_params *p);
+nnu_status nnu_instnorm_bwd_cuda(const nnu_backend *be, const float *x, const float *gy,
+                                float *gx, const float *gamma, const float *beta,
+                                float *ggamma, float *gbeta, const float *stats,
+                                const nnu_norm_params *p);
+nnu_status nnu_lrelu_fwd_cuda(const nnu_backend *be, const float *x, float *y,
+                             const nnu_eltwise_params *p);
+nnu_status nnu_lrelu_bwd_cuda(const nnu_backend *be, const float *x, const float *gy, float *gx,
+                             const nnu_eltwise_params *p);
+nnu_status nnu_concat_fwd_cuda(const nnu_backend *be, const float *a, const float *b, float *y,
+                              const nnu_concat_params *p);
+nnu_status nnu_concat_bwd_cuda(const nnu_backend *be, const float *gy, float *ga, float *gb,
+                              const nnu_concat_params *p);
+nnu_status nnu_softmax_fwd_cuda(const nnu_backend *be, const float *x, float *y,
+                               const nnu_softmax_params *p);
+nnu_status nnu_softmax_bwd_cuda(const nnu_backend *be, const float *y, const float *gy,
+                               float *gx, const nnu_softmax_params *p);
+nnu_status nnu_loss_dice_ce_fwd_cuda(const nnu_backend *be, const float *logits,
+                                    const int32_t *target, void *ws, double *loss,
+                                    const nnu_loss_params *p);
+nnu_status nnu_loss_dice_ce_bwd_cuda(const nnu_backend *be, const float *logits,
+                                    const int32_t *target, const void *ws, float *glogits,
+                                    const nnu_loss_params *p);
+nnu_status nnu_sgd_step_cuda(const nnu_backend *be, float *w, const float *g, float *buf,
+                            const nnu_sgd_params *p);
+nnu_status nnu_axpy_cuda(const nnu_backend *be, const float *x, float *y,
+                        const nnu_eltwise_params *p);
+nnu_status nnu_scale_cuda(const nnu_backend *be, float *x, const nnu_eltwise_params *p);
+nnu_status nnu_sumsq_cuda(const nnu_backend *be, const float *x, double *out,
+                         const nnu_eltwise_params *p);
+
+/* backend plumbing (cuda_context.cu) */
+nnu_status nnu_cuda_sync(const nnu_backend *be);
+nnu_status nnu_cuda_memcpy(const nnu_backend *be, void *dst, const void *src, size_t nbytes);
+void       nnu_cuda_get_stats(const nnu_backend *be, nnu_backend_stats *out);
+nnu_status nnu_cuda_init(void);
+extern const nnu_memory_ops nnu_cuda_memory_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,405 @@
+/* test_gpu_ops.c: every op of the CUDA backend against its CPU twin (STYLE R26
+ * tier 3), on the same random inputs, in every precision, with awkward sizes (not
+ * multiples of 8, D = 1 or 2 with 3x3x3 kernels, stride 2 on odd sizes, S not a
+ * multiple of 4) plus a few realistic U-Net shapes that make cuDNN pick its fast
+ * algorithms. The op list comes from core/nnu_ops.def: an op no case covers fails
+ * the run (R20). Exit 77 ("SKIP: no GPU") without a usable device.
+ *
+ * Tolerances (one table, GTOL below): a value passes when
+ *   |gpu - cpu| <= scale * max|cpu| + rtol * |cpu|
+ * i.e. relative to the tensor's own magnitude, since reduced-precision errors
+ * scale with the operands, not with each output. Seed fixed and printed. */
+#include "ops_ref.h"
+
+#ifndef NNUNET_HAVE_CUDA
+int main(void) {
+    printf("SKIP: no GPU (built without the CUDA backend)\n");
+    return 77;
+}
+#else
+#include "nnu_cuda.h"
+
+typedef struct gtol { const char *name; double scale, rtol; } gtol;
+
+/* [op family][precision]; rationale per row */
+enum { T_CONV, T_CONV_BWW, T_NORM, T_EXACT, T_SOFT, T_LOSS, T_COUNT };
+static const gtol GTOL[T_COUNT][NNU_CUDA_PRECISION_COUNT] = {
+    /* conv fwd / bwd data: fp32 sums of <= 27*C products in cuDNN's order (~1e-6 of the
+     * scale); tf32 rounds operands to 10 bits (2^-11 each, sqrt(n) growth); bf16 to 7
+     * bits (2^-8); fp16 inputs and outputs to 10 bits */
+    {{"conv fp32", 1e-5, 1e-5}, {"conv tf32", 3e-3, 3e-3}, {"conv bf16", 2e-2, 2e-2},
+     {"conv fp16", 3e-3, 3e-3}},
+    /* weight gradients: sums over N*S products, and bf16/fp16 round the result itself */
+    {{"bww fp32", 2e-5, 2e-5}, {"bww tf32", 4e-3, 4e-3}, {"bww bf16", 3e-2, 2e-2},
+     {"bww fp16", 4e-3, 4e-3}},
+    /* instnorm: double statistics on both sides, fp32 element math; bwd sums feed gx */
+    {{"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}},
+    /* lrelu, concat, axpy, scale, sgd: the same fp32 operations element by element */
+    {{"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0}},
+    /* softmax: expf on the device vs glibc (1-2 ulp), one fp32 division */
+    {{"softmax", 1e-6, 1e-5}, {"softmax", 1e-6, 1e-5}, {"softmax", 1e-6, 1e-5},
+     {"softmax", 1e-6, 1e-5}},
+    /* loss gradients: same formulas, fp32 products of device expf values */
+    {{"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}},
+};
+static const double TOL_LOSS_VALUE = 1e-6;     /* scalar loss: double sums of fp32 terms */
+static const double TOL_SUMSQ = 1e-12;         /* relative: double sums, different order */
+
+static const nnu_backend *cpu, *gpu;
+static nnu_cuda_precision prec;
+static int covered[NNU_OP_COUNT];
+#define COVER(op) (covered[NNU_OP_##op] = 1)
+
+/* ---- device helpers ---- */
+static float *dev_alloc(int64_t n) {
+    float *p = gpu->mem->alloc((size_t)(n > 0 ? n : 1) * sizeof(float), gpu->mem->ctx);
+    CHECK(p != NULL, "device alloc of %lld floats: %s", (long long)n, nnu_last_error());
+    return p;
+}
+static float *dev_from(const float *h, int64_t n) {
+    float *d = dev_alloc(n);
+    CHECK_OK(gpu->memcpy_(gpu, d, h, (size_t)n * sizeof(float)));
+    return d;
+}
+static void dev_to(float *h, const float *d, int64_t n) {
+    CHECK_OK(gpu->memcpy_(gpu, h, d, (size_t)n * sizeof(float)));
+}
+static void dev_free(void *d) { gpu->mem->free(d, gpu->mem->ctx); }
+
+/* compares n GPU values with the CPU's, scale-aware (header comment) */
+static void cmp(const char *what, const float *got, const float *ref, int64_t n, int t) {
+    const gtol tol = GTOL[t][prec];
+    double mx = 0.0, maxd = 0.0;
+    int64_t bad = 0, maxi = 0;
+    for (int64_t i = 0; i < n; i++) mx = fmax(mx, fabs(ref[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (!(d <= tol.scale * mx + tol.rtol * fabs(ref[i]))) {
+            if (bad < 4)
+                fprintf(stderr, "  %s[%lld]: gpu %.9g cpu %.9g (diff %.3g)\n", what,
+                        (long long)i, got[i], ref[i], d);
+            bad++;
+        }
+        if (d > maxd || d != d) { maxd = d; maxi = i; }
+    }
+    CHECK(bad == 0, "[%s] %s: %lld of %lld values outside %g*max|cpu| + %g*|cpu| (%s); max "
+          "diff %.3g at %lld (max|cpu| %.3g)", nnu_cuda_precision_name(prec), what,
+          (long long)bad, (long long)n, tol.scale, tol.rtol, tol.name, maxd, (long long)maxi, mx);
+}
+
+/* ---- convolutions ---- */
+static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, int64_t Co,
+                      int64_t d, int64_t h, int64_t w, const int k[3], const int s[3]) {
+    nnu_conv_params p;
+    int64_t in[3] = {d, h, w};
+    CHECK_OK(nnu_conv_params_init(&p, N, Ci, Co, in, k, s, transposed, 1, 1));
+    const int64_t nx = N * Ci * ref_sp(p.in), ny = N * Co * ref_sp(p.out);
+    const int64_t nw = Ci * Co * k[0] * k[1] * k[2];
+    float *x = ref_falloc(nx), *wt = ref_falloc(nw), *b = ref_falloc(Co), *gy = ref_falloc(ny);
+    ref_fill(x, nx, -1, 1); ref_fill(wt, nw, -0.5, 0.5); ref_fill(b, Co, -1, 1);
+    ref_fill(gy, ny, -1, 1);
+    /* CPU: y, gx, gw (+= from 0.25), gb (+= from 0.25) */
+    float *y = ref_falloc(ny), *gx = ref_falloc(nx), *gw = ref_falloc(nw), *gb = ref_falloc(Co);
+    for (int64_t i = 0; i < nw; i++) gw[i] = 0.25f;
+    for (int64_t i = 0; i < Co; i++) gb[i] = 0.25f;
+    nnu_conv_fwd_fn f_c = transposed ? cpu->convt_fwd : cpu->conv_fwd;
+    nnu_conv_bwd_data_fn d_c = transposed ? cpu->convt_bwd_data : cpu->conv_bwd_data;
+    nnu_conv_bwd_params_fn p_c = transposed ? cpu->convt_bwd_params : cpu->conv_bwd_params;
+    CHECK_OK(f_c(cpu, x, y, wt, b, &p));
+    CHECK_OK(d_c(cpu, gy, gx, wt, &p));
+    CHECK_OK(p_c(cpu, x, gy, gw, gb, &p));
+    /* GPU, same inputs */
+    float *dx = dev_from(x, nx), *dw = dev_from(wt, nw), *db = dev_from(b, Co);
+    float *dgy = dev_from(gy, ny), *dy = dev_alloc(ny), *dgx = dev_alloc(nx);
+    for (int64_t i = 0; i < nw; i++) wt[i] = 0.25f;            /* reuse as the gw start */
+    float *dgw = dev_from(wt, nw);
+    for (int64_t i = 0; i < Co; i++) b[i] = 0.25f;
+    float *dgb = dev_from(b, Co);
+    nnu_conv_fwd_fn f_g = transposed ? gpu->convt_fwd : gpu->conv_fwd;
+    nnu_conv_bwd_data_fn d_g = transposed ? gpu->convt_bwd_data : gpu->conv_bwd_data;
+    nnu_conv_bwd_params_fn p_g = transposed ? gpu->convt_bwd_params : gpu->conv_bwd_params;
+    CHECK_OK(f_g(gpu, dx, dy, dw, db, &p));
+    CHECK_OK(d_g(gpu, dgy, dgx, dw, &p));
+    CHECK_OK(p_g(gpu, dx, dgy, dgw, dgb, &p));
+    float *hy = ref_falloc(ny), *hgx = ref_falloc(nx), *hgw = ref_falloc(nw), *hgb = ref_falloc(Co);
+    dev_to(hy, dy, ny); dev_to(hgx, dgx, nx); dev_to(hgw, dgw, nw); dev_to(hgb, dgb, Co);
+    char what[200];
+    snprintf(what, sizeof what, "%s fwd", label);       cmp(what, hy, y, ny, T_CONV);
+    snprintf(what, sizeof what, "%s bwd_data", label);  cmp(what, hgx, gx, nx, T_CONV);
+    snprintf(what, sizeof what, "%s bwd_w", label);     cmp(what, hgw, gw, nw, T_CONV_BWW);
+    snprintf(what, sizeof what, "%s bwd_b", label);     cmp(what, hgb, gb, Co, T_CONV_BWW);
+    dev_free(dx); dev_free(dw); dev_free(db); dev_free(dgy); dev_free(dy); dev_free(dgx);
+    dev_free(dgw); dev_free(dgb);
+    free(x); free(wt); free(b); free(gy); free(y); free(gx); free(gw); free(gb);
+    free(hy); free(hgx); free(hgw); free(hgb);
+}
+
+static void test_conv(void) {
+    const int k3[3] = {3, 3, 3}, k1[3] = {1, 1, 1}, k133[3] = {1, 3, 3}, k2[3] = {2, 2, 2};
+    const int s1[3] = {1, 1, 1}, s2[3] = {2, 2, 2}, s122[3] = {1, 2, 2};
+    conv_case("conv3d k3 s1 D=1", 0, 2, 3, 5, 1, 5, 7, k3, s1);
+    conv_case("conv3d k3 s1 D=2", 0, 1, 4, 3, 2, 6, 5, k3, s1);
+    conv_case("conv3d k3 s2 odd", 0, 2, 3, 6, 3, 5, 7, k3, s2);
+    conv_case("conv3d k133 s122", 0, 1, 2, 3, 3, 7, 6, k133, s122);
+    conv_case("conv3d k1 head (cuBLAS)", 0, 2, 5, 3, 2, 3, 5, k1, s1);
+    conv_case("conv3d k1 head 32->3 (cuBLAS)", 0, 3, 32, 3, 5, 7, 9, k1, s1);
+    conv_case("conv2d k3 s1", 0, 2, 3, 4, 1, 7, 9, k133, s1);
+    conv_case("conv2d k3 s2 odd", 0, 1, 3, 2, 1, 9, 7, k133, s122);
+    conv_case("conv3d 1->32 (first layer)", 0, 2, 1, 32, 10, 14, 10, k3, s1);
+    conv_case("conv3d 32->32", 0, 2, 32, 32, 10, 14, 10, k3, s1);
+    conv_case("conv3d 32->64 s2", 0, 2, 32, 64, 10, 14, 10, k3, s2);
+    conv_case("convt3d s2", 1, 2, 3, 5, 2, 3, 5, k2, s2);
+    conv_case("convt3d s122", 1, 1, 4, 3, 3, 2, 3, (const int[]){1, 2, 2}, s122);
+    conv_case("convt2d s2", 1, 2, 3, 2, 1, 3, 4, (const int[]){1, 2, 2}, s122);
+    conv_case("convt3d 64->32", 1, 2, 64, 32, 5, 7, 5, k2, s2);
+    COVER(conv_fwd); COVER(conv_bwd_data); COVER(conv_bwd_params);
+    COVER(convt_fwd); COVER(convt_bwd_data); COVER(convt_bwd_params);
+
+    /* blocked layouts are refused by name, not reordered behind the caller's back */
+    nnu_conv_params p;
+    int64_t in[3] = {2, 3, 3};
+    CHECK_OK(nnu_conv_params_init(&p, 1, 16, 16, in, k3, s1, 0, 16, 16));
+    float *d = dev_alloc(16 * 18 * 2);
+    CHECK_FAILS(gpu->conv_fwd(gpu, d, d + 16 * 18, d, NULL, &p), NNU_STATUS_ERR_UNSUPPORTED,
+                "plain layouts");
+    dev_free(d);
+}
+
+/* ---- instance norm + leaky ReLU ---- */
+static void norm_case(const char *label, int64_t N, int64_t C, int64_t S, int cblk, float slope) {
+    nnu_norm_params p = {N, C, S, cblk, 1e-5f, slope};
+    const int64_t n = N * C * S;
+    float *x = ref_falloc(n), *g = ref_falloc(C), *b = ref_falloc(C), *gy = ref_falloc(n);
+    ref_fill(x, n, -2, 3); ref_fill(g, C, 0.5, 1.5); ref_fill(b, C, -0.5, 0.5);
+    ref_fill(gy, n, -1, 1);
+    float *y = ref_falloc(n), *st = ref_falloc(N * C * 2), *gx = ref_falloc(n);
+    float *gg = ref_falloc(C), *gb = ref_falloc(C);
+    CHECK_OK(cpu->instnorm_fwd(cpu, x, y, g, b, st, &p));
+    CHECK_OK(cpu->instnorm_bwd(cpu, x, gy, gx, g, b, gg, gb, st, &p));
+    float *dx = dev_from(x, n), *dg = dev_from(g, C), *db = dev_from(b, C), *dgy = dev_from(gy, n);
+    float *dy = dev_alloc(n), *dst = dev_alloc(N * C * 2), *dgg = dev_alloc(C), *dgb = dev_alloc(C);
+    CHECK_OK(gpu->instnorm_fwd(gpu, dx, dy, dg, db, dst, &p));
+    /* in place, as the network uses it: gx overwrites gy */
+    CHECK_OK(gpu->instnorm_bwd(gpu, dx, dgy, dgy, dg, db, dgg, dgb, dst, &p));
+    float *hy = ref_falloc(n), *hst = ref_falloc(N * C * 2), *hgx = ref_falloc(n);
+    float *hgg = ref_falloc(C), *hgb = ref_falloc(C);
+    dev_to(hy, dy, n); dev_to(hst, dst, N * C * 2); dev_to(hgx, dgy, n);
+    dev_to(hgg, dgg, C); dev_to(hgb, dgb, C);
+    char what[160];
+    snprintf(what, sizeof what, "%s fwd", label);       cmp(what, hy, y, n, T_NORM);
+    snprintf(what, sizeof what, "%s stats", label);     cmp(what, hst, st, N * C * 2, T_NORM);
+    snprintf(what, sizeof what, "%s bwd gx", label);    cmp(what, hgx, gx, n, T_NORM);
+    snprintf(what, sizeof what, "%s bwd ggamma", label); cmp(what, hgg, gg, C, T_NORM);
+    snprintf(what, sizeof what, "%s bwd gbeta", label); cmp(what, hgb, gb, C, T_NORM);
+    dev_free(dx); dev_free(dg); dev_free(db); dev_free(dgy); dev_free(dy); dev_free(dst);
+    dev_free(dgg); dev_free(dgb);
+    free(x); free(g); free(b); free(gy); free(y); free(st); free(gx); free(gg); free(gb);
+    free(hy); free(hst); free(hgx); free(hgg); free(hgb);
+}
+
+static void test_instnorm(void) {
+    norm_case("instnorm 2x5 S=105", 2, 5, 7 * 5 * 3, 1, 0.01f);
+    norm_case("instnorm slope 1", 2, 3, 2 * 5 * 7, 1, 1.0f);
+    norm_case("instnorm S=1", 3, 2, 1, 1, 0.01f);
+    norm_case("instnorm 2x32 S=693", 2, 32, 7 * 9 * 11, 1, 0.01f);
+    norm_case("instnorm blocked 2x32", 2, 32, 3 * 5 * 7, 16, 0.01f);
+    norm_case("instnorm 1x4 S=89600 (chunks)", 1, 4, 40 * 56 * 40, 1, 0.01f);
+    COVER(instnorm_fwd); COVER(instnorm_bwd);
+}
+
+/* ---- element-wise, concat, optimizer ---- */
+static void test_eltwise(void) {
+    const int64_t n = 100003;
+    float *x = ref_falloc(n), *y = ref_falloc(n), *g = ref_falloc(n), *r = ref_falloc(n);
+    float *h = ref_falloc(n);
+    ref_fill(x, n, -1, 1); ref_fill(y, n, -1, 1); ref_fill(g, n, -1, 1);
+    x[5] = 0.0f;                                   /* the x == 0 branch */
+    nnu_eltwise_params ep = {n, 0.01f};
+    float *dx = dev_from(x, n), *dy = dev_from(y, n), *dg = dev_from(g, n), *dr = dev_alloc(n);
+
+    CHECK_OK(cpu->lrelu_fwd(cpu, x, r, &ep));
+    CHECK_OK(gpu->lrelu_fwd(gpu, dx, dr, &ep));
+    dev_to(h, dr, n); cmp("lrelu fwd", h, r, n, T_EXACT);
+    CHECK_OK(cpu->lrelu_bwd(cpu, x, g, r, &ep));
+    CHECK_OK(gpu->lrelu_bwd(gpu, dx, dg, dr, &ep));
+    dev_to(h, dr, n); cmp("lrelu bwd", h, r, n, T_EXACT);
+    COVER(lrelu_fwd); COVER(lrelu_bwd);
+
+    ep.alpha = -0.37f;
+    memcpy(r, y, (size_t)n * sizeof *r);
+    CHECK_OK(cpu->axpy(cpu, x, r, &ep));
+    CHECK_OK(gpu->axpy(gpu, dx, dy, &ep));
+    dev_to(h, dy, n); cmp("axpy", h, r, n, T_EXACT);
+    CHECK_OK(cpu->scale(cpu, r, &ep));
+    CHECK_OK(gpu->scale(gpu, dy, &ep));
+    dev_to(h, dy, n); cmp("scale", h, r, n, T_EXACT);
+    double sc = 0, sg = 0;
+    CHECK_OK(cpu->sumsq(cpu, r, &sc, &ep));
+    CHECK_OK(gpu->sumsq(gpu, dy, &sg, &ep));
+    CHECK_CLOSE(sg, sc, 0.0, TOL_SUMSQ);
+    COVER(axpy); COVER(scale); COVER(sumsq);
+
+    /* SGD: first step (buf = d), then a second step from that buffer, Nesterov and not */
+    for (int nest = 0; nest <= 1; nest++) {
+        float *w = ref_falloc(n), *buf = ref_falloc(n);
+        ref_fill(w, n, -1, 1);
+        float *dw = dev_from(w, n), *dbuf = dev_alloc(n);
+        for (int step = 0; step < 2; step++) {
+            nnu_sgd_params sp = {n, 0.01f, 0.99f, 3e-5f, nest, step == 0};
+            CHECK_OK(cpu->sgd_step(cpu, w, g, buf, &sp));
+            CHECK_OK(gpu->sgd_step(gpu, dw, dg, dbuf, &sp));
+        }
+        dev_to(h, dw, n); cmp(nest ? "sgd nesterov w" : "sgd w", h, w, n, T_EXACT);
+        dev_to(h, dbuf, n); cmp(nest ? "sgd nesterov buf" : "sgd buf", h, buf, n, T_EXACT);
+        dev_free(dw); dev_free(dbuf); free(w); free(buf);
+    }
+    COVER(sgd_step);
+    dev_free(dx); dev_free(dy); dev_free(dg); dev_free(dr);
+    free(x); free(y); free(g); free(r); free(h);
+}
+
+static void concat_case(const char *label, int64_t N, int64_t Ca, int64_t Cb, int64_t S, int cblk) {
+    nnu_concat_params p = {N, Ca, Cb, S, cblk};
+    const int64_t na = N * Ca * S, nb = N * Cb * S, ny = na + nb;
+    float *a = ref_falloc(na), *b = ref_falloc(nb), *y = ref_falloc(ny), *h = ref_falloc(ny);
+    float *ga = ref_falloc(na), *gb = ref_falloc(nb);
+    ref_fill(a, na, -1, 1); ref_fill(b, nb, -1, 1);
+    float *da = dev_from(a, na), *db = dev_from(b, nb), *dy = dev_alloc(ny);
+    CHECK_OK(cpu->concat_fwd(cpu, a, b, y, &p));
+    CHECK_OK(gpu->concat_fwd(gpu, da, db, dy, &p));
+    char what[128];
+    dev_to(h, dy, ny);
+    snprintf(what, sizeof what, "%s fwd", label); cmp(what, h, y, ny, T_EXACT);
+    ref_fill(y, ny, -1, 1);
+    CHECK_OK(gpu->memcpy_(gpu, dy, y, (size_t)ny * sizeof(float)));
+    CHECK_OK(cpu->concat_bwd(cpu, y, ga, gb, &p));
+    CHECK_OK(gpu->concat_bwd(gpu, dy, da, db, &p));
+    dev_to(h, da, na);
+    snprintf(what, sizeof what, "%s bwd a", label); cmp(what, h, ga, na, T_EXACT);
+    dev_to(h, db, nb);
+    snprintf(what, sizeof what, "%s bwd b", label); cmp(what, h, gb, nb, T_EXACT);
+    dev_free(da); dev_free(db); dev_free(dy);
+    free(a); free(b); free(y); free(h); free(ga); free(gb);
+}
+
+static void test_concat(void) {
+    concat_case("concat 3+5", 2, 3, 5, 7 * 3, 1);
+    concat_case("concat blocked 16+32", 2, 16, 32, 5 * 3, 16);
+    COVER(concat_fwd); COVER(concat_bwd);
+}
+
+/* ---- softmax and loss ---- */
+static void test_softmax(void) {
+    const int64_t N = 2, C = 3, S = 1007, n = N * C * S;
+    nnu_softmax_params p = {N, C, S};
+    float *x = ref_falloc(n), *y = ref_falloc(n), *gy = ref_falloc(n), *gx = ref_falloc(n);
+    float *h = ref_falloc(n);
+    ref_fill(x, n, -4, 4); ref_fill(gy, n, -1, 1);
+    float *dx = dev_from(x, n), *dy = dev_alloc(n), *dgy = dev_from(gy, n), *dgx = dev_alloc(n);
+    CHECK_OK(cpu->softmax_fwd(cpu, x, y, &p));
+    CHECK_OK(gpu->softmax_fwd(gpu, dx, dy, &p));
+    dev_to(h, dy, n); cmp("softmax fwd", h, y, n, T_SOFT);
+    CHECK_OK(cpu->softmax_bwd(cpu, y, gy, gx, &p));
+    CHECK_OK(gpu->softmax_bwd(gpu, dy, dgy, dgx, &p));
+    dev_to(h, dgx, n); cmp("softmax bwd", h, gx, n, T_SOFT);
+    COVER(softmax_fwd); COVER(softmax_bwd);
+    dev_free(dx); dev_free(dy); dev_free(dgy); dev_free(dgx);
+    free(x); free(y); free(gy); free(gx); free(h);
+}
+
+static void loss_case(const char *label, int64_t N, int64_t K, int64_t S, int batch_dice,
+                      int ignore) {
+    nnu_loss_params p = {N, K, S, batch_dice, 0, ignore, 1e-5f, 0.75f};
+    const int64_t n = N * K * S;
+    float *z = ref_falloc(n), *g = ref_falloc(n), *h = ref_falloc(n);
+    int32_t *t = malloc((size_t)(N * S) * sizeof *t);
+    ref_fill(z, n, -3, 3);
+    for (int64_t i = 0; i < N * S; i++)
+        t[i] = (int32_t)(ref_uniform() * (double)(ignore >= 0 ? K + 1 : K));
+    const size_t wsb = nnu_loss_ws_size(&p);
+    void *ws = malloc(wsb);
+    double lc = 0, lg = 0;
+    CHECK_OK(cpu->loss_dice_ce_fwd(cpu, z, t, ws, &lc, &p));
+    CHECK_OK(cpu->loss_dice_ce_bwd(cpu, z, t, ws, g, &p));
+    float *dz = dev_from(z, n), *dg = dev_alloc(n);
+    int32_t *dt = gpu->mem->alloc((size_t)(N * S) * sizeof *t, gpu->mem->ctx);
+    void *dws = gpu->mem->alloc(wsb, gpu->mem->ctx);
+    CHECK_OK(gpu->memcpy_(gpu, dt, t, (size_t)(N * S) * sizeof *t));
+    CHECK_OK(gpu->loss_dice_ce_fwd(gpu, dz, dt, dws, &lg, &p));
+    CHECK_OK(gpu->loss_dice_ce_bwd(gpu, dz, dt, dws, dg, &p));
+    CHECK(fabs(lg - lc) <= TOL_LOSS_VALUE * (1 + fabs(lc)), "[%s] %s loss: gpu %.12g cpu %.12g",
+          nnu_cuda_precision_name(prec), label, lg, lc);
+    dev_to(h, dg, n);
+    char what[128];
+    snprintf(what, sizeof what, "%s grad", label);
+    cmp(what, h, g, n, T_LOSS);
+    dev_free(dz); dev_free(dg); dev_free(dt); dev_free(dws);
+    free(z); free(g); free(h); free(t); free(ws);
+}
+
+static void test_loss(void) {
+    loss_case("dice+ce 2x3 S=1001", 2, 3, 1001, 0, -1);
+    loss_case("dice+ce batch_dice", 3, 3, 777, 1, -1);
+    loss_case("dice+ce ignore=4 K=4", 2, 4, 513, 0, 4);
+    loss_case("dice+ce K=2 S=89600", 2, 2, 40 * 56 * 40, 0, -1);
+    COVER(loss_dice_ce_fwd); COVER(loss_dice_ce_bwd);
+
+    /* a label outside [0, K) is an error with the index, not a crash */
+    int32_t bad[3] = {1, 7, 0}, *dt = gpu->mem->alloc(sizeof bad, gpu->mem->ctx);
+    float z[6] = {0}, *dz = dev_from(z, 6);
+    nnu_loss_params p = {1, 2, 3, 0, 0, -1, 1e-5f, 1.0f};
+    void *dws = gpu->mem->alloc(nnu_loss_ws_size(&p), gpu->mem->ctx);
+    CHECK_OK(gpu->memcpy_(gpu, dt, bad, sizeof bad));
+    double l;
+    CHECK_FAILS(gpu->loss_dice_ce_fwd(gpu, dz, dt, dws, &l, &p), NNU_STATUS_ERR_ARG,
+                "flat index 1");
+    dev_free(dt); dev_free(dz); dev_free(dws);
+}
+
+/* a failing CUDA call reports the API name, file:line and a HINT (R17) */
+static void test_errors(void) {
+    void *huge = gpu->mem->alloc((size_t)1 << 60, gpu->mem->ctx);   /* 1 EiB: must fail */
+    CHECK(huge == NULL, "a 1 EiB allocation succeeded");
+    CHECK(strstr(nnu_last_error(), "cudaMalloc") && strstr(nnu_last_error(), "HINT") &&
+          strstr(nnu_last_error(), "cuda_context.cu:"), "message '%s' lacks the API name, "
+          "file:line or HINT", nnu_last_error());
+    /* the backend still works after the failed call; fresh memory is zero-filled */
+    float h[4] = {1, 1, 1, 1}, *d = dev_alloc(4);
+    CHECK_OK(gpu->memcpy_(gpu, h, d, sizeof h));
+    CHECK(h[0] == 0.0f && h[3] == 0.0f, "device memory is not zero-filled");
+    dev_free(d);
+}
+
+int main(void) {
+    if (nnu_cuda_device_count() == 0) {
+        printf("SKIP: no GPU\n");
+        return 77;
+    }
+    const uint64_t seed = 20261128;
+    printf("seed %llu\n", (unsigned long long)seed);
+    cpu = nnu_backend_cpu();
+    for (int pr = 0; pr < NNU_CUDA_PRECISION_COUNT; pr++) {
+        prec = (nnu_cuda_precision)pr;
+        CHECK_OK(nnu_backend_cuda(prec, &gpu));
+        if (!gpu) return check_report();
+        if (pr == 0) printf("device: %s\n", nnu_cuda_device_info());
+        ref_seed(seed + (uint64_t)pr);
+        int before = check_failures;
+        test_conv();
+        test_instnorm();
+        test_eltwise();
+        test_concat();
+        test_softmax();
+        test_loss();
+        printf("%s %s\n", check_failures == before ? "PASS" : "FAIL", gpu->name);
+    }
+    test_errors();
+    for (int op = 0; op < NNU_OP_COUNT; op++)
+        CHECK(covered[op], "op '%s' has no CUDA test", nnu_op_name((nnu_op)op));
+    nnu_cuda_mem_stats ms;
+    nnu_cuda_get_mem_stats(&ms);
+    printf("allocator: %lld cudaMalloc calls, peak %.1f MiB in use\n", (long long)ms.device_mallocs,
+           (double)ms.peak_in_use / (1 << 20));
+    return check_report();
+}
+#endif
