@@ -16,7 +16,10 @@
  *                         C order of the chunk grid (z outer, x inner)
  *   chunks                each chunk holds its own extent (edge chunks are smaller),
  *                         C order; DEFLATE = zlib stream of the byte-shuffled chunk
- *                         (all first bytes of the elements, then all second bytes, ...)
+ *                         (all first bytes of the elements, then all second bytes, ...);
+ *                         PALETTE = zlib stream of {u32 K, K distinct elements
+ *                         ascending by bit pattern, indices u8 (K <= 256) or u16 as
+ *                         all low bytes then all high bytes}
  *   class locations       u32 n_keys; per key: u32 n_values, i32 values[n_values],
  *                         u64 n, i32 coords[n][3] (z, y, x)
  * The stored bytes of every element are the host's little-endian representation. */
@@ -156,19 +159,64 @@ typedef struct writer {
     size_t         comp_cap;
 } writer;
 
-/* Stores `raw` (n elements of es bytes) as one chunk; fills *e. */
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Palette encoding of n elements of es (2 or 4) bytes into w->shuf: u32 K, the K
+ * distinct bit patterns (ascending), then the indices as u8 (K <= 256) or as u16
+ * split into low and high bytes. Returns the encoded size, or 0 when K is too
+ * large for a palette to pay off (K > n / 4 or K > 65536). Preprocessed MRI/CT
+ * data often has few distinct values (integer scanner values through an affine
+ * normalization): a chunk then costs 1-2 bytes per voxel before deflate. */
+static size_t palette_encode(writer *w, int64_t n, size_t es) {
+    uint32_t *keys = (uint32_t *)w->comp;          /* comp holds >= 4n bytes: scratch */
+    for (int64_t i = 0; i < n; i++)
+        keys[i] = es == 4 ? ((const uint32_t *)w->raw)[i] : ((const uint16_t *)w->raw)[i];
+    qsort(keys, (size_t)n, sizeof *keys, cmp_u32);
+    int64_t K = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (K == 0 || keys[i] != keys[K - 1]) keys[K++] = keys[i];
+    if (K > 65536 || K > n / 4) return 0;
+    unsigned char *o = w->shuf;
+    put_u32(o, (uint32_t)K);
+    size_t pos = 4;
+    for (int64_t k = 0; k < K; k++, pos += es) {
+        if (es == 4) put_u32(o + pos, keys[k]);
+        else { o[pos] = (unsigned char)keys[k]; o[pos + 1] = (unsigned char)(keys[k] >> 8); }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t v = es == 4 ? ((const uint32_t *)w->raw)[i] : ((const uint16_t *)w->raw)[i];
+        int64_t lo = 0, hi = K - 1;                 /* binary search: v is present */
+        while (lo < hi) {
+            int64_t mid = (lo + hi) / 2;
+            if (keys[mid] < v) lo = mid + 1; else hi = mid;
+        }
+        if (K <= 256) o[pos + i] = (unsigned char)lo;
+        else { o[pos + i] = (unsigned char)lo; o[pos + n + i] = (unsigned char)(lo >> 8); }
+    }
+    return pos + (size_t)n * (K <= 256 ? 1 : 2);
+}
+
+/* Stores w->raw (n elements of es bytes) as one chunk, as the smallest of RAW,
+ * DEFLATE (byte-shuffled) and PALETTE (palette + indices, deflated); fills *e. */
 static nnu_status write_chunk(writer *w, int64_t n, size_t es, chunk_entry *e) {
     size_t raw_bytes = (size_t)n * es;
     const unsigned char *src = w->raw;
     size_t nbytes = raw_bytes;
     e->codec = NNU_STORE_RAW;
     if (w->codec == NNU_STORE_DEFLATE) {
+        size_t plen = es > 1 ? palette_encode(w, n, es) : 0;
         const unsigned char *in = w->raw;
-        if (es > 1) { shuffle(w->raw, w->shuf, n, es); in = w->shuf; }
+        size_t in_len = raw_bytes;
+        int codec = NNU_STORE_DEFLATE;
+        if (plen > 0) { in = w->shuf; in_len = plen; codec = NNU_STORE_PALETTE; }
+        else if (es > 1) { shuffle(w->raw, w->shuf, n, es); in = w->shuf; }
         uLongf clen = (uLongf)w->comp_cap;
-        int zr = compress2(w->comp, &clen, in, (uLong)raw_bytes, w->level);
+        int zr = compress2(w->comp, &clen, in, (uLong)in_len, w->level);
         if (zr != Z_OK) return NNU_FAIL(NNU_STATUS_ERR_OOM, "'%s': zlib compress2 failed (%d)", w->path, zr);
-        if ((size_t)clen < raw_bytes) { src = w->comp; nbytes = (size_t)clen; e->codec = NNU_STORE_DEFLATE; }
+        if ((size_t)clen < raw_bytes) { src = w->comp; nbytes = (size_t)clen; e->codec = (uint32_t)codec; }
     }
     e->offset = w->pos;
     e->nbytes = (uint32_t)nbytes;
@@ -380,9 +428,10 @@ nnu_status nnu_store_write(const char *path, const nnu_tensor *data, const nnu_t
     w.path = tmp;
     w.codec = o.codec;
     w.level = o.level;
-    w.comp_cap = (size_t)compressBound((uLong)chunk_bytes);
+    size_t shuf_bytes = chunk_bytes + 4 + 65536 * 4;          /* also a palette encoding */
+    w.comp_cap = (size_t)compressBound((uLong)shuf_bytes);
     w.raw = malloc(chunk_bytes);
-    w.shuf = malloc(chunk_bytes);
+    w.shuf = malloc(shuf_bytes);
     w.comp = malloc(w.comp_cap);
     chunk_entry *index = calloc((size_t)n_entries, sizeof *index);
     unsigned char *ibuf = malloc((size_t)n_entries * ENTRY_BYTES);
@@ -509,8 +558,9 @@ nnu_status nnu_store_open(const char *path, const char *expect_id, uint64_t expe
         e->codec = get_u32(p + 16);
         e->raw_bytes = get_u32(p + 20);
         if (e->offset < HDR_BYTES + n_entries * ENTRY_BYTES || e->offset + e->nbytes > s->locs_offset ||
-            e->codec > NNU_STORE_DEFLATE || (e->codec == NNU_STORE_RAW && e->nbytes != e->raw_bytes))
+            e->codec > NNU_STORE_PALETTE || (e->codec == NNU_STORE_RAW && e->nbytes != e->raw_bytes))
             st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': corrupt chunk index entry %llu", path, (unsigned long long)i);
+        else in->chunks_by_codec[e->codec]++;
     }
     free(ibuf);
     if (st) {
@@ -542,14 +592,15 @@ int nnu_store_is_valid(const char *path, const char *expect_id, uint64_t expect_
 /* scratch for decoding one chunk */
 typedef struct decoder {
     unsigned char *stored, *tmp, *out;
-    size_t         cap;
+    size_t         cap, tmp_cap;       /* raw chunk bytes; tmp also holds a palette encoding */
 } decoder;
 
 static nnu_status decoder_init(decoder *d, const nnu_store *s) {
     d->cap = (size_t)(s->info.chunk[0] * s->info.chunk[1] * s->info.chunk[2]) * 4;
-    size_t scap = (size_t)compressBound((uLong)d->cap);
+    d->tmp_cap = d->cap + 4 + 65536 * 4;
+    size_t scap = (size_t)compressBound((uLong)d->tmp_cap);
     d->stored = malloc(scap);
-    d->tmp = malloc(d->cap);
+    d->tmp = malloc(d->tmp_cap);
     d->out = malloc(d->cap);
     if (!d->stored || !d->tmp || !d->out) {
         free(d->stored); free(d->tmp); free(d->out);
@@ -563,7 +614,7 @@ static void decoder_free(decoder *d) { free(d->stored); free(d->tmp); free(d->ou
 static nnu_status decode_chunk(const nnu_store *s, decoder *d, int64_t i, int64_t n, size_t es, int check_crc) {
     const chunk_entry *e = &s->index[i];
     size_t raw = (size_t)n * es;
-    NNU_CHECK(e->raw_bytes == raw && e->nbytes <= (size_t)compressBound((uLong)d->cap), NNU_STATUS_ERR_FORMAT,
+    NNU_CHECK(e->raw_bytes == raw && e->nbytes <= (size_t)compressBound((uLong)d->tmp_cap), NNU_STATUS_ERR_FORMAT,
               "'%s': chunk %lld has %u bytes, expected %zu", s->path, (long long)i, e->raw_bytes, raw);
     unsigned char *dst = e->codec == NNU_STORE_RAW ? d->out : d->stored;
     NNU_TRY(read_all(s->fd, dst, e->nbytes, e->offset, s->path));
@@ -577,6 +628,19 @@ static nnu_status decode_chunk(const nnu_store *s, decoder *d, int64_t i, int64_
         NNU_CHECK(zr == Z_OK && len == raw, NNU_STATUS_ERR_FORMAT, "'%s': chunk %lld does not decompress (%d)",
                   s->path, (long long)i, zr);
         if (es > 1) unshuffle(d->tmp, d->out, n, es);
+    } else if (e->codec == NNU_STORE_PALETTE) {
+        uLongf len = (uLongf)d->tmp_cap;
+        int zr = uncompress(d->tmp, &len, d->stored, e->nbytes);
+        uint32_t K = zr == Z_OK && len >= 4 ? get_u32(d->tmp) : 0;
+        size_t need = 4 + (size_t)K * es + (size_t)n * (K <= 256 ? 1 : 2);
+        NNU_CHECK(zr == Z_OK && K >= 1 && K <= 65536 && (es == 2 || es == 4) && len == need, NNU_STATUS_ERR_FORMAT,
+                  "'%s': palette chunk %lld is corrupt (%d)", s->path, (long long)i, zr);
+        const unsigned char *pal = d->tmp + 4, *ix = pal + (size_t)K * es;
+        for (int64_t k = 0; k < n; k++) {
+            uint32_t j = K <= 256 ? ix[k] : (uint32_t)ix[k] | ((uint32_t)ix[n + k] << 8);
+            NNU_CHECK(j < K, NNU_STATUS_ERR_FORMAT, "'%s': palette chunk %lld: index out of range", s->path, (long long)i);
+            memcpy(d->out + (size_t)k * es, pal + (size_t)j * es, es);
+        }
     }
     return NNU_STATUS_OK;
 }

@@ -10,7 +10,8 @@
  *   chunk index: one entry {offset, stored bytes, CRC-32, codec} per chunk, for the
  *     C data channels and then the segmentation, chunks in C order of the chunk grid;
  *   chunks: data (C, D, H, W) float32 or float16, seg (1, D, H, W) int8 or int16,
- *     each chunk stored raw or byte-shuffled + deflated (whichever is smaller);
+ *     each chunk stored raw, byte-shuffled + deflated, or as a palette of its distinct
+ *     values + indices, deflated (the smallest; all lossless);
  *   class locations: per key (a label, or a region/ignore tuple of labels) the
  *     sampled voxel coordinates (z, y, x) used for foreground oversampling.
  *
@@ -33,7 +34,11 @@
 #define NNU_STORE_ID_LEN  64      /* plans identifier text, NUL-padded */
 
 /* chunk codecs */
-enum { NNU_STORE_RAW = 0, NNU_STORE_DEFLATE = 1 };
+enum {
+    NNU_STORE_RAW = 0,       /* the chunk's elements as they are */
+    NNU_STORE_DEFLATE = 1,   /* byte-shuffled, zlib-deflated */
+    NNU_STORE_PALETTE = 2    /* distinct values + u8/u16 indices, deflated (lossless) */
+};
 
 /* ---- class locations (foreground oversampling, nnunet-behaviour.md §7.3) ---- */
 
@@ -58,7 +63,8 @@ void nnu_class_locations_free(nnu_class_locations *cl);   /* frees the arrays, z
 
 typedef struct nnu_store_write_opts {
     nnu_dtype   data_dtype;     /* NNU_DTYPE_F32 (default, exact) or NNU_DTYPE_F16 */
-    int         codec;          /* NNU_STORE_DEFLATE (default) or NNU_STORE_RAW */
+    int         codec;          /* NNU_STORE_DEFLATE (default: best of deflate/palette/raw
+                                   per chunk) or NNU_STORE_RAW (all chunks raw) */
     int         level;          /* zlib level 1..9; 0 = 1 (fast; see docs for the ratios) */
     int64_t     chunk[3];       /* chunk shape; zeros: nnu_store_default_chunk(shape, NULL) */
     const char *plans_id;       /* e.g. "nnUNetPlans_3d_fullres" (< 64 bytes) */
@@ -95,6 +101,7 @@ typedef struct nnu_store_info {
     char      plans_id[NNU_STORE_ID_LEN];
     uint64_t  plans_hash;
     uint64_t  file_size;
+    int64_t   chunks_by_codec[3];   /* number of RAW, DEFLATE, PALETTE chunks */
 } nnu_store_info;
 
 typedef struct nnu_store nnu_store;

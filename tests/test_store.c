@@ -18,6 +18,8 @@ static char dir[256];
 static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
 
 /* data[c,z,y,x] = a deterministic mix of smooth and noisy values */
+static int quantized;   /* 1: few distinct values (palette chunks), 2: > 256 distinct per chunk */
+
 static nnu_tensor *make_data(int C, int D, int H, int W) {
     int64_t shape[4] = {C, D, H, W};
     nnu_tensor *t = NULL;
@@ -27,6 +29,8 @@ static nnu_tensor *make_data(int C, int D, int H, int W) {
     for (int64_t i = 0; i < nnu_tensor_numel(t); i++) {
         r = r * 1664525u + 1013904223u;
         p[i] = (i % 7 == 0) ? 0.0f : (float)(i % 97) * 0.25f - 3.0f + (float)(r >> 20) * 1e-4f;
+        if (quantized == 1) p[i] = (float)(r >> 29) * 0.37f - 1.0f;          /* 8 values */
+        if (quantized == 2) p[i] = (float)(r >> 22) * 0.37f - 1.0f;          /* 1024 values */
     }
     return t;
 }
@@ -89,6 +93,7 @@ static void roundtrip(int codec, nnu_dtype dt, int maxlab, const char *what) {
     o.codec = codec;
     o.data_dtype = dt;
     o.chunk[0] = 4; o.chunk[1] = 8; o.chunk[2] = 5;       /* edge chunks of every size */
+    if (quantized == 2) { o.chunk[0] = 13; o.chunk[1] = 21; o.chunk[2] = 18; }   /* one chunk, 4914 voxels */
     o.plans_id = "nnUNetPlans_3d_fullres";
     o.plans_hash = 0x1234abcdULL;
     o.no_fsync = 1;
@@ -102,6 +107,11 @@ static void roundtrip(int codec, nnu_dtype dt, int maxlab, const char *what) {
     CHECK(in->seg_dtype == (maxlab > 127 ? NNU_DTYPE_I16 : NNU_DTYPE_I8), "%s: seg dtype %s", what,
           nnu_dtype_name(in->seg_dtype));
     CHECK_OK(nnu_store_verify(s));
+    if (quantized)
+        CHECK(in->chunks_by_codec[NNU_STORE_PALETTE] > 0, "%s: palette chunks used (%lld raw, %lld deflate, %lld palette)",
+              what, (long long)in->chunks_by_codec[0], (long long)in->chunks_by_codec[1], (long long)in->chunks_by_codec[2]);
+    if (codec == NNU_STORE_RAW)
+        CHECK(in->chunks_by_codec[NNU_STORE_RAW] == (int64_t)(3 * 4 * 3 * 4), "%s: all chunks raw", what);
     int64_t lo_in[3] = {2, 3, 4}, sz_in[3] = {5, 9, 7};
     check_patch(s, data, seg, lo_in, sz_in, NNU_DTYPE_I16, what);
     int64_t lo_edge[3] = {-3, 15, -2}, sz_edge[3] = {8, 10, 25};
@@ -120,6 +130,12 @@ static void test_roundtrips(void) {
     roundtrip(NNU_STORE_RAW, NNU_DTYPE_F32, 3, "raw f32");
     roundtrip(NNU_STORE_DEFLATE, NNU_DTYPE_F16, 3, "deflate f16");
     roundtrip(NNU_STORE_DEFLATE, NNU_DTYPE_F32, 200, "deflate f32, int16 labels");
+    quantized = 1;
+    roundtrip(NNU_STORE_DEFLATE, NNU_DTYPE_F32, 3, "palette u8 f32");
+    roundtrip(NNU_STORE_DEFLATE, NNU_DTYPE_F16, 3, "palette u8 f16");
+    quantized = 2;
+    roundtrip(NNU_STORE_DEFLATE, NNU_DTYPE_F32, 3, "palette u16 f32");
+    quantized = 0;
 }
 
 /* non-contiguous input (a permuted view) is stored in its logical order */
