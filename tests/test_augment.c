@@ -252,7 +252,7 @@ static void test_elastic(void) {
         memcpy(v, F32(ei), sizeof v);
         int64_t sh[3] = {8, 9, 10};
         int r = (int)(4.0 * 2.5 + 0.5);
-        double w[64], line[64];
+        double w[64], line[2 * 30 * AUG_FB];
         aug_gauss_kernel(2.5, r, w);
         for (int a = 0; a < 3; a++) aug_filter_axis(v, sh, a, w, r, AUG_PAD_ZERO, line);
         check_array("elastic smoothing vs gaussian_filter", v, F32(eo), 720, 1e-6);

@@ -6,6 +6,7 @@
 #ifndef AUG_INTERNAL_H
 #define AUG_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nnu_augment.h"
@@ -23,10 +24,15 @@ static inline int64_t aug_reflect(int64_t i, int64_t n) {
 /* w[0 .. 2r]: exp(-x²/2σ²) at x = -r .. r, normalised to sum 1 (scipy/torch). */
 void aug_gauss_kernel(double sigma, int radius, double *w);
 
+#define AUG_FB 32   /* lines filtered together */
+
+/* Doubles of scratch aug_filter_axis needs for axes up to n_max long. */
+size_t aug_filter_scratch(int64_t n_max, int radius);
+
 /* x (shape[0], shape[1], shape[2]) contiguous, in place: along `axis`,
  * y[i] = Σ_k w[k] · x[i + k − r] with out-of-range taps 0 (AUG_PAD_ZERO) or
- * reflected (AUG_PAD_REFLECT). line is scratch of shape[axis] + 2r doubles. */
+ * reflected (AUG_PAD_REFLECT). scratch: aug_filter_scratch(shape[axis], r) doubles. */
 void aug_filter_axis(float *x, const int64_t shape[3], int axis, const double *w, int radius, int pad,
-                     double *line);
+                     double *scratch);
 
 #endif

@@ -34,7 +34,7 @@ nnu_status nnu_aug_blur(float *x, const int64_t shape[3], const double sigma[3],
         int k = nnu_aug_blur_kernel(sigma[a], w, MAX_TAPS);
         NNU_CHECK(k > 0, NNU_STATUS_ERR_ARG, "blur: sigma %g needs more than %d taps", sigma[a], MAX_TAPS);
         float *buf;
-        NNU_TRY(nnu_aug_ws_get(ws, 2 * (size_t)(nmax + k) + 2, &buf));
+        NNU_TRY(nnu_aug_ws_get(ws, 2 * aug_filter_scratch(nmax, (k - 1) / 2) + 2, &buf));
         aug_filter_axis(x, shape, a, w, (k - 1) / 2, AUG_PAD_REFLECT, (double *)(void *)buf);
     }
     return NNU_STATUS_OK;

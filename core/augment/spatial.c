@@ -129,7 +129,7 @@ static nnu_status elastic_field(int nd, const int64_t g[3], double alpha, double
     int64_t n = g[0] * g[1] * g[2], gmax = g[0] > g[1] ? g[0] : g[1];
     if (g[2] > gmax) gmax = g[2];
     int radius = (int)(4.0 * sigma + 0.5);   /* scipy: int(truncate * sd + 0.5) */
-    size_t need = (size_t)(nd * n) + 2 * (size_t)(2 * radius + 1) + 2 * (size_t)(gmax + 2 * radius) + 8;
+    size_t need = (size_t)(nd * n) + 2 * (size_t)(2 * radius + 1) + 2 * aug_filter_scratch(gmax, radius) + 8;
     float *buf;
     NNU_TRY(nnu_aug_ws_get(ws, need, &buf));
     float *field = buf;
@@ -158,8 +158,14 @@ typedef struct geom {
     int    seg_nearest, border_seg;
 } geom;
 
+/* floor without a libm call (the baseline x86-64 target has no roundsd) */
+static inline int64_t ifloor(double v) {
+    int64_t i = (int64_t)v;
+    return i - (v < (double)i);
+}
+
 static inline double snap(double c) {
-    double r = nearbyint(c);
+    double r = (double)ifloor(c + 0.5);
     return fabs(c - r) < SNAP_EPS ? r : c;
 }
 
@@ -188,34 +194,90 @@ static inline int16_t seg_vote(const int16_t *lab, const float *w, int n) {
     return best;
 }
 
-/* One output voxel at source position c[3] (input indices); writes every data
- * channel and seg channel at output offset oo. Slice-wise 2-D passes c[0] integral. */
-static inline void sample_voxel(const nnu_aug_buf *in, nnu_aug_buf *out, const geom *g, const double c[3],
-                                int64_t oo, int64_t nin, int64_t nout) {
-    int64_t i0[3];
-    float f[3];
-    int inside = 1;
-    double cc[3];
-    for (int a = 0; a < 3; a++) {
-        double v = snap(c[a]);
-        if (v < 0.0 && v > -EDGE_EPS) v = 0.0;
-        if (v > g->si[a] - 1 && v < g->si[a] - 1 + EDGE_EPS) v = (double)(g->si[a] - 1);
-        if (v < 0.0 || v > (double)(g->si[a] - 1)) inside = 0;
-        cc[a] = v;
-        double fl = floor(v);
-        i0[a] = (int64_t)fl;
-        f[a] = (float)(v - fl);
+/* Trilinear weights of tap k = (d, h, w) bits (k>>2, k>>1, k) & 1. */
+static inline void tap_weights(const float f[3], float w[8]) {
+    float a0 = 1.0f - f[0], a1 = f[0], b0 = 1.0f - f[1], b1 = f[1], c0 = 1.0f - f[2], c1 = f[2];
+    w[0] = a0 * b0 * c0; w[1] = a0 * b0 * c1; w[2] = a0 * b1 * c0; w[3] = a0 * b1 * c1;
+    w[4] = a1 * b0 * c0; w[5] = a1 * b0 * c1; w[6] = a1 * b1 * c0; w[7] = a1 * b1 * c1;
+}
+
+/* Interior voxel (all 8 taps inside; the common case): nested lerps for the data,
+ * the seg vote only where the taps disagree. base = offset of tap 0. */
+static inline void sample_interior(const nnu_aug_buf *in, nnu_aug_buf *out, const geom *g, int64_t base,
+                                   const float f[3], int64_t oo, int64_t nin, int64_t nout) {
+    const int64_t sh = g->si[2], sd = g->si[1] * g->si[2];
+    for (int ch = 0; ch < in->c; ch++) {
+        const float *s = in->data + ch * nin + base;
+        float a = s[0] + f[2] * (s[1] - s[0]), b = s[sh] + f[2] * (s[sh + 1] - s[sh]);
+        float c = s[sd] + f[2] * (s[sd + 1] - s[sd]), e = s[sd + sh] + f[2] * (s[sd + sh + 1] - s[sd + sh]);
+        float ab = a + f[1] * (b - a), ce = c + f[1] * (e - c);
+        out->data[ch * nout + oo] = ab + f[0] * (ce - ab);
     }
-    /* 8 taps (d, h, w) ∈ {0,1}³; weight 0 taps are skipped for the seg vote */
-    int64_t off[8];
+    for (int ch = 0; ch < in->cs; ch++) {
+        const int16_t *s = in->seg + ch * nin + base;
+        int16_t l[8] = {s[0], s[1], s[sh], s[sh + 1], s[sd], s[sd + 1], s[sd + sh], s[sd + sh + 1]};
+        int16_t lab;
+        if (g->seg_nearest) {
+            lab = l[(f[0] >= 0.5f) << 2 | (f[1] >= 0.5f) << 1 | (f[2] >= 0.5f)];
+        } else if (l[0] == l[1] && l[0] == l[2] && l[0] == l[3] && l[0] == l[4] && l[0] == l[5] && l[0] == l[6] &&
+                   l[0] == l[7]) {
+            lab = l[0];
+        } else {
+            float w[8], tw[8];
+            int16_t tl[8];
+            int nt = 0;
+            tap_weights(f, w);
+            for (int k = 0; k < 8; k++)
+                if (w[k] > 0.0f) { tl[nt] = l[k]; tw[nt] = w[k]; nt++; }
+            lab = seg_vote(tl, tw, nt);
+        }
+        out->seg[ch * nout + oo] = lab;
+    }
+}
+
+/* Interior voxel of the slice-wise 2-D mode: bilinear in (H, W) of slice d. */
+static inline void sample_interior2(const nnu_aug_buf *in, nnu_aug_buf *out, const geom *g, int64_t base,
+                                    const float f[3], int64_t oo, int64_t nin, int64_t nout) {
+    const int64_t sh = g->si[2];
+    for (int ch = 0; ch < in->c; ch++) {
+        const float *s = in->data + ch * nin + base;
+        float a = s[0] + f[2] * (s[1] - s[0]), b = s[sh] + f[2] * (s[sh + 1] - s[sh]);
+        out->data[ch * nout + oo] = a + f[1] * (b - a);
+    }
+    for (int ch = 0; ch < in->cs; ch++) {
+        const int16_t *s = in->seg + ch * nin + base;
+        int16_t l[4] = {s[0], s[1], s[sh], s[sh + 1]};
+        int16_t lab;
+        if (g->seg_nearest) {
+            lab = l[(f[1] >= 0.5f) << 1 | (f[2] >= 0.5f)];
+        } else if (l[0] == l[1] && l[0] == l[2] && l[0] == l[3]) {
+            lab = l[0];
+        } else {
+            float w[4] = {(1.0f - f[1]) * (1.0f - f[2]), (1.0f - f[1]) * f[2], f[1] * (1.0f - f[2]), f[1] * f[2]};
+            float tw[4];
+            int16_t tl[4];
+            int nt = 0;
+            for (int k = 0; k < 4; k++)
+                if (w[k] > 0.0f) { tl[nt] = l[k]; tw[nt] = w[k]; nt++; }
+            lab = seg_vote(tl, tw, nt);
+        }
+        out->seg[ch * nout + oo] = lab;
+    }
+}
+
+/* Border voxel: taps outside the input count as 0 (data) and are skipped (seg);
+ * the seg is border_seg when the position lies outside [0, S−1]. */
+static void sample_border(const nnu_aug_buf *in, nnu_aug_buf *out, const geom *g, const int64_t i0[3],
+                          const float f[3], int inside, int64_t oo, int64_t nin, int64_t nout) {
+    const int64_t sh = g->si[2], sd = g->si[1] * g->si[2];
     float w[8];
-    int valid[8], nt = 0;
+    int64_t off[8];
+    int valid[8];
+    tap_weights(f, w);
     for (int k = 0; k < 8; k++) {
-        int dd = (k >> 2) & 1, hh = (k >> 1) & 1, ww = k & 1;
-        int64_t d = i0[0] + dd, h = i0[1] + hh, x = i0[2] + ww;
-        w[k] = (dd ? f[0] : 1.0f - f[0]) * (hh ? f[1] : 1.0f - f[1]) * (ww ? f[2] : 1.0f - f[2]);
+        int64_t d = i0[0] + ((k >> 2) & 1), h = i0[1] + ((k >> 1) & 1), x = i0[2] + (k & 1);
         valid[k] = d >= 0 && d < g->si[0] && h >= 0 && h < g->si[1] && x >= 0 && x < g->si[2];
-        off[k] = valid[k] ? (d * g->si[1] + h) * g->si[2] + x : 0;
+        off[k] = valid[k] ? d * sd + h * sh + x : 0;
     }
     for (int ch = 0; ch < in->c; ch++) {
         const float *src = in->data + ch * nin;
@@ -224,19 +286,18 @@ static inline void sample_voxel(const nnu_aug_buf *in, nnu_aug_buf *out, const g
             if (valid[k]) v += w[k] * src[off[k]];
         out->data[ch * nout + oo] = v;
     }
-    if (in->cs == 0) return;
     for (int ch = 0; ch < in->cs; ch++) {
         const int16_t *src = in->seg + ch * nin;
         int16_t lab;
         if (!inside) {
             lab = (int16_t)g->border_seg;
         } else if (g->seg_nearest) {
-            int64_t d = (int64_t)nearbyint(cc[0]), h = (int64_t)nearbyint(cc[1]), x = (int64_t)nearbyint(cc[2]);
-            lab = src[(d * g->si[1] + h) * g->si[2] + x];
+            int64_t d = i0[0] + (f[0] >= 0.5f), h = i0[1] + (f[1] >= 0.5f), x = i0[2] + (f[2] >= 0.5f);
+            lab = src[d * sd + h * sh + x];
         } else {
             int16_t tl[8];
             float tw[8];
-            nt = 0;
+            int nt = 0;
             for (int k = 0; k < 8; k++)
                 if (valid[k] && w[k] > 0.0f) { tl[nt] = src[off[k]]; tw[nt] = w[k]; nt++; }
             lab = seg_vote(tl, tw, nt);
@@ -245,33 +306,83 @@ static inline void sample_voxel(const nnu_aug_buf *in, nnu_aug_buf *out, const g
     }
 }
 
+/* One output voxel at source position c[3] (input indices). */
+static inline void sample_voxel(const nnu_aug_buf *in, nnu_aug_buf *out, const geom *g, double c0, double c1,
+                                double c2, int64_t oo, int64_t nin, int64_t nout) {
+    c0 = snap(c0);
+    c1 = snap(c1);
+    c2 = snap(c2);
+    int64_t i0[3] = {ifloor(c0), ifloor(c1), ifloor(c2)};
+    float f[3] = {(float)(c0 - (double)i0[0]), (float)(c1 - (double)i0[1]), (float)(c2 - (double)i0[2])};
+    if (i0[1] >= 0 && i0[1] + 1 < g->si[1] && i0[2] >= 0 && i0[2] + 1 < g->si[2]) {
+        int64_t base = (i0[0] * g->si[1] + i0[1]) * g->si[2] + i0[2];
+        if (g->nd == 2) {   /* c0 is the output slice itself */
+            sample_interior2(in, out, g, base, f, oo, nin, nout);
+            return;
+        }
+        if (i0[0] >= 0 && i0[0] + 1 < g->si[0]) {
+            sample_interior(in, out, g, base, f, oo, nin, nout);
+            return;
+        }
+    }
+    /* within EDGE_EPS outside the border: on the border */
+    double c[3] = {c0, c1, c2};
+    int inside = 1;
+    for (int a = 0; a < 3; a++) {
+        double v = c[a], hi = (double)(g->si[a] - 1);
+        if (v < 0.0 && v > -EDGE_EPS) v = 0.0;
+        if (v > hi && v < hi + EDGE_EPS) v = hi;
+        if (v < 0.0 || v > hi) inside = 0;
+        i0[a] = ifloor(v);
+        f[a] = (float)(v - (double)i0[a]);
+    }
+    sample_border(in, out, g, i0, f, inside, oo, nin, nout);
+}
+
+/* Output tiles of TD × TH × TW voxels keep the input footprint of a tile in cache
+ * (a rotated row otherwise strides through whole input planes). */
+#define TD 8
+#define TH 8
+#define TW 32
+
 static void resample(const nnu_aug_buf *in, nnu_aug_buf *out, const geom *g) {
     const int64_t *so = g->so;
     int64_t nin = g->si[0] * g->si[1] * g->si[2], nout = so[0] * so[1] * so[2];
-    int64_t nplane = so[1] * so[2], ngrid = g->nd == 3 ? nout : nplane;
+    int64_t ngrid = g->nd == 3 ? nout : so[1] * so[2];
+    int64_t nd_t = (so[0] + TD - 1) / TD, nh_t = (so[1] + TH - 1) / TH, nw_t = (so[2] + TW - 1) / TW;
     const double *A = g->A;
     int omp = nnu_aug_omp_allowed() && nout > 32768;
-#pragma omp parallel for schedule(static) if (omp)
-    for (int64_t d = 0; d < so[0]; d++) {
-        for (int64_t h = 0; h < so[1]; h++)
-            for (int64_t x = 0; x < so[2]; x++) {
-                int64_t oo = (d * so[1] + h) * so[2] + x;
-                double u[3] = {(double)d - g->co[0], (double)h - g->co[1], (double)x - g->co[2]};
-                if (g->field) {
-                    int64_t fo = g->nd == 3 ? oo : h * so[2] + x;
-                    if (g->nd == 3) u[0] += g->field[fo];
-                    u[1] += g->field[(g->nd == 3 ? 1 : 0) * ngrid + fo];
-                    u[2] += g->field[(g->nd == 3 ? 2 : 1) * ngrid + fo];
+#pragma omp parallel for schedule(dynamic, 1) if (omp)
+    for (int64_t t = 0; t < nd_t * nh_t * nw_t; t++) {
+        int64_t d0 = t / (nh_t * nw_t) * TD, h0 = t / nw_t % nh_t * TH, x0 = t % nw_t * TW;
+        int64_t d1 = d0 + TD < so[0] ? d0 + TD : so[0], h1 = h0 + TH < so[1] ? h0 + TH : so[1];
+        int64_t x1 = x0 + TW < so[2] ? x0 + TW : so[2];
+        for (int64_t d = d0; d < d1; d++)
+            for (int64_t h = h0; h < h1; h++) {
+                /* c(x) = A·(d − co0, h − co1, x − co2 [+ field]) + ci */
+                double u0 = (double)d - g->co[0], u1 = (double)h - g->co[1];
+                int64_t row = (d * so[1] + h) * so[2];
+                const float *f0 = NULL, *f1 = NULL, *f2 = NULL;
+                if (g->field && g->nd == 3) {
+                    f0 = g->field + row; f1 = f0 + ngrid; f2 = f1 + ngrid;
+                } else if (g->field) {
+                    f1 = g->field + h * so[2]; f2 = f1 + ngrid;
                 }
-                double c[3];
-                if (g->nd == 3) {
-                    for (int a = 0; a < 3; a++) c[a] = A[3 * a] * u[0] + A[3 * a + 1] * u[1] + A[3 * a + 2] * u[2] + g->ci[a];
-                } else {
-                    c[0] = (double)d;   /* slice passes through (D_in == D_out) */
-                    c[1] = A[4] * u[1] + A[5] * u[2] + g->ci[1];
-                    c[2] = A[7] * u[1] + A[8] * u[2] + g->ci[2];
+                for (int64_t x = x0; x < x1; x++) {
+                    double v0 = u0, v1 = u1, v2 = (double)x - g->co[2];
+                    if (f1) {
+                        if (f0) v0 += f0[x];
+                        v1 += f1[x];
+                        v2 += f2[x];
+                    }
+                    if (g->nd == 3)
+                        sample_voxel(in, out, g, A[0] * v0 + A[1] * v1 + A[2] * v2 + g->ci[0],
+                                     A[3] * v0 + A[4] * v1 + A[5] * v2 + g->ci[1],
+                                     A[6] * v0 + A[7] * v1 + A[8] * v2 + g->ci[2], row + x, nin, nout);
+                    else   /* the slice passes through (D_in == D_out) */
+                        sample_voxel(in, out, g, (double)d, A[4] * v1 + A[5] * v2 + g->ci[1],
+                                     A[7] * v1 + A[8] * v2 + g->ci[2], row + x, nin, nout);
                 }
-                sample_voxel(in, out, g, c, oo, nin, nout);
             }
     }
 }
