@@ -508,6 +508,26 @@ nnu_status nnu_preproc_dataset(const nnu_preproc_config *cfg, const nnu_preproc_
     return st;
 }
 
+typedef struct { nnu_dtype dt; double v; int64_t n; } zero_ctx;
+static void zero_one(void *e, void *vctx) {
+    zero_ctx *c = vctx;
+    if (nnu_dtype_load(c->dt, e) == c->v) { nnu_dtype_store(c->dt, e, 0.0); c->n++; }
+}
+
+nnu_status nnu_preproc_zero_value(nnu_tensor *t, double value, int64_t *n) {
+    NNU_CHECK(t, NNU_STATUS_ERR_ARG, "zero_value: NULL tensor");
+    zero_ctx c = {t->dtype, value, 0};
+    if (t->dtype == NNU_DTYPE_F32 && nnu_tensor_is_contiguous(t)) {
+        float *x = nnu_tensor_data(t), v = (float)value;
+        for (int64_t i = 0; i < nnu_tensor_numel(t); i++)
+            if (x[i] == v && (double)v == value) { x[i] = 0.0f; c.n++; }
+    } else {
+        nnu_tensor_foreach(t, zero_one, &c);
+    }
+    if (n) *n = c.n;
+    return NNU_STATUS_OK;
+}
+
 /* ---- revert ---- */
 
 nnu_status nnu_preproc_revert_seg(const nnu_tensor *seg, const nnu_preproc_props *p,

@@ -143,6 +143,12 @@ typedef struct nnu_preproc_run_opts {
 nnu_status nnu_preproc_dataset(const nnu_preproc_config *cfg, const nnu_preproc_case_spec *cases,
                                int64_t n_cases, const nnu_preproc_run_opts *opts);
 
+/* Sets every element equal to `value` to 0, in place (any dtype, any strides).
+ * For datasets whose background is a constant other than 0 (e.g. images that were
+ * z-scored before distribution): crop-to-nonzero and use_mask_for_norm then see the
+ * body or brain as the reference expects. Returns the number of changed elements in *n. */
+nnu_status nnu_preproc_zero_value(nnu_tensor *t, double value, int64_t *n);
+
 /* ---- revert ---- */
 
 /* Preprocessed label map seg (1, D', H', W') -> label map of the original image

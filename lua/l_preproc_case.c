@@ -12,6 +12,7 @@
  *       store:verify() -> true | nil, msg;  store:close()
  *   pp.revert_seg(seg, props, transpose_forward [, cfg]) -> label map (z,y,x) i16
  *   pp.permutation(seed, n)                -> {0-based values} (numpy RandomState(seed).permutation(n))
+ *   pp.zero_value(t, v)                    -> number of elements equal to v set to 0 (in place)
  *
  * cfg = { schemes = {"ZScoreNormalization", ...}, use_mask_for_norm = {false, ...},
  *         ct = { [c] = {mean, std, percentile_00_5, percentile_99_5} }, transpose_forward = {0,1,2},
@@ -455,6 +456,15 @@ static int l_pp_revert_seg(lua_State *L) {
     return 1;
 }
 
+static int l_pp_zero_value(lua_State *L) {
+    nnu_tensor *t = l_tensor_check(L, 1);
+    int64_t n = 0;
+    nnu_status st = nnu_preproc_zero_value(t, luaL_checknumber(L, 2), &n);
+    if (st) return l_raise(L, st);
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 static int l_pp_permutation(lua_State *L) {
     lua_Integer seed = luaL_checkinteger(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
@@ -476,6 +486,7 @@ static const luaL_Reg store_methods[] = {
 static const luaL_Reg pp_functions[] = {
     {"run_dataset", l_pp_run_dataset}, {"run_case", l_pp_run_case}, {"open", l_pp_open},
     {"is_valid", l_pp_is_valid}, {"revert_seg", l_pp_revert_seg}, {"permutation", l_pp_permutation},
+    {"zero_value", l_pp_zero_value},
     {NULL, NULL}};
 
 int luaopen_nnunet_preproc_case(lua_State *L) {
