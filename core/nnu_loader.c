@@ -207,6 +207,7 @@ nnu_status nnu_loader_add_store(nnu_loader *ld, const char *path, const char *ex
 }
 
 int64_t nnu_loader_num_cases(const nnu_loader *ld) { return ld ? ld->n_cases : 0; }
+int     nnu_loader_batch_size(const nnu_loader *ld) { return ld ? ld->opts.batch_size : 0; }
 
 /* ---- one sample ---- */
 
@@ -312,6 +313,12 @@ static nnu_status batch_new(const nnu_loader *ld, nnu_tensor **data, nnu_tensor 
     if (st == NNU_STATUS_OK) st = nnu_tensor_new(NNU_DTYPE_I16, 5, ss, seg);
     if (st != NNU_STATUS_OK) { nnu_tensor_release(*data); *data = NULL; }
     return st;
+}
+
+nnu_status nnu_loader_new_batch(const nnu_loader *ld, nnu_tensor **data, nnu_tensor **seg) {
+    NNU_CHECK(ld && data && seg, NNU_STATUS_ERR_ARG, "loader_new_batch: NULL argument");
+    NNU_CHECK(ld->n_cases > 0, NNU_STATUS_ERR_ARG, "loader_new_batch: the loader has no cases (channels unknown)");
+    return batch_new(ld, data, seg);
 }
 
 static nnu_status wstate_init(nnu_loader *ld, wstate *w) {

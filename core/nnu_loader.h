@@ -73,6 +73,9 @@ nnu_status nnu_loader_add_case(nnu_loader *ld, nnu_tensor *data, nnu_tensor *seg
  * check; its class locations are read now, its voxels on demand. */
 nnu_status nnu_loader_add_store(nnu_loader *ld, const char *path, const char *expect_id, uint64_t expect_hash);
 int64_t    nnu_loader_num_cases(const nnu_loader *ld);
+int        nnu_loader_batch_size(const nnu_loader *ld);
+/* New zeroed batch tensors of the loader's shapes (needs at least one case). */
+nnu_status nnu_loader_new_batch(const nnu_loader *ld, nnu_tensor **data, nnu_tensor **seg);
 
 /* Next batch (starts the workers on the first call). *data, *seg: owned. info:
  * optional, batch_size entries. */
