@@ -125,8 +125,15 @@ end
 
 -- ---------------------------------------------------------------- one case
 
--- The geometry a segmentation is written with, from a properties table (CASE.json).
+-- The geometry a segmentation is written with, from a properties table (CASE.json):
+-- its sitk_stuff (what SimpleITK writes, as the reference), or, when the properties
+-- carry the input's raw NIfTI header (key "nifti" with "header", as the
+-- preprocessing's properties files do), that header, so the output matches what
+-- nnunet predict writes for the same case.
 function M.geometry(props, where)
+  if type(props) == "table" and type(props.nifti) == "table" and type(props.nifti.header) == "table" then
+    return props.nifti
+  end
   local s = type(props) == "table" and props.sitk_stuff
   if type(s) ~= "table" or type(s.spacing) ~= "table" or type(s.origin) ~= "table" or type(s.direction) ~= "table" then
     user_error("'%s': properties without sitk_stuff {spacing, origin, direction}", where)

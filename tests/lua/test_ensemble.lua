@@ -173,6 +173,24 @@ do
     and err.message:find(FNOPROPS, 1, true), "properties without geometry: " .. tostring(err and err.message))
 end
 
+-- properties carrying the input's raw NIfTI header: that header's geometry is used
+do
+  local FHDR = root .. "/fhdr"
+  assert(fs.mkdir(FHDR))
+  local img = root .. "/img.nii.gz"
+  assert(nifti.write(img, tensor.zeros({ 1, 2, 3 }, "f32"), { spacing_itk = { 0.5, 0.75, 2.0 },
+    origin = { 10.0, -20.0, 30.0 }, direction = { 1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0 } }))
+  local hdr = assert(nifti.read_header(img))
+  local pr = props(geom2)
+  pr.nifti = hdr
+  assert(prob.save(FHDR .. "/case_a", tensor.from_table(P1, { 3, 1, 2, 3 }, "f32"), pr))
+  local f = assert(io.open(FHDR .. "/dataset.json", "w")); f:write(DJ); f:close()
+  ens.ensemble_folders({ FHDR }, root .. "/out_hdr")
+  local seg, info = nifti.read(root .. "/out_hdr/case_a.nii.gz")
+  check(seg and info.origin[1] == 10 and info.origin[2] == -20 and info.spacing_itk[3] == 2.0
+    and info.direction[5] == -1, "geometry from the properties' NIfTI header")
+end
+
 -- 4. region datasets: regions_class_order ---------------------------------------------
 do
   local lc = ens.label_converter({ labels = { background = 0, whole = { 1, 2 }, core = 2 },
