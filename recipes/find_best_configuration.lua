@@ -16,7 +16,8 @@ local ms = require("nnunet.model_selection")
 return {
   summary = "pick the best configuration/ensemble by cross-validation Dice, decide postprocessing, print the commands",
   options = {
-    { "-d", "dataset", "dataset id or name", required = true },
+    { "-d", "dataset", "dataset id or name (required; or give it as the first argument, as the reference)" },
+    { "DATASET", "dataset_pos", "dataset id or name (instead of -d)", positional = true, optional = true },
     { "-c", "configs", "configurations to consider (those missing from the plans are skipped)", nargs = "+",
       default = ms.DEFAULT_CONFIGS },
     { "-tr", "trainers", "trainers", nargs = "+", default = { "nnUNetTrainer" } },
@@ -27,8 +28,13 @@ return {
     { "--no_overwrite", "no_overwrite", "reuse existing cross-validation and ensemble outputs", flag = true },
   },
   run = function(o)
+    local ds = o.dataset or o.dataset_pos
+    if ds == nil then error({ user_error = true, message = "missing option -d (nnunet find_best_configuration --help)" }, 0) end
+    if o.dataset and o.dataset_pos and o.dataset ~= o.dataset_pos then
+      error({ user_error = true, message = "dataset given twice: -d " .. o.dataset .. " and " .. o.dataset_pos }, 0)
+    end
     ms.find_best_configuration({
-      dataset = o.dataset, configs = o.configs, trainers = o.trainers, plans = o.plans, folds = o.folds,
+      dataset = ds, configs = o.configs, trainers = o.trainers, plans = o.plans, folds = o.folds,
       allow_ensembling = not o.disable_ensembling, overwrite = not o.no_overwrite,
     })
     return 0

@@ -171,7 +171,7 @@ end
 -- 1b. the plans' 3d_lowres is requested but was never trained: error naming the folder
 do
   local o, rc = run(string.format("nnUNet_results=%q nnUNet_preprocessed=%q nnUNet_raw=", root .. "/s1/res",
-    root .. "/s1/pre"), "find_best_configuration -d Dataset901_Sel -c 2d 3d_lowres -f 0 1 --disable_ensembling")
+    root .. "/s1/pre"), "find_best_configuration Dataset901_Sel -c 2d 3d_lowres -f 0 1 --disable_ensembling")
   check(rc ~= 0 and o:find(root .. "/s1/res/Dataset901_Sel/nnUNetTrainer__nnUNetPlans__3d_lowres", 1, true),
     "an untrained configuration of the plans is an error naming its folder: " .. o)
   -- a configuration missing from the plans is skipped with a note
