@@ -516,8 +516,8 @@ int64_t nnu_loader_next_index(const nnu_loader *ld) { return ld ? ld->consumed :
 
 nnu_status nnu_loader_seek(nnu_loader *ld, int64_t b) {
     NNU_CHECK(ld && b >= 0, NNU_STATUS_ERR_ARG, "loader_seek: batch %lld", (long long)b);
-    if (b == ld->consumed) return NNU_STATUS_OK;
-    stop_workers(ld);
+    if (b == ld->consumed && ld->err == NNU_STATUS_OK) return NNU_STATUS_OK;
+    stop_workers(ld);   /* also the way out after a failure (e.g. an interrupt) */
     ld->consumed = ld->next_b = b;
     for (int i = 0; i < ld->R; i++) ld->slots[i].state = SLOT_FREE;
     ld->err = NNU_STATUS_OK;

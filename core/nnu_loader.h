@@ -84,8 +84,9 @@ nnu_status nnu_loader_next(nnu_loader *ld, nnu_tensor **data, nnu_tensor **seg, 
 /* Index of the batch the next call to nnu_loader_next returns. */
 int64_t    nnu_loader_next_index(const nnu_loader *ld);
 /* Makes nnu_loader_next continue at batch b (a resumed run): workers are stopped,
- * prepared batches dropped, and production restarts at b on the next call. A no-op
- * when b is already next. */
+ * prepared batches dropped, a recorded worker failure (e.g. ERR_INTERRUPTED) is
+ * cleared, and production restarts at b on the next call. A no-op when b is
+ * already next and nothing failed. */
 nnu_status nnu_loader_seek(nnu_loader *ld, int64_t b);
 
 /* Produces batch b synchronously into caller tensors (data (B, C, patch) f32, seg

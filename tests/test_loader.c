@@ -7,13 +7,14 @@
  *   - determinism: the same batches for 0, 1 and 3 worker threads, make_batch(b) ==
  *     the b-th batch of next(), seek continues at any batch, other seeds differ;
  *   - a case read from a store file gives the same batches as the same case in memory;
- *   - errors: a worker's failure reaches next() with its message. */
+ *   - errors: a worker's failure (an interrupt) reaches next(); seek recovers. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "nnu_interrupt.h"
 #include "nnu_loader.h"
 
 /* case k: (2, D, H, W), data[c] = 1000c + linear index, seg: a 3×3×3 cube of label 1
@@ -355,6 +356,20 @@ static void test_errors(void) {
     CHECK_FAILS(nnu_loader_add_case(ld, t.data, t.seg, &t.locs), NNU_STATUS_ERR_ARG, "outside the case");
     tcase_free(&t);
     nnu_loader_free(ld);
+
+    /* Ctrl-C: next() reports ERR_INTERRUPTED; after clearing, seek resumes */
+    for (int workers = 0; workers <= 2; workers += 2) {
+        o = plain_opts(2, workers);
+        ld = new_loader(&o);
+        nnu_interrupt_request();
+        CHECK_FAILS(nnu_loader_next(ld, &d, &s, NULL), NNU_STATUS_ERR_INTERRUPTED, "interrupted");
+        nnu_interrupt_clear();
+        CHECK_OK(nnu_loader_seek(ld, nnu_loader_next_index(ld)));
+        CHECK_OK(nnu_loader_next(ld, &d, &s, NULL));
+        nnu_tensor_release(d);
+        nnu_tensor_release(s);
+        nnu_loader_free(ld);
+    }
 }
 
 int main(void) {
