@@ -107,7 +107,7 @@ void nnu_store_default_chunk(const int64_t shape[3], const int64_t *patch, int p
     } else if (patch && patch_ndim == 2) {
         chunk[0] = 1;
         for (int a = 0; a < 2; a++)
-            chunk[1 + a] = clamp64(pow2_floor(patch[a] / 2 > 0 ? patch[a] / 2 : 1), 32, 128);
+            chunk[1 + a] = clamp64(pow2_floor(patch[a] / 2 > 0 ? patch[a] / 2 : 1), 64, 256);
     }
     for (int a = 0; a < 3; a++) chunk[a] = clamp64(chunk[a], 1, shape[a] > 0 ? shape[a] : 1);
 }

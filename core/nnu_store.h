@@ -78,7 +78,7 @@ nnu_store_write_opts nnu_store_write_opts_default(void);
  * (3 or 2; patch may be NULL = no patch known). 3-D: per axis pow2_floor(patch/2)
  * clamped to [4, 32] (32 without a patch); 2-D patches (1, py, px) read single
  * slices, so the chunk depth is 1 and in-plane pow2_floor(patch/2) clamped to
- * [32, 128]. Every entry is finally clamped to the case's shape. */
+ * [64, 256] (whole small slices compress better). Every entry is finally clamped to the case's shape. */
 void nnu_store_default_chunk(const int64_t shape[3], const int64_t *patch, int patch_ndim,
                              int64_t chunk[3]);
 
