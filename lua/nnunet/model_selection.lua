@@ -397,6 +397,7 @@ function M.find_best_configuration(opts)
   local first_cases
   for _, m in ipairs(models) do
     local merged = join(m.folder, "crossval_results_folds_" .. fs_str)
+    log(string.format("%s: gathering the validation predictions of folds %s", m.identifier, table.concat(folds, " ")))
     local summary = M.accumulate_cv_results(m.folder, merged, folds, gt_cv, { overwrite = overwrite })
     -- every candidate must be scored on the same cases (stricter than the reference,
     -- which would compare scores over different case sets)
