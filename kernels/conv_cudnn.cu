@@ -242,6 +242,37 @@ __global__ void k_bias_add(float *y, const float *b, int64_t C, int64_t S, int64
         y[i] += b[(i / S) % C];
 }
 
+/* The same, one (n, c) row per blockIdx.y: no 64-bit division per element (which
+ * costs more than the memory traffic of these passes on an H200). */
+__global__ void k_bias_add_rows(float *y, const float *b, int64_t C, int64_t S) {
+    const float bc = b[blockIdx.y % C];
+    float *r = y + (int64_t)blockIdx.y * S;
+    for (int64_t s = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; s < S;
+         s += (int64_t)gridDim.x * blockDim.x)
+        r[s] += bc;
+}
+
+/* grid for a row-wise pass over rows x S elements */
+static dim3 rows_grid(int64_t rows, int64_t S) {
+    int64_t bx = (S + NNU_CUDA_THREADS - 1) / NNU_CUDA_THREADS;
+    int64_t cap = (16 * (int64_t)nnu_cuda_ctx_get()->sm_count + rows - 1) / rows;
+    if (bx > cap) bx = cap;
+    return dim3((unsigned)(bx < 1 ? 1 : bx), (unsigned)rows);
+}
+
+static nnu_status bias_add(float *y, const float *b, int64_t C, int64_t S, int64_t total) {
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    const int64_t rows = total / S;
+    if (rows <= 65535) {
+        k_bias_add_rows<<<rows_grid(rows, S), NNU_CUDA_THREADS, 0, st>>>(y, b, C, S);
+        NNU_CU_LAUNCH("k_bias_add_rows");
+    } else {
+        k_bias_add<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, st>>>(y, b, C, S, total);
+        NNU_CU_LAUNCH("k_bias_add");
+    }
+    return NNU_STATUS_OK;
+}
+
 /* part[(n*C + c)*chunks + k] = sum of gy[n,c,s] over chunk k of s (double) */
 __global__ void k_chan_partial(const float *gy, double *part, int64_t S, int chunks) {
     __shared__ double sh[32];
@@ -308,6 +339,16 @@ __global__ void k_from_low(const T *x, float *y, const float *b, int64_t C, int6
     }
 }
 
+/* y = low + b[c], one (n, c) row per blockIdx.y */
+template <typename T>
+__global__ void k_from_low_rows(const T *x, float *y, const float *b, int64_t C, int64_t S) {
+    const float bc = b[blockIdx.y % C];
+    const int64_t o = (int64_t)blockIdx.y * S;
+    for (int64_t s = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; s < S;
+         s += (int64_t)gridDim.x * blockDim.x)
+        y[o + s] = from_low(x[o + s]) + bc;
+}
+
 static nnu_status to_low_run(nnu_cuda_precision prec, const float *x, void *y, int64_t n) {
     cudaStream_t s = nnu_cuda_ctx_get()->stream;
     if (prec == NNU_CUDA_BF16)
@@ -322,6 +363,16 @@ static nnu_status to_low_run(nnu_cuda_precision prec, const float *x, void *y, i
 static nnu_status from_low_run(nnu_cuda_precision prec, const void *x, float *y, const float *b,
                                int64_t C, int64_t S, int64_t n, int accumulate) {
     cudaStream_t s = nnu_cuda_ctx_get()->stream;
+    if (b && !accumulate && n / S <= 65535) {
+        const dim3 g = rows_grid(n / S, S);
+        if (prec == NNU_CUDA_BF16)
+            k_from_low_rows<__nv_bfloat16><<<g, NNU_CUDA_THREADS, 0, s>>>(
+                (const __nv_bfloat16 *)x, y, b, C, S);
+        else
+            k_from_low_rows<__half><<<g, NNU_CUDA_THREADS, 0, s>>>((const __half *)x, y, b, C, S);
+        NNU_CU_LAUNCH("k_from_low_rows");
+        return NNU_STATUS_OK;
+    }
     if (prec == NNU_CUDA_BF16)
         k_from_low<__nv_bfloat16><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(
             (const __nv_bfloat16 *)x, y, b, C, S, n, accumulate);
@@ -365,12 +416,7 @@ static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, in
                 c->cudnn, &one, e->cx, a, e->cy, b, e->cd,
                 (cudnnConvolutionBwdFilterAlgo_t)e->algo[prim], ws, e->ws[prim], &one, e->fw,
                 out));
-        if (bias) {
-            const int64_t total = nout;
-            k_bias_add<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, c->stream>>>(out, bias, oc,
-                                                                                  os, total);
-            NNU_CU_LAUNCH("k_bias_add");
-        }
+        if (bias) NNU_TRY(bias_add(out, bias, oc, os, nout));
         return NNU_STATUS_OK;
     }
     /* low precision: operands into the LOW buffers (2 bytes per element) */
@@ -431,12 +477,7 @@ static nnu_status gemm_run(const nnu_conv_params *p, nnu_cuda_precision prec, in
             c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, (int)S, co, ci, &one, a, CUDA_R_32F, (int)S,
             (long long)ci * S, w, CUDA_R_32F, ci, 0, &zero, out, CUDA_R_32F, (int)S,
             (long long)co * S, (int)p->n, ct, alg));
-        if (bias) {
-            const int64_t total = p->n * co * S;
-            k_bias_add<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, c->stream>>>(out, bias, co,
-                                                                                  S, total);
-            NNU_CU_LAUNCH("k_bias_add");
-        }
+        if (bias) NNU_TRY(bias_add(out, bias, co, S, p->n * co * S));
     } else if (dir == 1) {
         /* gX^T (S x Ci) = gY^T (S x Co) * W (Co x Ci) */
         NNU_CUBLAS(cublasGemmStridedBatchedEx(

@@ -200,7 +200,10 @@ static void norm_case(const char *label, int64_t N, int64_t C, int64_t S, int cb
 static void test_instnorm(void) {
     norm_case("instnorm 2x5 S=105", 2, 5, 7 * 5 * 3, 1, 0.01f);
     norm_case("instnorm slope 1", 2, 3, 2 * 5 * 7, 1, 1.0f);
-    norm_case("instnorm S=1", 3, 2, 1, 1, 0.01f);
+    /* S = 2 (not 1): with a single voxel x - mu = 0 and z = sc*x + sh cancels
+     * catastrophically (rstd = 1/sqrt(eps) = 316) on both devices, so the result
+     * is rounding noise of size 316*|x|*2^-24 that FMA contraction changes */
+    norm_case("instnorm S=2", 3, 2, 2, 1, 0.01f);
     norm_case("instnorm 2x32 S=693", 2, 32, 7 * 9 * 11, 1, 0.01f);
     norm_case("instnorm blocked 2x32", 2, 32, 3 * 5 * 7, 16, 0.01f);
     norm_case("instnorm 1x4 S=89600 (chunks)", 1, 4, 40 * 56 * 40, 1, 0.01f);

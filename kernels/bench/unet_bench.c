@@ -156,7 +156,7 @@ static void net_build(net *n, const nnu_backend *be, const cfg *c, int64_t batch
             d->ws = be->mem->alloc(nnu_loss_ws_size(&d->lp), be->mem->ctx);
             d->tgt = be->mem->alloc((size_t)(batch * Sr) * sizeof(int32_t), be->mem->ctx);
             int32_t *h = malloc((size_t)(batch * Sr) * sizeof *h);
-            for (int64_t i = 0; i < batch * Sr; i++) h[i] = (int32_t)((i * 2654435761u) >> 7) % 3;
+            for (int64_t i = 0; i < batch * Sr; i++) h[i] = (int32_t)((((uint64_t)i * 2654435761u) >> 7) % 3);
             TRY(be->memcpy_(be, d->tgt, h, (size_t)(batch * Sr) * sizeof *h));
             free(h);
         }

@@ -53,5 +53,5 @@ T0=$SECONDS
 bench hippo fp32,tf32,bf16,fp16 15 60 150
 [ "${1:-}" = quick ] || bench large tf32,bf16 6 90 150
 # the rest only while the lease allows (the device run is capped at 420 s)
-[ "${1:-}" = quick ] || [ $((SECONDS - T0)) -gt 200 ] || bench large fp16,fp32 6 90 150
+[ "${1:-}" = quick ] || [ $((SECONDS - T0)) -gt 240 ] || bench large fp16,fp32 6 90 150
 echo "== summary"; cat "$SUMMARY"
