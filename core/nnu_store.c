@@ -636,11 +636,30 @@ static nnu_status decode_chunk(const nnu_store *s, decoder *d, int64_t i, int64_
         NNU_CHECK(zr == Z_OK && K >= 1 && K <= 65536 && (es == 2 || es == 4) && len == need, NNU_STATUS_ERR_FORMAT,
                   "'%s': palette chunk %lld is corrupt (%d)", s->path, (long long)i, zr);
         const unsigned char *pal = d->tmp + 4, *ix = pal + (size_t)K * es;
-        for (int64_t k = 0; k < n; k++) {
-            uint32_t j = K <= 256 ? ix[k] : (uint32_t)ix[k] | ((uint32_t)ix[n + k] << 8);
-            NNU_CHECK(j < K, NNU_STATUS_ERR_FORMAT, "'%s': palette chunk %lld: index out of range", s->path, (long long)i);
-            memcpy(d->out + (size_t)k * es, pal + (size_t)j * es, es);
+        uint32_t bad = 0;                 /* any index >= K marks the chunk corrupt */
+        if (es == 4) {
+            uint32_t p4[256], *o = (uint32_t *)d->out;
+            if (K <= 256) {
+                memcpy(p4, pal, (size_t)K * 4);
+                for (int64_t k = 0; k < n; k++) { bad |= ix[k] >= K; o[k] = p4[ix[k] < K ? ix[k] : 0]; }
+            } else {
+                const uint32_t *p = (const uint32_t *)pal;
+                for (int64_t k = 0; k < n; k++) {
+                    uint32_t j = (uint32_t)ix[k] | ((uint32_t)ix[n + k] << 8);
+                    bad |= j >= K;
+                    o[k] = p[j < K ? j : 0];
+                }
+            }
+        } else {
+            const uint16_t *p = (const uint16_t *)pal;
+            uint16_t *o = (uint16_t *)d->out;
+            for (int64_t k = 0; k < n; k++) {
+                uint32_t j = K <= 256 ? ix[k] : (uint32_t)ix[k] | ((uint32_t)ix[n + k] << 8);
+                bad |= j >= K;
+                o[k] = p[j < K ? j : 0];
+            }
         }
+        NNU_CHECK(!bad, NNU_STATUS_ERR_FORMAT, "'%s': palette chunk %lld: index out of range", s->path, (long long)i);
     }
     return NNU_STATUS_OK;
 }
@@ -772,8 +791,11 @@ nnu_status nnu_store_read_patch(const nnu_store *s, const int64_t lo[3], const i
             st = read_volume(s, &d, c, dp + c * vox, NNU_DTYPE_F32, lo, size);
     }
     if (seg_out && !st) {
-        st = nnu_tensor_fill(seg_out, -1.0);                                     /* padding: -1 */
-        if (!st) st = read_volume(s, &d, in->n_channels, nnu_tensor_data(seg_out), seg_out->dtype, lo, size);
+        void *sp = nnu_tensor_data(seg_out);                                     /* padding: -1 */
+        if (seg_out->dtype == NNU_DTYPE_I8) memset(sp, 0xff, (size_t)vox);
+        else if (seg_out->dtype == NNU_DTYPE_I16) memset(sp, 0xff, (size_t)vox * 2);
+        else for (int64_t k = 0; k < vox; k++) ((float *)sp)[k] = -1.0f;
+        st = read_volume(s, &d, in->n_channels, nnu_tensor_data(seg_out), seg_out->dtype, lo, size);
     }
     decoder_free(&d);
     return st;
