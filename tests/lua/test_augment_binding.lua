@@ -119,6 +119,13 @@ local m7 = l0:make_batch(7)
 check(j7:sum() == m7:sum() and l2:next_index() == 8, "batch(7) after a jump == make_batch(7)")
 expect_error(function() L.new { patch = { 8, 10, 12 }, initial_patch = { 9, 10, 12 } } end,
   "initial patch must equal", "initial patch without pipeline")
+-- a 2-D configuration: patch {H, W} sampled slice-wise from the 3-D case
+local c2 = AP.configure({ 10, 12 })
+local l2d <close> = L.new { batch_size = 2, patch = { 10, 12 }, initial_patch = c2.initial_patch, seed = 1,
+                            workers = 1, pipeline = AP.build(AP.v2(c2)) }
+l2d:add_case(big, bseg, { { values = { 1 }, coords = { { 6, 7, 5 } } } })
+local d2d, s2d, i2d = l2d:next()
+check(same(d2d:shape(), { 2, 1, 1, 10, 12 }) and i2d[2].forced and i2d[2].lo[1] == 6, "2-D loader: one slice, forced")
 local closed = make_loader(1)
 closed:close()
 expect_error(function() closed:next() end, "loader was closed", "closed loader")
