@@ -85,7 +85,7 @@ static int axes_bits(lua_State *L, int arg, int max) {
         lua_geti(L, arg, i);
         lua_Integer a = luaL_checkinteger(L, -1);
         luaL_argcheck(L, a >= 1 && a <= max, arg, "axis/channel index out of range");
-        bits |= 1 << (a - 1);
+        bits |= (int)(1u << (a - 1));
         lua_pop(L, 1);
     }
     return bits;
@@ -412,7 +412,7 @@ static int l_pipe_describe(lua_State *L) {
         lua_pushinteger(L, s->to_label); lua_setfield(L, -2, "to");
         lua_newtable(L);
         for (int a = 0, j = 1; a < 32; a++)
-            if (s->axes & (1 << a)) { lua_pushinteger(L, a + 1); lua_rawseti(L, -2, j++); }
+            if ((unsigned)s->axes & (1u << a)) { lua_pushinteger(L, a + 1); lua_rawseti(L, -2, j++); }
         lua_setfield(L, -2, "axes");
         if (s->kind == NNU_AUG_SPATIAL) {
             lua_pushnumber(L, s->p_rotation); lua_setfield(L, -2, "p_rotation");
