@@ -154,6 +154,13 @@ static void test_rot90(void) {
             }
     CHECK(ok_d, "90 degree rotation: data is the rot90 permutation (exact)");
     CHECK(ok_s, "90 degree rotation: seg is the rot90 permutation");
+    p.seg_nearest = 1;
+    CHECK_OK(nnu_aug_spatial(&in.b, &out.b, &p, NULL, NULL));
+    ok_s = 1;
+    for (int64_t d = 0; d < 4; d++)
+        for (int64_t h = 0; h < 6; h++)
+            for (int64_t w = 0; w < 6; w++) ok_s &= out.seg[(d * 6 + h) * 6 + w] == in.seg[(d * 6 + (5 - w)) * 6 + h];
+    CHECK(ok_s, "90 degree rotation, nearest seg: the same permutation");
     /* Rz(π/2) on a (6, 6, 4) volume: plane (0, 1) */
     sample in2, out2;
     sample_new(&in2, 1, 0, 6, 6, 4);
@@ -483,6 +490,25 @@ static void test_pipeline(void) {
     }
     CHECK(labels_ok, "after RemoveLabel the seg holds only {0, 1, 2}");
     (void)differ; (void)fires;
+
+    /* a pipeline without a spatial step (validation): copy, then -1 -> 0 */
+    nnu_aug_pipeline val;
+    memset(&val, 0, sizeof val);
+    val.dim = 3;
+    val.patch[0] = 8; val.patch[1] = 10; val.patch[2] = 12;
+    nnu_aug_step_init(&val.step[0], NNU_AUG_REMOVE_LABEL);
+    val.n_steps = 1;
+    CHECK_OK(nnu_aug_pipeline_check(&val));
+    sample vi;
+    sample_new(&vi, 2, 1, 8, 10, 12);
+    for (int i = 0; i < 1920; i++) vi.data[i] = (float)i;
+    for (int i = 0; i < 960; i++) vi.seg[i] = (int16_t)(i % 4 - 1);
+    CHECK_OK(nnu_aug_pipeline_run(&val, &vi.b, &o1.b, &r, &ws));
+    int vok = memcmp(vi.data, o1.data, 1920 * sizeof(float)) == 0;
+    for (int i = 0; i < 960; i++) vok &= o1.seg[i] == (i % 4 == 0 ? 0 : i % 4 - 1);
+    CHECK(vok, "validation pipeline: data copied, -1 -> 0");
+    CHECK_FAILS(nnu_aug_pipeline_run(&val, &in.b, &o1.b, &r, &ws), NNU_STATUS_ERR_SHAPE, "without a spatial step");
+    sample_free(&vi);
 
     /* validation failures */
     nnu_aug_pipeline bad = p;
