@@ -4,7 +4,7 @@
  * 1,2,2,2; 2d patch 56x40, batch 366, features 32..256, strides 1,2,2,2), with 1 and 2
  * threads, each measurement in a forked child so peak RSS is its own.
  *
- *   bench_engine [--quick] [--reps R] [--torch bench/bench_torch.py]
+ *   bench_engine [--quick] [--reps R] [--torch bench/bench_torch.py] [--only CASE_INDEX]
  *
  * Prints one line per measurement:
  *   bench train3d batch=9 threads=2 median_s=... gflops=... peak_rss_mb=... reorders=...
@@ -34,6 +34,13 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_time(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -116,10 +123,13 @@ static int run_case(const bcase *bc, int reps) {
     }
     nnu_sgd_config sc;
     nnu_sgd_config_default(&sc);
-    double *times = calloc((size_t)reps, sizeof *times), loss = 0;
+    double *times = calloc((size_t)reps, sizeof *times), loss = 0, cpu0 = 0;
     nnu_backend_stats s0, s1;
     for (int it = -1; it < reps; it++) {   /* it = -1: warm-up (plans, primitives) */
-        if (it == 0) nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &s0);
+        if (it == 0) {
+            nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &s0);
+            cpu0 = cpu_time();
+        }
         double t0 = now();
         if (bc->train) st = nnu_net_train_step(net, x, N, patch, t, &sc, &loss);
         else st = nnu_net_forward(net, x, N, patch, 0);
@@ -127,6 +137,8 @@ static int run_case(const bcase *bc, int reps) {
         if (it >= 0) times[it] = now() - t0;
     }
     nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &s1);
+    /* CPU seconds per iteration (all threads): robust against other load on the machine */
+    double cpu = (cpu_time() - cpu0) / reps;
     qsort(times, (size_t)reps, sizeof *times, cmp_d);
     double med = times[reps / 2];
     struct rusage ru;
@@ -136,12 +148,13 @@ static int run_case(const bcase *bc, int reps) {
     if (bc->train) {
         /* fwd + bwd data (not for the first layer, whose input needs no gradient) + bwd weights */
         fl = 3 * fl - 2.0 * N * S * c.features[0] * c.in_channels * 27;
-        printf("bench %s batch=%d threads=%d median_s=%.3f gflops=%.1f peak_rss_mb=%.0f "
-               "reorders_per_iter=%.0f loss=%.4f\n", bc->name, bc->batch, bc->threads, med,
+        printf("bench %s batch=%d threads=%d median_s=%.3f cpu_s=%.3f gflops=%.1f peak_rss_mb=%.0f "
+               "reorders_per_iter=%.0f loss=%.4f\n", bc->name, bc->batch, bc->threads, med, cpu,
                fl / med * 1e-9, rss, (double)(s1.reorders - s0.reorders) / reps, loss);
     } else {
-        printf("bench %s batch=%d threads=%d median_s_per_patch=%.4f gflops=%.1f peak_rss_mb=%.0f\n",
-               bc->name, bc->batch, bc->threads, med / bc->batch, fl / med * 1e-9, rss);
+        printf("bench %s batch=%d threads=%d median_s_per_patch=%.4f cpu_s_per_patch=%.4f "
+               "gflops=%.1f peak_rss_mb=%.0f\n", bc->name, bc->batch, bc->threads,
+               med / bc->batch, cpu / bc->batch, fl / med * 1e-9, rss);
     }
     fflush(stdout);
     free(times);
@@ -176,12 +189,13 @@ static double field(const char *line, const char *key) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 3, quick = 0;
+    int reps = 3, quick = 0, only = -1;
     const char *torch = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = atoi(argv[++i]);
         else { fprintf(stderr, "usage: %s [--quick] [--reps R] [--torch bench_torch.py]\n", argv[0]); return 2; }
     }
     if (reps < 1) reps = 1;
@@ -191,6 +205,8 @@ int main(int argc, char **argv) {
         {"train2d", 2, 1, 366, 2}, {"infer2d", 2, 0, 64, 2},
     };
     int ncase = quick ? 2 : (int)(sizeof all / sizeof all[0]);
+    if (only >= 0 && only < (int)(sizeof all / sizeof all[0]))   /* in-process, for profilers */
+        return run_case(&all[only], reps);
     char ours[16][512], theirs[16][512];
     for (int i = 0; i < ncase; i++) run_forked(&all[i], reps, ours[i], sizeof ours[i]);
     if (!torch) return 0;
@@ -210,8 +226,10 @@ int main(int argc, char **argv) {
         const char *key = all[i].train ? "median_s=" : "median_s_per_patch=";
         double a = field(ours[i], key), b = field(theirs[i], key);
         double ra = field(ours[i], "peak_rss_mb="), rb = field(theirs[i], "peak_rss_mb=");
-        printf("ratio %s batch=%d threads=%d torch/ours time=%.2f rss ours/torch=%.2f\n",
-               all[i].name, all[i].batch, all[i].threads, b / a, ra / rb);
+        const char *ck = all[i].train ? "cpu_s=" : "cpu_s_per_patch=";
+        printf("ratio %s batch=%d threads=%d torch/ours time=%.2f cpu=%.2f rss ours/torch=%.2f\n",
+               all[i].name, all[i].batch, all[i].threads, b / a,
+               field(theirs[i], ck) / field(ours[i], ck), ra / rb);
     }
     return 0;
 }

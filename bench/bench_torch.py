@@ -42,6 +42,10 @@ def main():
     x = torch.randn(a.batch, 1, *patch)
     y = torch.randint(0, 3, (a.batch, 1, *patch)).float()
     times = []
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
     if a.case.startswith("train"):
         opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True,
                               weight_decay=3e-5)
@@ -50,6 +54,8 @@ def main():
         wts[-1] = 0
         wts = wts / wts.sum()
         for it in range(a.reps + 1):
+            if it == 1:
+                c0 = cpu()
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             outs = net(x)
@@ -62,18 +68,22 @@ def main():
             if it > 0:
                 times.append(time.perf_counter() - t0)
         key = "median_s"
+        ckey, cval = "cpu_s", (cpu() - c0) / a.reps
     else:
         net.eval()
         with torch.no_grad():
             for it in range(a.reps + 1):
+                if it == 1:
+                    c0 = cpu()
                 t0 = time.perf_counter()
                 net(x)
                 if it > 0:
                     times.append((time.perf_counter() - t0) / a.batch)
         key = "median_s_per_patch"
+        ckey, cval = "cpu_s_per_patch", (cpu() - c0) / a.reps / a.batch
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("torch %s batch=%d threads=%d %s=%.4f peak_rss_mb=%.0f" %
-          (a.case, a.batch, a.threads, key, float(np.median(times)), rss), flush=True)
+    print("torch %s batch=%d threads=%d %s=%.4f %s=%.4f peak_rss_mb=%.0f" %
+          (a.case, a.batch, a.threads, key, float(np.median(times)), ckey, cval, rss), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,32 +29,72 @@ static nnu_status check(const nnu_norm_params *p) {
     return NNU_STATUS_OK;
 }
 
-/* One unit of L lanes (L is a constant after inlining: 1 or 16). */
-static inline void fwd_unit(const float *x, float *y, const float *gamma, const float *beta,
-                            float *stats, int64_t S, float eps, float slope, int L) {
-    double sum[16] = {0}, sq[16] = {0};
-    for (int64_t s = 0; s < S; s++)
-        for (int l = 0; l < L; l++) {
-            double v = x[s * L + l];
-            sum[l] += v;
-            sq[l] += v * v;
+/* Lanes: a unit is n = S*L contiguous floats, walked 16 at a time. Element i has
+ * lane i % 16; with L = 16 the lane is the channel, with L = 1 every lane belongs to
+ * the unit's single channel and the 16 partial sums are added at the end. Float
+ * partial sums over blocks of FLUSH vectors go to double accumulators: the loops
+ * vectorize (one AVX-512 register per lane set) and keep double-level accuracy. */
+enum { LANES = 16, FLUSH = 256 };
+
+/* per-lane parameters from per-channel ones */
+static inline void lanes_of(const float *v, int L, float *out) {
+    for (int j = 0; j < LANES; j++) out[j] = v[L == LANES ? j : 0];
+}
+/* per-channel sums from per-lane ones */
+static inline void fold(const double *lane, int L, double *ch) {
+    if (L == LANES) { for (int j = 0; j < LANES; j++) ch[j] = lane[j]; return; }
+    ch[0] = 0;
+    for (int j = 0; j < LANES; j++) ch[0] += lane[j];
+}
+
+NNU_SIMD_CLONES static void fwd_unit(const float *x, float *y, const float *gamma, const float *beta,
+                     float *stats, int64_t S, float eps, float slope, int L) {
+    const int64_t n = S * L, nv = n / LANES;
+    double sum[LANES] = {0}, sq[LANES] = {0};
+    for (int64_t v0 = 0; v0 < nv; v0 += FLUSH) {
+        float ps[LANES] = {0}, pq[LANES] = {0};
+        const int64_t v1 = v0 + FLUSH < nv ? v0 + FLUSH : nv;
+        for (int64_t v = v0; v < v1; v++) {
+#pragma omp simd
+            for (int j = 0; j < LANES; j++) {
+                float t = x[v * LANES + j];
+                ps[j] += t;
+                pq[j] += t * t;
+            }
         }
-    float sc[16], sh[16];
+        for (int j = 0; j < LANES; j++) { sum[j] += ps[j]; sq[j] += pq[j]; }
+    }
+    for (int64_t i = nv * LANES; i < n; i++) {   /* tail (plain layout only) */
+        sum[i % LANES] += x[i];
+        sq[i % LANES] += (double)x[i] * x[i];
+    }
+    double cs[LANES], cq[LANES];
+    fold(sum, L, cs);
+    fold(sq, L, cq);
+    float sc[LANES], sh[LANES], g[LANES] = {0}, b[LANES] = {0};
     for (int l = 0; l < L; l++) {
-        double mu = sum[l] / (double)S;
-        double var = sq[l] / (double)S - mu * mu;
+        double mu = cs[l] / (double)S;
+        double var = cq[l] / (double)S - mu * mu;
         if (var < 0.0) var = 0.0;
         double rstd = 1.0 / sqrt(var + (double)eps);
         stats[l * 2] = (float)mu;
         stats[l * 2 + 1] = (float)rstd;
-        sc[l] = (float)(gamma[l] * rstd);           /* z = sc * x + sh */
-        sh[l] = (float)(beta[l] - gamma[l] * rstd * mu);
+        g[l] = (float)(gamma[l] * rstd);                    /* z = g * x + b */
+        b[l] = (float)(beta[l] - gamma[l] * rstd * mu);
     }
-    for (int64_t s = 0; s < S; s++)
-        for (int l = 0; l < L; l++) {
-            float z = sc[l] * x[s * L + l] + sh[l];
-            y[s * L + l] = z > 0.0f ? z : slope * z;
+    lanes_of(g, L, sc);
+    lanes_of(b, L, sh);
+    for (int64_t v = 0; v < nv; v++) {
+#pragma omp simd
+        for (int j = 0; j < LANES; j++) {
+            float z = sc[j] * x[v * LANES + j] + sh[j];
+            y[v * LANES + j] = z > 0.0f ? z : slope * z;
         }
+    }
+    for (int64_t i = nv * LANES; i < n; i++) {
+        float z = sc[0] * x[i] + sh[0];
+        y[i] = z > 0.0f ? z : slope * z;
+    }
 }
 
 nnu_status nnu_instnorm_fwd_cpu(const nnu_backend *be, const float *x, float *y,
@@ -70,11 +110,7 @@ nnu_status nnu_instnorm_fwd_cpu(const nnu_backend *be, const float *x, float *y,
             const int64_t off = (n * CB + cb) * S * L;
             /* stats of channel c = cb*L + l sit at (n*C + c)*2 */
             float st[32];
-            if (L == 16)
-                fwd_unit(x + off, y + off, gamma + cb * 16, beta + cb * 16, st, S, p->eps,
-                         p->slope, 16);
-            else
-                fwd_unit(x + off, y + off, gamma + cb, beta + cb, st, S, p->eps, p->slope, 1);
+            fwd_unit(x + off, y + off, gamma + cb * L, beta + cb * L, st, S, p->eps, p->slope, L);
             for (int l = 0; l < L; l++) {
                 stats[(n * p->c + cb * L + l) * 2] = st[l * 2];
                 stats[(n * p->c + cb * L + l) * 2 + 1] = st[l * 2 + 1];
@@ -83,41 +119,65 @@ nnu_status nnu_instnorm_fwd_cpu(const nnu_backend *be, const float *x, float *y,
     return NNU_STATUS_OK;
 }
 
-static inline void bwd_unit(const float *x, const float *gy, float *gx, const float *gamma,
-                            const float *beta, const float *st, double *A, double *B, int64_t S,
-                            float slope, int L) {
-    float mu[16], rs[16], sc[16], sh[16];
-    double a[16] = {0}, b[16] = {0};
-    for (int l = 0; l < L; l++) {
-        mu[l] = st[l * 2];
-        rs[l] = st[l * 2 + 1];
-        sc[l] = gamma[l] * rs[l];
-        sh[l] = beta[l] - gamma[l] * rs[l] * mu[l];
+NNU_SIMD_CLONES static void bwd_unit(const float *x, const float *gy, float *gx, const float *gamma,
+                     const float *beta, const float *st, double *A, double *B, int64_t S,
+                     float slope, int L) {
+    const int64_t n = S * L, nv = n / LANES;
+    float mu[LANES], rs[LANES], sc[LANES], sh[LANES], t[LANES] = {0};
+    for (int l = 0; l < L; l++) t[l] = st[l * 2];
+    lanes_of(t, L, mu);
+    for (int l = 0; l < L; l++) t[l] = st[l * 2 + 1];
+    lanes_of(t, L, rs);
+    for (int j = 0; j < LANES; j++) {
+        int l = L == LANES ? j : 0;
+        sc[j] = gamma[l] * rs[j];                 /* z = sc * x + sh */
+        sh[j] = beta[l] - gamma[l] * rs[j] * mu[j];
     }
-    for (int64_t s = 0; s < S; s++)
-        for (int l = 0; l < L; l++) {
-            float xv = x[s * L + l];
-            float z = sc[l] * xv + sh[l];
-            float gz = z > 0.0f ? gy[s * L + l] : slope * gy[s * L + l];
-            a[l] += gz;
-            b[l] += (double)gz * ((xv - mu[l]) * rs[l]);
+    /* pass 1: a = sum gz, b = sum gz * xhat per lane */
+    double a[LANES] = {0}, b[LANES] = {0};
+    for (int64_t v0 = 0; v0 < nv; v0 += FLUSH) {
+        float pa[LANES] = {0}, pb[LANES] = {0};
+        const int64_t v1 = v0 + FLUSH < nv ? v0 + FLUSH : nv;
+        for (int64_t v = v0; v < v1; v++) {
+#pragma omp simd
+            for (int j = 0; j < LANES; j++) {
+                float xv = x[v * LANES + j], g = gy[v * LANES + j];
+                float gz = sc[j] * xv + sh[j] > 0.0f ? g : slope * g;
+                pa[j] += gz;
+                pb[j] += gz * ((xv - mu[j]) * rs[j]);
+            }
         }
-    float ka[16], kb[16], kg[16];
-    for (int l = 0; l < L; l++) {
-        A[l] = a[l];
-        B[l] = b[l];
-        kg[l] = gamma[l] * rs[l];               /* gx = kg * (gz - ka - xhat * kb) */
-        ka[l] = (float)(a[l] / (double)S);
-        kb[l] = (float)(b[l] / (double)S);
+        for (int j = 0; j < LANES; j++) { a[j] += pa[j]; b[j] += pb[j]; }
     }
-    for (int64_t s = 0; s < S; s++)
-        for (int l = 0; l < L; l++) {
-            float xv = x[s * L + l];
-            float z = sc[l] * xv + sh[l];
-            float gz = z > 0.0f ? gy[s * L + l] : slope * gy[s * L + l];
-            float xh = (xv - mu[l]) * rs[l];
-            gx[s * L + l] = kg[l] * (gz - ka[l] - xh * kb[l]);
+    for (int64_t i = nv * LANES; i < n; i++) {
+        float xv = x[i], g = gy[i];
+        float gz = sc[0] * xv + sh[0] > 0.0f ? g : slope * g;
+        a[i % LANES] += gz;
+        b[i % LANES] += (double)gz * ((xv - mu[0]) * rs[0]);
+    }
+    fold(a, L, A);
+    fold(b, L, B);
+    /* pass 2: gx = gamma * rstd * (gz - A/S - xhat * B/S) */
+    float kg[LANES], ka[LANES], kb[LANES];
+    for (int j = 0; j < LANES; j++) {
+        int l = L == LANES ? j : 0;
+        kg[j] = gamma[l] * rs[j];
+        ka[j] = (float)(A[l] / (double)S);
+        kb[j] = (float)(B[l] / (double)S);
+    }
+    for (int64_t v = 0; v < nv; v++) {
+#pragma omp simd
+        for (int j = 0; j < LANES; j++) {
+            float xv = x[v * LANES + j], g = gy[v * LANES + j];
+            float gz = sc[j] * xv + sh[j] > 0.0f ? g : slope * g;
+            gx[v * LANES + j] = kg[j] * (gz - ka[j] - (xv - mu[j]) * rs[j] * kb[j]);
         }
+    }
+    for (int64_t i = nv * LANES; i < n; i++) {
+        float xv = x[i], g = gy[i];
+        float gz = sc[0] * xv + sh[0] > 0.0f ? g : slope * g;
+        gx[i] = kg[0] * (gz - ka[0] - (xv - mu[0]) * rs[0] * kb[0]);
+    }
 }
 
 nnu_status nnu_instnorm_bwd_cpu(const nnu_backend *be, const float *x, const float *gy,
@@ -141,12 +201,7 @@ nnu_status nnu_instnorm_bwd_cpu(const nnu_backend *be, const float *x, const flo
                 st[l * 2] = stats[(n * p->c + c0 + l) * 2];
                 st[l * 2 + 1] = stats[(n * p->c + c0 + l) * 2 + 1];
             }
-            if (L == 16)
-                bwd_unit(x + off, gy + off, gx + off, gamma + c0, beta + c0, st, A, B, S,
-                         p->slope, 16);
-            else
-                bwd_unit(x + off, gy + off, gx + off, gamma + c0, beta + c0, st, A, B, S,
-                         p->slope, 1);
+            bwd_unit(x + off, gy + off, gx + off, gamma + c0, beta + c0, st, A, B, S, p->slope, L);
             for (int l = 0; l < L; l++) {
                 if (ggamma) ggamma[c0 + l] += (float)B[l];
                 if (gbeta) gbeta[c0 + l] += (float)A[l];

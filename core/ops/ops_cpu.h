@@ -53,6 +53,16 @@ nnu_status nnu_scale_cpu(const nnu_backend *be, float *x, const nnu_eltwise_para
 nnu_status nnu_sumsq_cpu(const nnu_backend *be, const float *x, double *out,
                          const nnu_eltwise_params *p);
 
+/* Hot loops are compiled for AVX-512, AVX2+FMA and the baseline and picked at
+ * run time (GCC function multi-versioning), so one binary is fast on this machine
+ * and still runs anywhere. Put it on the (non-inline) function holding the loop:
+ * OpenMP-outlined bodies do not inherit it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NNU_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NNU_SIMD_CLONES
+#endif
+
 /* CPU backend internals shared by the ops (nnu_backend.c) */
 void nnu_cpu_count_reorder(void);
 void nnu_cpu_count_primitive(void);
