@@ -88,16 +88,13 @@ function M.class_location_keys(dataset_json)
         if not bg_only then regions[#regions + 1] = { name = name, values = r } end
       end
     end
-    table.sort(regions, function(a, b) return dataset.bytes_less(a.name, b.name) end)
-    local rco = dataset_json.regions_class_order
-    if type(rco) == "table" and #rco == #regions then
-      -- region i (declaration order) is written with value rco[i]; regions usually
-      -- nest, larger first: order by the number of member labels, descending
-      table.sort(regions, function(a, b)
-        if #a.values ~= #b.values then return #a.values > #b.values end
-        return dataset.bytes_less(a.name, b.name)
-      end)
-    end
+    -- the reference keeps dataset.json's declaration order, which lua-cjson loses;
+    -- regions usually nest and are declared larger first (whole tumour, core, enhancing):
+    -- order by the number of member labels, descending, then by name
+    table.sort(regions, function(a, b)
+      if #a.values ~= #b.values then return #a.values > #b.values end
+      return dataset.bytes_less(a.name, b.name)
+    end)
     for _, r in ipairs(regions) do
       local k = {}
       for i, x in ipairs(r.values) do k[i] = math.tointeger(x) end
@@ -148,9 +145,17 @@ local function copy_labels(ds, dir, quiet)
   local ok, err = fs.mkdir(gt)
   if not ok then user_error("%s", err) end
   local copy = dofile(sys.home .. "/recipes/plan_experiment.lua").copy_file
+  local function same_content(a, b)
+    if fs.size(a) ~= fs.size(b) then return false end
+    local fa, fb = io.open(a, "rb"), io.open(b, "rb")
+    local same = fa and fb and fa:read("a") == fb:read("a")
+    if fa then fa:close() end
+    if fb then fb:close() end
+    return same
+  end
   for _, c in ipairs(ds.cases) do
     local dst = gt .. "/" .. c.id .. ds.file_ending
-    if not (fs.isfile(dst) and fs.size(dst) == fs.size(c.label)) then copy(c.label, dst) end
+    if not (fs.isfile(dst) and same_content(dst, c.label)) then copy(c.label, dst) end   -- rerun: unchanged copies stay
   end
 end
 

@@ -122,6 +122,24 @@ local function check_cases(pre_ds, ident, ds_raw, opts)
 end
 
 ----------------------------------------------------------------------------------------------
+-- 0. class-location keys of the LabelManager (Appendix B)
+do
+  local prep = dofile("recipes/preprocess.lua")
+  local function keys_str(keys)
+    local out = {}
+    for i, k in ipairs(keys) do out[i] = "{" .. table.concat(k, ",") .. "}" end
+    return table.concat(out, " ")
+  end
+  local k = keys_str(prep.class_location_keys({ labels = { background = 0, PZ = 1, TZ = 2 } }))
+  check(k == "{1} {2}", "labels: %s", k)
+  k = keys_str(prep.class_location_keys({ labels = { background = 0, a = 1, b = 2, ignore = 3 } }))
+  check(k == "{1} {2} {0,1,2}", "ignore label adds the annotated key: %s", k)
+  k = keys_str(prep.class_location_keys({ labels = { background = 0, whole_tumor = { 1, 2, 3 },
+    tumor_core = { 2, 3 }, enhancing_tumor = 3 }, regions_class_order = { 1, 2, 3 } }))
+  check(k == "{1,2,3} {2,3} {3}", "regions: %s", k)
+end
+
+----------------------------------------------------------------------------------------------
 -- 1. demo data
 do
   local raw, pre = ROOT .. "/raw1", ROOT .. "/pre1"
