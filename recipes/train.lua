@@ -49,6 +49,15 @@ end
 
 local function join(a, b) return a .. "/" .. b end
 
+-- integral floats (lua-cjson decodes every number as a float) back to integers, for printing
+local function intify(v)
+  if type(v) == "number" then return math.tointeger(v) or v end
+  if type(v) ~= "table" or getmetatable(v) then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = intify(x) end
+  return out
+end
+
 local function copy_file(src, dst)
   local f = io.open(src, "rb")
   if not f then return nil, "cannot read " .. src end
@@ -168,10 +177,48 @@ function M.make_net(ctx)
   })
 end
 
--- DATA adapter over the loader binding: batch b depends only on (seed, b).
-function M.make_data(ctx)
+-- The training augmentation pipeline: the one of lua/nnunet/augment_pipeline.lua when
+-- that module is present (M.for_configuration(ctx) -> pipeline, initial_patch), else
+-- only the reference's RemoveLabel(-1 -> 0) (no augmentation; said in the log).
+local function training_pipeline(ctx, patch, log)
+  local augment = need("nnunet.augment", "the augmentation")
+  local okp, pipemod = pcall(require, "nnunet.augment_pipeline")
+  if okp and type(pipemod) == "table" and type(pipemod.for_configuration) == "function" then
+    return pipemod.for_configuration(ctx)
+  end
+  log("WARNING: lua/nnunet/augment_pipeline.lua not found: training without data augmentation")
+  return augment.pipeline { dim = #patch, patch = patch, steps = { { kind = "remove_label", from = -1, to = 0 } } }, patch
+end
+
+-- DATA: two loaders over the fold's preprocessed case files (training: with the
+-- augmentation pipeline from the initial patch; validation: crop at the patch size,
+-- RemoveLabel only). Batch b of either depends only on (seed, b): loader:batch(b)
+-- seeks when asked for another batch than the next one (a resumed run).
+-- Workers: nnUNet_n_proc_DA (default min(12, CPUs)); validation half of that.
+function M.make_data(ctx, log)
   local loader = need("nnunet.loader", "the data loader")
-  return loader.for_training(ctx)
+  local augment = need("nnunet.augment", "the augmentation")
+  local patch = {}
+  for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
+  local nproc = tonumber(os.getenv("nnUNet_n_proc_DA") or "") or math.min(12, sys.ncpu())
+  local pipe, initial = training_pipeline(ctx, patch, log or print)
+  local bs = math.tointeger(ctx.conf.batch_size)
+  local tr = loader.new { batch_size = bs, patch = patch, initial_patch = initial, oversample = 0.33,
+    seed = ctx.seed, workers = nproc, pipeline = pipe }
+  local va = loader.new { batch_size = bs, patch = patch, oversample = 0.33, seed = ctx.seed + 1,
+    workers = math.max(1, nproc // 2),
+    pipeline = augment.pipeline { dim = #patch, patch = patch, steps = { { kind = "remove_label", from = -1, to = 0 } } } }
+  for _, pair in ipairs({ { tr, ctx.train_ids }, { va, ctx.val_ids } }) do
+    for _, id in ipairs(pair[2]) do
+      local ok, err = pair[1]:add_store(join(ctx.data_dir, id .. ".nnu"), ctx.conf.data_identifier)
+      if not ok then user_error("%s", err) end
+    end
+  end
+  return {
+    train_batch = function(_, b) return tr:batch(b) end,
+    val_batch = function(_, b) return va:batch(b) end,
+    close = function() tr:close(); va:close() end,
+  }
 end
 
 -- ---------------------------------------------------------------- outputs
@@ -186,7 +233,7 @@ local function debug_json(path, tr, ctx)
   end
   d.fold = tostring(ctx.fold)
   d.configuration_name = ctx.config_name
-  d.batch_size = tostring(ctx.conf.batch_size)
+  d.batch_size = tostring(math.tointeger(ctx.conf.batch_size) or ctx.conf.batch_size)
   d.plans_name = ctx.plans_name
   d.trainer_name = tr.trainer_name
   local hf = io.open("/proc/sys/kernel/hostname", "r")
@@ -319,6 +366,8 @@ function M.train_fold(o)
     .. "self-configuring method for deep learning-based biomedical image segmentation. Nature methods, "
     .. "18(2), 203-211.\n#######################################################################\n")
   local tr_ids, val_ids = M.do_split(pre_dir, ids, fold, function(...) tr:log(...) end)
+  tr:log_plain(string.format("\nThis is the configuration used by this training:\nConfiguration name: %s\n", o.config),
+    json.encode(intify(conf), { indent = false }), "\n")
   ctx.train_ids, ctx.val_ids = tr_ids, val_ids
   ctx.mirror_axes = #conf.patch_size == 2 and { 0, 1 } or { 0, 1, 2 }
   tr.inference_allowed_mirroring_axes = ctx.mirror_axes
@@ -331,7 +380,7 @@ function M.train_fold(o)
     M.final_validation(tr, ctx, val_ids)
     return tr
   end
-  tr.data = M.make_data(ctx)
+  tr.data = M.make_data(ctx, function(...) tr:log(...) end)
 
   -- copies for inference, as on_train_start
   copy_file(plans_path, join(base, "plans.json"))     -- byte copy keeps the key order
