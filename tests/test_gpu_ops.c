@@ -66,10 +66,12 @@ static void dev_to(float *h, const float *d, int64_t n) {
 }
 static void dev_free(void *d) { gpu->mem->free(d, gpu->mem->ctx); }
 
-/* compares n GPU values with the CPU's, scale-aware (header comment) */
-static void cmp(const char *what, const float *got, const float *ref, int64_t n, int t) {
+/* compares n GPU values with the CPU's, scale-aware (header comment); the scale
+ * is max|cpu|, or term_scale when larger (outputs that cancel: see norm_case) */
+static void cmp_scaled(const char *what, const float *got, const float *ref, int64_t n, int t,
+                       double term_scale) {
     const gtol tol = GTOL[t][prec];
-    double mx = 0.0, maxd = 0.0;
+    double mx = term_scale, maxd = 0.0;
     int64_t bad = 0, maxi = 0;
     for (int64_t i = 0; i < n; i++) mx = fmax(mx, fabs(ref[i]));
     for (int64_t i = 0; i < n; i++) {
@@ -85,6 +87,10 @@ static void cmp(const char *what, const float *got, const float *ref, int64_t n,
     CHECK(bad == 0, "[%s] %s: %lld of %lld values outside %g*max|cpu| + %g*|cpu| (%s); max "
           "diff %.3g at %lld (max|cpu| %.3g)", nnu_cuda_precision_name(prec), what,
           (long long)bad, (long long)n, tol.scale, tol.rtol, tol.name, maxd, (long long)maxi, mx);
+}
+
+static void cmp(const char *what, const float *got, const float *ref, int64_t n, int t) {
+    cmp_scaled(what, got, ref, n, t, 0.0);
 }
 
 /* ---- convolutions ---- */
@@ -188,7 +194,14 @@ static void norm_case(const char *label, int64_t N, int64_t C, int64_t S, int cb
     char what[160];
     snprintf(what, sizeof what, "%s fwd", label);       cmp(what, hy, y, n, T_NORM);
     snprintf(what, sizeof what, "%s stats", label);     cmp(what, hst, st, N * C * 2, T_NORM);
-    snprintf(what, sizeof what, "%s bwd gx", label);    cmp(what, hgx, gx, n, T_NORM);
+    /* gx = gamma*rstd*(gz - A/S - xhat*B/S) is a difference of terms of size
+     * |gamma*rstd*gy|; when they cancel (S = 2: gx is ~0) the rounding of the terms,
+     * not of gx, sets the error, so the scale is the terms' size (device run 2 of
+     * docs/cuda.md: diff 3e-8 against terms ~1 and |gx| <= 4e-5) */
+    double term = 0.0, gymax = 0.0;
+    for (int64_t i = 0; i < n; i++) gymax = fmax(gymax, fabs(gy[i]));
+    for (int64_t r = 0; r < N * C; r++) term = fmax(term, fabs(g[r % C] * st[r * 2 + 1]) * gymax);
+    snprintf(what, sizeof what, "%s bwd gx", label);    cmp_scaled(what, hgx, gx, n, T_NORM, term);
     snprintf(what, sizeof what, "%s bwd ggamma", label); cmp(what, hgg, gg, C, T_NORM);
     snprintf(what, sizeof what, "%s bwd gbeta", label); cmp(what, hgb, gb, C, T_NORM);
     dev_free(dx); dev_free(dg); dev_free(db); dev_free(dgy); dev_free(dy); dev_free(dst);
