@@ -177,17 +177,17 @@ function M.make_net(ctx)
   })
 end
 
--- The training augmentation pipeline: the one of lua/nnunet/augment_pipeline.lua when
--- that module is present (M.for_configuration(ctx) -> pipeline, initial_patch), else
--- only the reference's RemoveLabel(-1 -> 0) (no augmentation; said in the log).
-local function training_pipeline(ctx, patch, log)
-  local augment = need("nnunet.augment", "the augmentation")
-  local okp, pipemod = pcall(require, "nnunet.augment_pipeline")
-  if okp and type(pipemod) == "table" and type(pipemod.for_configuration) == "function" then
-    return pipemod.for_configuration(ctx)
-  end
-  log("WARNING: lua/nnunet/augment_pipeline.lua not found: training without data augmentation")
-  return augment.pipeline { dim = #patch, patch = patch, steps = { { kind = "remove_label", from = -1, to = 0 } } }, patch
+-- Augmentation (lua/nnunet/augment_pipeline.lua, §8): the trainer's training pipeline
+-- from the initial (enlarged) patch, the validation pipeline (crop + RemoveLabel), the
+-- initial patch and the mirror axes.
+function M.augmentation(ctx)
+  local AP = need("nnunet.augment_pipeline", "the augmentation pipelines")
+  local patch, mask = {}, {}
+  for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
+  for i, m in ipairs(ctx.conf.use_mask_for_norm or {}) do if m == true then mask[#mask + 1] = i end end
+  local setup = AP.setup { patch = patch, trainer = ctx.trainer, mask_channels = mask }
+  return { train = AP.build(setup.train), val = AP.build(setup.val), initial_patch = setup.initial_patch,
+    mirror_axes = setup.mirror_axes, mirror = setup.cfg.mirror, patch = patch, dummy_2d = setup.cfg.dummy_2d }
 end
 
 -- DATA: two loaders over the fold's preprocessed case files (training: with the
@@ -195,19 +195,15 @@ end
 -- RemoveLabel only). Batch b of either depends only on (seed, b): loader:batch(b)
 -- seeks when asked for another batch than the next one (a resumed run).
 -- Workers: nnUNet_n_proc_DA (default min(12, CPUs)); validation half of that.
-function M.make_data(ctx, log)
+function M.make_data(ctx)
   local loader = need("nnunet.loader", "the data loader")
-  local augment = need("nnunet.augment", "the augmentation")
-  local patch = {}
-  for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
+  local aug = ctx.aug or M.augmentation(ctx)
   local nproc = tonumber(os.getenv("nnUNet_n_proc_DA") or "") or math.min(12, sys.ncpu())
-  local pipe, initial = training_pipeline(ctx, patch, log or print)
   local bs = math.tointeger(ctx.conf.batch_size)
-  local tr = loader.new { batch_size = bs, patch = patch, initial_patch = initial, oversample = 0.33,
-    seed = ctx.seed, workers = nproc, pipeline = pipe }
-  local va = loader.new { batch_size = bs, patch = patch, oversample = 0.33, seed = ctx.seed + 1,
-    workers = math.max(1, nproc // 2),
-    pipeline = augment.pipeline { dim = #patch, patch = patch, steps = { { kind = "remove_label", from = -1, to = 0 } } } }
+  local tr = loader.new { batch_size = bs, patch = aug.patch, initial_patch = aug.initial_patch, oversample = 0.33,
+    seed = ctx.seed, workers = nproc, pipeline = aug.train }
+  local va = loader.new { batch_size = bs, patch = aug.patch, oversample = 0.33, seed = ctx.seed + 1,
+    workers = math.max(1, nproc // 2), pipeline = aug.val }
   for _, pair in ipairs({ { tr, ctx.train_ids }, { va, ctx.val_ids } }) do
     for _, id in ipairs(pair[2]) do
       local ok, err = pair[1]:add_store(join(ctx.data_dir, id .. ".nnu"), ctx.conf.data_identifier)
@@ -250,13 +246,16 @@ end
 function M.predict_logits(net, data, ctx, progress_fn)
   local infer = require("nnunet.infer")
   local ps = ctx.conf.patch_size
-  local patch, mirror = {}, {}
+  local patch = {}
   if #ps == 2 then
     patch = { 1, math.tointeger(ps[1]), math.tointeger(ps[2]) }
-    mirror = { 2, 3 }
   else
     for i = 1, 3 do patch[i] = math.tointeger(ps[i]) end
-    mirror = { 1, 2, 3 }
+  end
+  -- the trainer's mirror axes as 1-based (D, H, W) axes; 2-D: H and W
+  local mirror = {}
+  for i, a in ipairs(ctx.mirror_axes or (#ps == 2 and { 0, 1 } or { 0, 1, 2 })) do
+    mirror[i] = a + 1 + (#ps == 2 and 1 or 0)
   end
   return infer.sliding_window(data, {
     patch = patch, num_heads = ctx.num_heads, step_size = 0.5, mirror_axes = mirror, batch_size = 1,
@@ -369,7 +368,13 @@ function M.train_fold(o)
   tr:log_plain(string.format("\nThis is the configuration used by this training:\nConfiguration name: %s\n", o.config),
     json.encode(intify(conf), { indent = false }), "\n")
   ctx.train_ids, ctx.val_ids = tr_ids, val_ids
-  ctx.mirror_axes = #conf.patch_size == 2 and { 0, 1 } or { 0, 1, 2 }
+  if o.trainer ~= "nnUNetTrainer" then
+    user_error("trainer '%s' is not available (this build has nnUNetTrainer: SGD + poly)", o.trainer)
+  end
+  ctx.trainer = o.trainer
+  ctx.aug = M.augmentation(ctx)
+  tr:log("do_dummy_2d_data_aug: " .. (ctx.aug.dummy_2d and "True" or "False"))
+  ctx.mirror_axes = ctx.aug.mirror_axes
   tr.inference_allowed_mirroring_axes = ctx.mirror_axes
 
   tr.net = M.make_net(ctx)
@@ -380,7 +385,7 @@ function M.train_fold(o)
     M.final_validation(tr, ctx, val_ids)
     return tr
   end
-  tr.data = M.make_data(ctx, function(...) tr:log(...) end)
+  tr.data = M.make_data(ctx)
 
   -- copies for inference, as on_train_start
   copy_file(plans_path, join(base, "plans.json"))     -- byte copy keeps the key order
