@@ -295,9 +295,98 @@ nnu_status nnu_export_segmentation(const nnu_tensor *logits, const nnu_preproc_p
     return NNU_STATUS_OK;
 }
 
+/* lab: contiguous (1, shape_after_cropping) int32 labels -> *seg (z, y, x) u8/u16
+ * un-cropped into zeros of shape_before_cropping and transposed back. */
+static nnu_status uncrop_labels(const nnu_tensor *lab, const nnu_preproc_props *props,
+                                const nnu_export_opts *opts, nnu_tensor **seg) {
+    const int64_t *cs = props->shape_after_cropping, *os = props->shape_before_cropping;
+    nnu_dtype sdt = opts->n_foreground_labels >= 255 ? NNU_DTYPE_U16 : NNU_DTYPE_U8;
+    nnu_tensor *full = NULL;
+    NNU_TRY(nnu_tensor_new(sdt, 3, os, &full));
+    const int32_t *l = nnu_tensor_data(lab);
+    uint8_t *s8 = sdt == NNU_DTYPE_U8 ? nnu_tensor_data(full) : NULL;
+    uint16_t *s16 = sdt == NNU_DTYPE_U16 ? nnu_tensor_data(full) : NULL;
+    for (int64_t z = 0; z < cs[0]; z++)
+        for (int64_t y = 0; y < cs[1]; y++) {
+            int64_t src = (z * cs[1] + y) * cs[2];
+            int64_t dst = ((z + props->bbox[0][0]) * os[1] + y + props->bbox[1][0]) * os[2] + props->bbox[2][0];
+            for (int64_t x = 0; x < cs[2]; x++) {
+                if (s8) s8[dst + x] = (uint8_t)l[src + x];
+                else s16[dst + x] = (uint16_t)l[src + x];
+            }
+        }
+    return transpose_back(full, opts->transpose_forward, seg);     /* steals full */
+}
+
+/* Segmentation without probabilities, one logit channel at a time: channel k is
+ * resampled (the same per-channel computation as nnu_resample_to_shape on all
+ * channels) and folded into a running argmax (strict >, so the lowest channel
+ * wins ties) or painted as region k (sigmoid > 0.5, later regions overwrite).
+ * Memory besides the logits: one resampled channel (2 B/voxel for f16), the
+ * running maximum (4 B) and the label map of the cropped box (1-2 B). */
+static nnu_status export_streaming(const nnu_tensor *logits, const nnu_preproc_props *props,
+                                   const nnu_export_opts *opts, nnu_tensor **seg) {
+    const int64_t *cs = props->shape_after_cropping;
+    int64_t K = logits->shape[0], Vc = cs[0] * cs[1] * cs[2];
+    int regions = opts->n_regions > 0;
+    NNU_CHECK(!regions || (opts->n_regions == K && opts->n_regions <= NNU_EXPORT_MAX_REGIONS),
+              NNU_STATUS_ERR_SHAPE, "export: %d regions in regions_class_order but %lld logit channels",
+              opts->n_regions, (long long)K);
+    NNU_CHECK(logits->dtype == NNU_DTYPE_F16 || logits->dtype == NNU_DTYPE_F32, NNU_STATUS_ERR_SHAPE,
+              "export: logits must be f16 or f32, got %s", nnu_dtype_name(logits->dtype));
+    float *best = malloc((size_t)Vc * sizeof *best);
+    int32_t *lab = calloc((size_t)Vc, sizeof *lab);
+    nnu_status st = best && lab ? NNU_STATUS_OK : NNU_FAIL(NNU_STATUS_ERR_OOM, "export: out of memory");
+    nnu_resample_opts ro = opts->resample;
+    ro.is_seg = 0;
+    for (int64_t k = 0; k < K && !st; k++) {
+        nnu_tensor *ch = NULL, *r = NULL, *rc = NULL;
+        st = nnu_tensor_view_narrow((nnu_tensor *)logits, 0, k, 1, &ch);
+        if (!st) st = nnu_resample_to_shape(ch, cs, props->target_spacing, props->spacing_transposed, &ro, &r);
+        if (!st) st = nnu_tensor_contiguous(r, &rc);
+        if (!st) {
+            const char *d = nnu_tensor_data(rc);
+            size_t es = nnu_dtype_size(rc->dtype);
+            nnu_dtype dt = rc->dtype;
+            #pragma omp parallel for schedule(static) if(!nnu_parallel_in_worker())
+            for (int64_t v = 0; v < Vc; v++) {
+                float x = load_f(dt, d + (size_t)v * es);
+                if (regions) {
+                    if (1.0f / (1.0f + expf(-x)) > 0.5f) lab[v] = opts->regions_class_order[k];
+                } else if (k == 0 || x > best[v]) {
+                    best[v] = x;
+                    lab[v] = (int32_t)k;
+                }
+            }
+        }
+        nnu_tensor_release(ch);
+        nnu_tensor_release(r);
+        nnu_tensor_release(rc);
+        if (!st && nnu_interrupt_requested()) st = NNU_FAIL(NNU_STATUS_ERR_INTERRUPTED, "export: interrupted");
+    }
+    free(best);
+    if (st) { free(lab); return st; }
+    /* the label map of the box as int32 logits-shaped data -> reuse the un-crop path */
+    nnu_tensor *wrap = NULL;
+    int64_t ls[4] = {1, cs[0], cs[1], cs[2]};
+    st = nnu_tensor_wrap(lab, NNU_DTYPE_I32, 4, ls, &wrap);
+    if (!st) st = uncrop_labels(wrap, props, opts, seg);
+    nnu_tensor_release(wrap);
+    free(lab);
+    return st;
+}
+
 nnu_status nnu_export_case(const nnu_tensor *logits, const nnu_preproc_props *props,
                            const nnu_export_opts *opts, nnu_tensor **seg, nnu_tensor **probs) {
-    NNU_CHECK(opts, NNU_STATUS_ERR_ARG, "export: NULL options");
+    char b[64];
+    NNU_CHECK(logits && props && opts && seg, NNU_STATUS_ERR_ARG, "export: NULL argument");
+    NNU_CHECK(logits->ndim == 4 && logits->shape[0] >= 1, NNU_STATUS_ERR_SHAPE,
+              "export: logits must be (K, z, y, x), got %s", nnu_tensor_shape_str(logits, b, sizeof b));
+    NNU_CHECK(is_permutation(opts->transpose_forward), NNU_STATUS_ERR_ARG,
+              "export: transpose_forward [%d, %d, %d] is not a permutation of 0, 1, 2",
+              opts->transpose_forward[0], opts->transpose_forward[1], opts->transpose_forward[2]);
+    NNU_TRY(check_props(props));
+    if (!probs) return export_streaming(logits, props, opts, seg);
     nnu_tensor *r = NULL;
     NNU_TRY(nnu_export_resample_logits(logits, props, &opts->resample, &r));
     nnu_status st = nnu_export_segmentation(r, props, opts, seg, probs);

@@ -24,10 +24,14 @@
  *   all 0), transposed back to (K, original axes).
  *
  * Memory (V' = resampled voxels, Vc = cropped voxels, V = original voxels, K
- * heads): 2·K·Vc for the resampled logits (f16) plus one float64 channel of the
- * resampler (8·(V' + Vc)), 1-2 bytes·V for the label map (twice if it has to
- * be transposed back); with probabilities 4·K·Vc + 4·K·V (+ 4·K·V when the
- * transpose is not the identity). */
+ * heads), besides the logits themselves:
+ *   without probabilities (nnu_export_case with probs == NULL) the channels are
+ *   resampled one at a time into a running argmax / region painting: one f16
+ *   channel (2·Vc), the float64 buffers of the resampler (8·(V' + Vc)), the
+ *   running maximum and labels (8·Vc) and the label map (1-2 bytes·V, twice
+ *   while it is transposed back). Same labels as the full path, bit for bit.
+ *   with probabilities: 2·K·Vc for the resampled logits, 4·K·Vc + 4·K·V for the
+ *   probabilities (+ 4·K·V when the transpose is not the identity). */
 #ifndef NNU_EXPORT_H
 #define NNU_EXPORT_H
 
@@ -63,7 +67,8 @@ nnu_status nnu_export_segmentation(const nnu_tensor *logits, const nnu_preproc_p
                                    const nnu_export_opts *opts, nnu_tensor **seg, nnu_tensor **probs);
 
 /* nnu_export_resample_logits followed by nnu_export_segmentation; the resampled
- * logits are released before the function returns. */
+ * logits are released before the function returns. probs == NULL takes the
+ * channel-streaming path (see the memory note above). */
 nnu_status nnu_export_case(const nnu_tensor *logits, const nnu_preproc_props *props,
                            const nnu_export_opts *opts, nnu_tensor **seg, nnu_tensor **probs);
 

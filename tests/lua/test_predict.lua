@@ -139,6 +139,10 @@ do
   check(same_list(seg:totable(), { 0, 2, 0, 0, 0, 1 }), "export: argmax, tie to the lowest, un-crop, transpose "
     .. table.concat(seg:totable(), ","))
   check(seg:dtype() == "u8", "export: u8 labels")
+  local sseg = export.case(logits, props, { transpose_forward = { 2, 0, 1 } })   -- channel-streaming path
+  check(same_list(sseg:totable(), seg:totable()), "export: streaming argmax equals the full path")
+  local seg16 = export.case(logits, props, { transpose_forward = { 2, 0, 1 }, n_foreground_labels = 300 })
+  check(seg16:dtype() == "u16" and same_list(seg16:totable(), seg:totable()), "export: u16 with >= 255 labels")
   check(same_list(probs:shape(), { 3, 3, 1, 2 }), "export: probabilities (K, z, y, x)")
   local p = probs:totable()
   -- background channel is 1 outside the box, e.g. (k=1, z=1, x=0) -> index 3
