@@ -240,6 +240,15 @@ local function debug_json(path, tr, ctx)
   json.write_file_atomic(path, d)
 end
 
+-- The network as infer.sliding_window's predictor: the Net itself when its binding
+-- plugs in at C level (metatable field __nnu_slide_predict, l_infer.h), else a Lua call
+-- of Net:forward per window.
+function M.window_predictor(net)
+  local mt = getmetatable(net)
+  if type(mt) == "table" and mt.__nnu_slide_predict then return net end
+  return function(batch) return net:forward(batch) end
+end
+
 -- Sliding-window logits (K, D, H, W) of one preprocessed case (C, D, H, W): step 0.5,
 -- Gaussian weighting, mirroring over the trainer's axes, float16 accumulators (§9.2).
 -- 2-D configurations slide a (1, py, px) window over the slices.
@@ -260,7 +269,7 @@ function M.predict_logits(net, data, ctx, progress_fn)
   return infer.sliding_window(data, {
     patch = patch, num_heads = ctx.num_heads, step_size = 0.5, mirror_axes = mirror, batch_size = 1,
     accum = "f16", progress = progress_fn,
-  }, function(batch) return net:forward(batch) end)
+  }, M.window_predictor(net))
 end
 
 -- Final validation (§7.2, §9.4): every validation case of the fold predicted with the
