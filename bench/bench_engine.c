@@ -124,11 +124,15 @@ static int run_case(const bcase *bc, int reps) {
     nnu_sgd_config sc;
     nnu_sgd_config_default(&sc);
     double *times = calloc((size_t)reps, sizeof *times), loss = 0, cpu0 = 0;
+    long flt0 = 0;
     nnu_backend_stats s0, s1;
     for (int it = -1; it < reps; it++) {   /* it = -1: warm-up (plans, primitives) */
         if (it == 0) {
             nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &s0);
             cpu0 = cpu_time();
+            struct rusage r0;
+            getrusage(RUSAGE_SELF, &r0);
+            flt0 = r0.ru_minflt;
         }
         double t0 = now();
         if (bc->train) st = nnu_net_train_step(net, x, N, patch, t, &sc, &loss);
@@ -144,13 +148,16 @@ static int run_case(const bcase *bc, int reps) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss = ru.ru_maxrss / 1024.0;
+    /* page faults per timed iteration: ~0 when nothing is allocated inside a step */
+    double faults = (double)(ru.ru_minflt - flt0) / reps;
     double fl = fwd_flops(&c, patch, bc->batch, bc->train);
     if (bc->train) {
         /* fwd + bwd data (not for the first layer, whose input needs no gradient) + bwd weights */
         fl = 3 * fl - 2.0 * N * S * c.features[0] * c.in_channels * 27;
         printf("bench %s batch=%d threads=%d median_s=%.3f cpu_s=%.3f gflops=%.1f peak_rss_mb=%.0f "
-               "reorders_per_iter=%.0f loss=%.4f\n", bc->name, bc->batch, bc->threads, med, cpu,
-               fl / med * 1e-9, rss, (double)(s1.reorders - s0.reorders) / reps, loss);
+               "reorders_per_iter=%.0f faults_per_iter=%.0f loss=%.4f\n", bc->name, bc->batch,
+               bc->threads, med, cpu, fl / med * 1e-9, rss,
+               (double)(s1.reorders - s0.reorders) / reps, faults, loss);
     } else {
         printf("bench %s batch=%d threads=%d median_s_per_patch=%.4f cpu_s_per_patch=%.4f "
                "gflops=%.1f peak_rss_mb=%.0f\n", bc->name, bc->batch, bc->threads,

@@ -63,7 +63,8 @@ struct nnu_net {
     size_t arena_bytes;
     float *ga, *gb, *gt, *up;
     float *gskip[NNU_NET_MAX_STAGES];
-    int last_train;                 /* outputs of the last forward */
+    int last_train;                 /* outputs of the last forward (-1: none yet) */
+    int plan_train;                 /* the arena is planned for training (1) or inference */
 };
 
 /* ---- configuration and parameters ---- */
@@ -288,16 +289,32 @@ static void *carve(carver *cv, int64_t nfloats) {
     return p;
 }
 
-static nnu_status plan_layers(nnu_net *net, carver *cv) {
+/* Training plan: every block keeps pre, act and stats for the backward, plus the
+ * gradient buffers. Inference plan (train = 0): only the skips E_r are kept; conv
+ * outputs go to one scratch buffer, activations alternate between two buffers, the
+ * concatenations share one, stats are shared, and there is nothing for the backward,
+ * so peak memory is a few activations instead of all of them. */
+static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
     const nnu_net_config *c = &net->cfg;
     const int n = c->n_stages, L = net->cblk;
     const int64_t N = net->batch;
-    int64_t maxact = 0;
+    int64_t maxact = 0, maxf = 0;
     for (int s = 0; s < n; s++) {
         int64_t S = spn(net->sp[s]);
         int64_t cat = s < n - 1 ? 2 * (int64_t)c->features[s] : c->features[s];
         if (N * cat * S > maxact) maxact = N * cat * S;
+        if (c->features[s] > maxf) maxf = c->features[s];
     }
+    /* inference: shared buffers (pre scratch, two activations, concat, stats) */
+    float *scratch = NULL, *pp[2] = {NULL, NULL}, *catbuf = NULL, *stats = NULL;
+    if (!train) {
+        scratch = carve(cv, maxact);
+        pp[0] = carve(cv, maxact);
+        pp[1] = carve(cv, maxact);
+        catbuf = carve(cv, maxact);
+        stats = carve(cv, N * maxf * 2);
+    }
+    int flip = 0;
     const float *prev = NULL;   /* the user input, set at forward time */
     for (int s = 0; s < n; s++) {
         for (int j = 0; j < net->enc_n[s]; j++) {
@@ -312,9 +329,16 @@ static nnu_status plan_layers(nnu_net *net, carver *cv) {
                                        c->slope};
             int64_t sz = N * c->features[s] * spn(net->sp[s]);
             bl->in = prev;
-            bl->pre = carve(cv, sz);
-            bl->act = carve(cv, sz);
-            bl->stats = carve(cv, N * c->features[s] * 2);
+            if (train) {
+                bl->pre = carve(cv, sz);
+                bl->act = carve(cv, sz);
+                bl->stats = carve(cv, N * c->features[s] * 2);
+            } else {
+                int skip = j == net->enc_n[s] - 1;      /* the stage output is kept */
+                bl->pre = scratch;
+                bl->act = skip ? carve(cv, sz) : pp[flip ^= 1];
+                bl->stats = stats;
+            }
             prev = bl->act;
         }
     }
@@ -327,7 +351,7 @@ static nnu_status plan_layers(nnu_net *net, carver *cv) {
         d->tp.has_bias = c->conv_bias;
         d->catp = (nnu_concat_params){N, F, F, S, L};
         d->below = prev;
-        d->cat = carve(cv, N * 2 * F * S);
+        d->cat = train ? carve(cv, N * 2 * F * S) : catbuf;
         for (int j = 0; j < net->dec_n[t]; j++) {
             block *bl = &net->blocks[net->dec_first[t] + j];
             const int one[3] = {1, 1, 1};
@@ -336,32 +360,41 @@ static nnu_status plan_layers(nnu_net *net, carver *cv) {
             bl->cp.has_bias = c->conv_bias;
             bl->np = (nnu_norm_params){N, F, S, L, c->norm_eps, c->slope};
             bl->in = j ? prev : d->cat;
-            bl->pre = carve(cv, N * F * S);
-            bl->act = carve(cv, N * F * S);
-            bl->stats = carve(cv, N * F * 2);
+            bl->pre = train ? carve(cv, N * F * S) : scratch;
+            bl->act = train ? carve(cv, N * F * S) : pp[flip ^= 1];
+            bl->stats = train ? carve(cv, N * F * 2) : stats;
             prev = bl->act;
         }
         const int one[3] = {1, 1, 1};
         NNU_TRY(nnu_conv_params_init(&d->hp, N, F, c->num_classes, net->sp[r], one, one, 0, L, 1));
+        d->lp = (nnu_loss_params){N, c->num_classes, S, c->batch_dice, 0, c->ignore_label,
+                                  1e-5f, 1.0f};
+        if (!train) {   /* only the full-resolution head runs */
+            d->logits = t == n - 2 ? carve(cv, N * c->num_classes * S) : NULL;
+            d->glogits = NULL;
+            d->target = NULL;
+            d->loss_ws = NULL;
+            continue;
+        }
         d->logits = carve(cv, N * c->num_classes * S);
         d->glogits = carve(cv, N * c->num_classes * S);
         d->target = carve(cv, N * S);          /* int32 is float-sized */
-        d->lp = (nnu_loss_params){N, c->num_classes, S, c->batch_dice, 0, c->ignore_label,
-                                  1e-5f, 1.0f};
         size_t ws = nnu_loss_ws_size(&d->lp);
         d->loss_ws = carve(cv, (int64_t)((ws + 3) / 4));
     }
-    net->ga = carve(cv, maxact);
-    net->gb = carve(cv, maxact);
-    net->gt = carve(cv, maxact);
     net->up = carve(cv, maxact);
+    net->ga = train ? carve(cv, maxact) : NULL;
+    net->gb = train ? carve(cv, maxact) : NULL;
+    net->gt = train ? carve(cv, maxact) : NULL;
     for (int s = 0; s < n - 1; s++)
-        net->gskip[s] = carve(cv, N * c->features[s] * spn(net->sp[s]));
+        net->gskip[s] = train ? carve(cv, N * c->features[s] * spn(net->sp[s])) : NULL;
     return NNU_STATUS_OK;
 }
 
-nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3]) {
-    if (net->arena && batch == net->batch && !memcmp(patch, net->patch, sizeof net->patch))
+nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int train) {
+    train = train ? 1 : 0;
+    if (net->arena && batch == net->batch && !memcmp(patch, net->patch, sizeof net->patch) &&
+        train == net->plan_train)
         return NNU_STATUS_OK;
     const nnu_net_config *c = &net->cfg;
     NNU_CHECK(batch > 0, NNU_STATUS_ERR_ARG, "net: batch %lld", (long long)batch);
@@ -382,15 +415,17 @@ nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3]) {
     if (net->arena) net->be->mem->free(net->arena, net->be->mem->ctx);
     net->arena = NULL;
     net->arena_bytes = 0;
+    net->last_train = -1;      /* no outputs until the next forward */
     net->batch = batch;
+    net->plan_train = train;
     memcpy(net->patch, patch, sizeof net->patch);
     carver cv = {NULL, 0};
-    NNU_TRY(plan_layers(net, &cv));
+    NNU_TRY(plan_layers(net, &cv, train));
     net->arena = net->be->mem->alloc(cv.off, net->be->mem->ctx);
     NNU_CHECK(net->arena, NNU_STATUS_ERR_OOM, "net: arena of %zu MB", cv.off >> 20);
     net->arena_bytes = cv.off;
     cv = (carver){net->arena, 0};
-    NNU_TRY(plan_layers(net, &cv));
+    NNU_TRY(plan_layers(net, &cv, train));
     return NNU_STATUS_OK;
 }
 
@@ -408,7 +443,11 @@ static nnu_status block_fwd(nnu_net *net, block *bl) {
 
 nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const int64_t patch[3],
                            int train) {
-    NNU_TRY(nnu_net_plan(net, n, patch));
+    /* a training plan serves inference too (no re-plan when a training loop
+     * validates); an inference plan is re-planned for training */
+    NNU_TRY(nnu_net_plan(net, n, patch, train || (net->arena && net->plan_train &&
+                                                  n == net->batch &&
+                                                  !memcmp(patch, net->patch, sizeof net->patch))));
     NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
     const nnu_backend *be = net->be;
     const int ns = net->cfg.n_stages;
@@ -433,6 +472,7 @@ nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const in
 }
 
 int nnu_net_num_outputs(const nnu_net *net) {
+    if (net->last_train < 0) return 0;
     return net->last_train && net->cfg.deep_supervision ? net->cfg.n_stages - 1 : 1;
 }
 
@@ -492,7 +532,7 @@ static nnu_status ds_target(nnu_net *net, const nnu_tensor *t, int r, int32_t *o
 }
 
 nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss) {
-    NNU_CHECK(net->arena && net->last_train, NNU_STATUS_ERR_ARG,
+    NNU_CHECK(net->arena && net->last_train == 1, NNU_STATUS_ERR_ARG,
               "net loss: needs a training forward first");
     NNU_CHECK(target->ndim == 5 && target->shape[0] == net->batch && target->shape[1] == 1 &&
               target->shape[2] == net->patch[0] && target->shape[3] == net->patch[1] &&
@@ -538,7 +578,7 @@ static nnu_status block_bwd(nnu_net *net, block *bl, float *gy, float *gx) {
 }
 
 nnu_status nnu_net_backward(nnu_net *net) {
-    NNU_CHECK(net->arena && net->last_train, NNU_STATUS_ERR_ARG,
+    NNU_CHECK(net->arena && net->last_train == 1, NNU_STATUS_ERR_ARG,
               "net backward: needs a training forward first");
     NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
     const nnu_backend *be = net->be;

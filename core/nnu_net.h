@@ -88,13 +88,17 @@ const nnu_net_tensor_info *nnu_net_tensor(const nnu_net *net, int i);
 int     nnu_net_find_tensor(const nnu_net *net, const char *name);
 
 /* Plans the arena for input (batch, in_channels, patch); no-op if unchanged.
- * Every spatial size must be divisible by the total stride of its axis. */
-nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3]);
+ * train = 1 keeps every activation for the backward; train = 0 plans the lean
+ * inference arena (skips plus a few shared buffers). Every spatial size must be
+ * divisible by the total stride of its axis. */
+nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int train);
 /* bytes held by the arena (for the benchmark) */
 size_t nnu_net_arena_bytes(const nnu_net *net);
 
-/* input: plain (N, Cin, D, H, W) floats, N and patch as planned (planned here if
- * they differ). train = 1 keeps what the backward needs and computes every head. */
+/* input: plain (N, Cin, D, H, W) floats; the arena is (re)planned when N or the
+ * patch change, or for training after an inference plan (an existing training plan
+ * also serves inference). train = 1 keeps what the backward needs and computes
+ * every head; train = 0 computes only the full-resolution head. */
 nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const int64_t patch[3],
                            int train);
 /* after a forward: number of outputs and output i (plain logits, shape written) */

@@ -158,7 +158,7 @@ static int l_net_build(lua_State *L) {
     *box = NULL;
     luaL_setmetatable(L, L_NET_MT);
     nnu_status st = nnu_net_create(nnu_backend_cpu(), &c, seed, box);
-    if (st == NNU_STATUS_OK && have_patch && batch > 0) st = nnu_net_plan(*box, batch, patch);
+    if (st == NNU_STATUS_OK && have_patch && batch > 0) st = nnu_net_plan(*box, batch, patch, 1);
     return st ? l_raise(L, st) : 1;
 }
 

@@ -158,6 +158,16 @@ static void run_fixture(const char *name) {
     snprintf(what, sizeof what, "%s inference out0", name);
     compare(what, nnu_net_output(net, 0, NULL), fx_get(&fx, "out0")->data,
             fx_get(&fx, "out0")->numel, TOL_NET_OUT);
+    size_t train_arena = nnu_net_arena_bytes(net);
+    /* the lean inference plan gives the same logits with a smaller arena */
+    CHECK_OK(nnu_net_plan(net, N, patch, 0));
+    CHECK_OK(nnu_net_forward(net, x, N, patch, 0));
+    snprintf(what, sizeof what, "%s inference plan out0", name);
+    compare(what, nnu_net_output(net, 0, NULL), fx_get(&fx, "out0")->data,
+            fx_get(&fx, "out0")->numel, TOL_NET_OUT);
+    CHECK(nnu_net_arena_bytes(net) < train_arena * 3 / 4, "inference arena %zu vs training %zu",
+          nnu_net_arena_bytes(net), train_arena);
+    CHECK_FAILS(nnu_net_backward(net), NNU_STATUS_ERR_ARG, "training forward");
     nnu_backend_stats st;
     nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &st);
     fprintf(stderr, "  arena %.1f MB; oneDNN primitives so far %lld, reorders %lld\n",
