@@ -121,6 +121,32 @@ for _, conf in ipairs({ "3d_fullres", "2d" }) do
   end
 end
 
+-- prefetch: a ring of 2, and an unreadable case reported in its turn after the cases before it
+do
+  local bad_in = join(root, "bad_in")
+  assert(fs.mkdir(bad_in))
+  for _, c in ipairs(cases) do
+    for k, p in ipairs(c.images) do
+      os.execute(string.format("cp '%s' '%s/%s_%04d.nii.gz'", p, bad_in, c.id, k - 1))
+    end
+  end
+  local f = assert(io.open(join(bad_in, "zz_0000.nii.gz"), "wb")); f:write("not a nifti file"); f:close()
+  f = assert(io.open(join(bad_in, "zz_0001.nii.gz"), "wb")); f:write("not a nifti file"); f:close()
+  local model = predictor.describe(plans, "3d_fullres", dj, { tta = false })
+  model.folds[1] = { name = "fold_0", predictor = export.pointwise_net(nets[1].W, nets[1].b) }
+  local bad_cases = predictor.list_input_cases(bad_in, ".nii.gz")
+  local out = join(root, "bad_out")
+  local ok, err = pcall(predictor.predict_cases, model, bad_cases, out, { progress = false, log = function() end,
+    prefetch_depth = 2 })
+  check(not ok and tostring(err):find("zz_0000.nii.gz", 1, true), "prefetch: the unreadable file is named: " .. tostring(err))
+  check(fs.isfile(join(out, "aniso.nii.gz")) and fs.isfile(join(out, "tiny.nii.gz")) and
+    not fs.isfile(join(out, "zz.nii.gz")), "prefetch: the cases before the bad one are written")
+  check(#model.slide.mirror_axes == 0, "--disable_tta: no mirror axes")
+  local parts = predictor.split_parts({ 1, 2, 3, 4, 5 }, 2, 1)
+  check(same_list(parts, { 2, 4 }), "split_parts: cases[1::2]")
+  check(not pcall(predictor.split_parts, { 1 }, 2, 2), "split_parts: part_id out of range")
+end
+
 -- ---------------------------------------------------------------- 2. export on hand-computed values
 
 do
