@@ -385,10 +385,17 @@ end
 function Trainer:run_training(until_epoch)
   local last = math.min(self.num_epochs, until_epoch or self.num_epochs)
   while self.current_epoch < last do
-    local ok, err = pcall(self.run_epoch, self)
+    local interrupted = false
+    local ok, err = xpcall(self.run_epoch, function(e)
+      if type(e) ~= "string" then return e end            -- user errors pass through as tables
+      if e:find("interrupted", 1, true) or e:find("ERR_INTERRUPTED", 1, true) then
+        interrupted = true
+        return e
+      end
+      return debug.traceback(e, 2)                        -- keep where a real error came from
+    end, self)
     if not ok then
-      local msg = tostring(err)
-      if msg:find("interrupted", 1, true) or msg:find("ERR_INTERRUPTED", 1, true) then
+      if interrupted then
         local sok, serr = pcall(self.save_interrupted, self)
         if not sok then io.stderr:write("could not save the interrupted state: " .. tostring(serr) .. "\n") end
       end
