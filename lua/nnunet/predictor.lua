@@ -330,7 +330,13 @@ function M.predict_cases(model, cases, out_dir, opts)
   local written = 0
   for i = 1, #cases do
     local c = cases[i]
-    local idx, data, props = pf:next()
+    local okn, idx, data, props = pcall(pf.next, pf)
+    if not okn then
+      local msg = tostring(idx)
+      if msg:find("interrupted!", 1, true) then error(idx, 0) end
+      user_error("cannot read or preprocess case '%s' (%s): %s", c.id, table.concat(c.images, ", "),
+        (msg:gsub("^.-ERR_%u+: ", "")))
+    end
     assert(idx == i, "prefetch order")
     local acc
     for f, fold in ipairs(model.folds) do

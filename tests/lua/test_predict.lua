@@ -138,7 +138,9 @@ do
   local out = join(root, "bad_out")
   local ok, err = pcall(predictor.predict_cases, model, bad_cases, out, { progress = false, log = function() end,
     prefetch_depth = 2 })
-  check(not ok and tostring(err):find("zz_0000.nii.gz", 1, true), "prefetch: the unreadable file is named: " .. tostring(err))
+  local msg = type(err) == "table" and tostring(err.message) or tostring(err)
+  check(not ok and msg:find("zz_0000.nii.gz", 1, true) and msg:find("case 'zz'", 1, true),
+    "prefetch: the case and the unreadable file are named: " .. msg)
   check(fs.isfile(join(out, "aniso.nii.gz")) and fs.isfile(join(out, "tiny.nii.gz")) and
     not fs.isfile(join(out, "zz.nii.gz")), "prefetch: the cases before the bad one are written")
   check(#model.slide.mirror_axes == 0, "--disable_tta: no mirror axes")
