@@ -115,7 +115,9 @@ function M.case_config(plans, conf, dataset_json)
     schemes[i] = s
     masks[i] = conf.use_mask_for_norm and conf.use_mask_for_norm[i] == true or false
     local p = props[tostring(i - 1)]
-    if p then ct[i] = { mean = p.mean, std = p.std, percentile_00_5 = p.percentile_00_5,
+    -- only CT reads the dataset statistics (keeps them out of the settings hash otherwise)
+    ct[i] = false
+    if p and s == "CTNormalization" then ct[i] = { mean = p.mean, std = p.std, percentile_00_5 = p.percentile_00_5,
                         percentile_99_5 = p.percentile_99_5 } end
   end
   local dk = conf.resampling_fn_data_kwargs or {}

@@ -226,7 +226,7 @@ do
       { segmentation = true }))
   end
   write_file(ds .. "/dataset.json", json.encode({
-    channel_names = { ["0"] = "MRI" }, labels = { background = 0, target = 1 },
+    channel_names = { ["0"] = "CT" }, labels = { background = 0, target = 1 },
     numTraining = #spacings, file_ending = ".nii.gz" }))
   local code, out = nnunet(raw, pre, "plan_and_preprocess -d 990 -c 3d_fullres 2d -np 2 --no_fsync")
   check(code == 0, "aniso plan_and_preprocess exit %s:\n%s", tostring(code), out)
@@ -235,6 +235,11 @@ do
   if check(plans, "aniso plans") then
     local c3, c2 = plans.configurations["3d_fullres"], plans.configurations["2d"]
     check(shape_str(plans.transpose_forward) == "0,1,2", "transpose %s", shape_str(plans.transpose_forward))
+    check(c3.normalization_schemes[1] == "CTNormalization", "CT channel -> %s", c3.normalization_schemes[1])
+    -- CT: clip to the foreground 0.5/99.5 percentiles, then (x - mean) / std
+    local fg = plans.foreground_intensity_properties_per_channel["0"]
+    local lo = (fg.percentile_00_5 - fg.mean) / fg.std
+    local hi = (fg.percentile_99_5 - fg.mean) / fg.std
     -- 5 > 3 x 0.8 mm and 10 x 3 < 49 voxels: the anisotropic axis gets the 10th percentile
     -- of its spacings, np.percentile([4,5,5,6], 10) = 4.3 (in-plane: float32 0.8 from the headers)
     check(math.abs(c3.spacing[1] - 4.3) < 1e-6 and math.abs(c3.spacing[2] - 0.8) < 1e-6 and
@@ -260,6 +265,12 @@ do
             shape_str(st:info().shape), shape_str(want))
           check(shape_str(props.target_spacing) == shape_str(tgt), "%s %s: target spacing %s", conf[1], id,
             shape_str(props.target_spacing))
+          do
+            local data = st:read_all()
+            local mn, mx = data:min(), data:max()
+            check(mn >= lo - 1e-5 and mx <= hi + 1e-5 and math.abs(mx - hi) < 1e-4, "%s %s: CT values in [%g, %g], want [%g, %g]",
+              conf[1], id, mn, mx, lo, hi)
+          end
           if conf[1] == "3d_fullres" and want[1] > props.shape_after_cropping_and_before_resampling[1] then
             -- separate-z with order 0 along z: upsampled slices are copies of their neighbours
             local data = st:read_all()
