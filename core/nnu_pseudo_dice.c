@@ -7,18 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* logits (N, K, spatial...) and target (N, 1, spatial...) with the same N and the same
+ * number of voxels; the spatial ranks may differ by singleton axes (a 2-D network's
+ * (N, K, H, W) logits against the loader's (N, 1, 1, H, W) target). */
 static nnu_status check_shapes(const nnu_tensor *logits, const nnu_tensor *target, int k_min) {
     char a[96], b[96];
     NNU_CHECK(logits && target, NNU_STATUS_ERR_ARG, "pseudo_dice: NULL tensor");
     NNU_CHECK(logits->dtype == NNU_DTYPE_F32, NNU_STATUS_ERR_ARG, "pseudo_dice: logits must be f32");
-    NNU_CHECK(logits->ndim >= 3 && logits->ndim == target->ndim && target->shape[1] == 1 &&
-              logits->shape[1] >= k_min, NNU_STATUS_ERR_SHAPE,
-              "pseudo_dice: logits %s vs target %s (want (N, K, ...) and (N, 1, ...))",
-              nnu_tensor_shape_str(logits, a, sizeof a), nnu_tensor_shape_str(target, b, sizeof b));
-    for (int d = 0; d < logits->ndim; d++)
-        NNU_CHECK(d == 1 || logits->shape[d] == target->shape[d], NNU_STATUS_ERR_SHAPE,
-                  "pseudo_dice: logits %s vs target %s (axis %d differs)",
-                  nnu_tensor_shape_str(logits, a, sizeof a), nnu_tensor_shape_str(target, b, sizeof b), d + 1);
+    int ok = logits->ndim >= 3 && target->ndim >= 3 && target->shape[1] == 1 && logits->shape[1] >= k_min &&
+             logits->shape[0] == target->shape[0];
+    if (ok) {
+        int64_t sl = nnu_tensor_numel(logits) / (logits->shape[0] * logits->shape[1]);
+        int64_t st = nnu_tensor_numel(target) / target->shape[0];
+        ok = sl == st;
+    }
+    NNU_CHECK(ok, NNU_STATUS_ERR_SHAPE, "pseudo_dice: logits %s vs target %s (want (N, K, ...) and (N, 1, ...) "
+              "with the same N and voxels)", nnu_tensor_shape_str(logits, a, sizeof a),
+              nnu_tensor_shape_str(target, b, sizeof b));
     return NNU_STATUS_OK;
 }
 
