@@ -70,12 +70,17 @@ static uint64_t random_interval(nnu_preproc_rng *r, uint64_t max) {
     return v;
 }
 
+/* numpy's _shuffle_raw on x[0..n): for i in reversed(range(1, n)) swap x[i], x[random_interval(i)] */
+static void shuffle_i64(nnu_preproc_rng *r, int64_t n, int64_t *x) {
+    for (int64_t i = n - 1; i >= 1; i--) {
+        int64_t j = (int64_t)random_interval(r, (uint64_t)i);
+        int64_t t = x[i]; x[i] = x[j]; x[j] = t;
+    }
+}
+
 void nnu_preproc_permutation(nnu_preproc_rng *r, int64_t n, int64_t *out) {
     for (int64_t i = 0; i < n; i++) out[i] = i;
-    for (int64_t i = n - 1; i >= 1; i--) {                 /* _shuffle_raw: reversed(range(1, n)) */
-        int64_t j = (int64_t)random_interval(r, (uint64_t)i);
-        int64_t t = out[i]; out[i] = out[j]; out[j] = t;
-    }
+    shuffle_i64(r, n, out);
 }
 
 /* ---- loading ---- */
@@ -270,8 +275,9 @@ nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_
     out->keys = NULL;
     if (cfg->n_keys <= 0) return NNU_STATUS_OK;
     NNU_CHECK(cfg->key_offsets && cfg->key_values, NNU_STATUS_ERR_ARG, "class locations: keys not set");
-    nnu_tensor *s16 = NULL;
-    NNU_TRY(nnu_tensor_to_dtype(seg, NNU_DTYPE_I16, &s16));   /* contiguous C-order copy */
+    nnu_tensor *s16 = NULL;                                   /* contiguous int16, C order */
+    if (seg->dtype == NNU_DTYPE_I16) NNU_TRY(nnu_tensor_contiguous((nnu_tensor *)seg, &s16));
+    else NNU_TRY(nnu_tensor_to_dtype(seg, NNU_DTYPE_I16, &s16));
     const int16_t *sv = nnu_tensor_data(s16);
     const int64_t H = seg->shape[2], W = seg->shape[3], N = seg->shape[1] * H * W;
     nnu_preproc_rng rng;
@@ -279,7 +285,7 @@ nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_
     nnu_status st = NNU_STATUS_OK;
     out->keys = calloc((size_t)cfg->n_keys, sizeof *out->keys);
     if (!out->keys) st = NNU_FAIL(NNU_STATUS_ERR_OOM, "class locations: out of memory");
-    int64_t *idx = NULL, *perm = NULL;
+    int64_t *idx = NULL;
     for (int k = 0; k < cfg->n_keys && !st; k++) {
         const int32_t *vals = cfg->key_values + cfg->key_offsets[k];
         int nv = cfg->key_offsets[k + 1] - cfg->key_offsets[k];
@@ -292,21 +298,23 @@ nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_
         int64_t n = 0;                                     /* np.argwhere(seg in key), C order */
         for (int64_t i = 0; i < N; i++) n += in_key(sv[i], vals, nv);
         if (n == 0) continue;                              /* no draws for an empty class */
-        free(idx); free(perm);
+        free(idx);
         idx = malloc((size_t)n * sizeof *idx);
-        perm = malloc((size_t)n * sizeof *perm);
-        if (!idx || !perm) { st = NNU_FAIL(NNU_STATUS_ERR_OOM, "class locations: out of memory"); break; }
+        if (!idx) { st = NNU_FAIL(NNU_STATUS_ERR_OOM, "class locations: out of memory"); break; }
         for (int64_t i = 0, j = 0; i < N; i++)
             if (in_key(sv[i], vals, nv)) idx[j++] = i;
         int64_t want = n < cfg->max_locations ? n : cfg->max_locations;
         int64_t cover = (int64_t)ceil((double)n * cfg->min_coverage);
         if (cover > want) want = cover;
         if (want > n) want = n;
-        nnu_preproc_permutation(&rng, n, perm);            /* choice(n, want, replace=False) */
+        /* choice(n, want, replace=False) = all_locs[permutation(n)[:want]]; shuffling
+         * the locations themselves with the same swaps gives the same first `want`
+         * and needs no second n-element array (8 bytes per voxel of the class in all) */
+        shuffle_i64(&rng, n, idx);
         l->coords = malloc((size_t)want * 3 * sizeof *l->coords);
         if (!l->coords) { st = NNU_FAIL(NNU_STATUS_ERR_OOM, "class locations: out of memory"); break; }
         for (int64_t j = 0; j < want; j++) {
-            int64_t v = idx[perm[j]];
+            int64_t v = idx[j];
             l->coords[3 * j] = (int32_t)(v / (H * W));
             l->coords[3 * j + 1] = (int32_t)(v / W % H);
             l->coords[3 * j + 2] = (int32_t)(v % W);
@@ -314,7 +322,6 @@ nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_
         l->n = want;
     }
     free(idx);
-    free(perm);
     nnu_tensor_release(s16);
     if (st) nnu_class_locations_free(out);
     return st;
