@@ -30,7 +30,8 @@
  * crop holds the input and the cropped copy (<= 8CV) and the input is released
  * at once; normalization is in place; resampling holds the f32 input and output
  * (4CV + 4CV') plus float64 buffers for one channel (8V + 8V' and the spline
- * passes). Peak ~ 8CV + 4CV' + 24 max(V, V') bytes, i.e. a few copies of the case. */
+ * passes); class locations need 8 bytes per voxel of the largest class. Peak ~
+ * 8CV + 4CV' + 24 max(V, V') bytes, i.e. a few copies of the case. */
 #ifndef NNU_PREPROC_CASE_H
 #define NNU_PREPROC_CASE_H
 
