@@ -210,9 +210,18 @@ function M.make_data(ctx)
       if not ok then user_error("%s", err) end
     end
   end
+  -- 2-D configurations: the loader gives (B, C, 1, H, W) slices; the 2-D network
+  -- takes (B, C, H, W) (views of the same memory)
+  local squeeze = function(d, s) return d, s end
+  if #aug.patch == 2 then
+    squeeze = function(d, s)
+      local ds, ss = d:shape(), s:shape()
+      return d:reshape({ ds[1], ds[2], ds[4], ds[5] }), s:reshape({ ss[1], ss[2], ss[4], ss[5] })
+    end
+  end
   return {
-    train_batch = function(_, b) return tr:batch(b) end,
-    val_batch = function(_, b) return va:batch(b) end,
+    train_batch = function(_, b) return squeeze(tr:batch(b)) end,
+    val_batch = function(_, b) return squeeze(va:batch(b)) end,
     close = function() tr:close(); va:close() end,
   }
 end
@@ -251,20 +260,17 @@ end
 
 -- Sliding-window logits (K, D, H, W) of one preprocessed case (C, D, H, W): step 0.5,
 -- Gaussian weighting, mirroring over the trainer's axes, float16 accumulators (§9.2).
--- 2-D configurations slide a (1, py, px) window over the slices.
+-- 2-D configurations slide a (py, px) window over every slice (§9.2 step 3: the
+-- 2-D network sees (B, C, py, px)).
 function M.predict_logits(net, data, ctx, progress_fn)
   local infer = require("nnunet.infer")
   local ps = ctx.conf.patch_size
   local patch = {}
-  if #ps == 2 then
-    patch = { 1, math.tointeger(ps[1]), math.tointeger(ps[2]) }
-  else
-    for i = 1, 3 do patch[i] = math.tointeger(ps[i]) end
-  end
-  -- the trainer's mirror axes as 1-based (D, H, W) axes; 2-D: H and W
+  for i = 1, #ps do patch[i] = math.tointeger(ps[i]) end
+  -- the trainer's mirror axes as 1-based patch axes (2-D: H, W = 1, 2)
   local mirror = {}
   for i, a in ipairs(ctx.mirror_axes or (#ps == 2 and { 0, 1 } or { 0, 1, 2 })) do
-    mirror[i] = a + 1 + (#ps == 2 and 1 or 0)
+    mirror[i] = a + 1
   end
   return infer.sliding_window(data, {
     patch = patch, num_heads = ctx.num_heads, step_size = 0.5, mirror_axes = mirror, batch_size = 1,
