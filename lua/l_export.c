@@ -6,7 +6,8 @@
  *        { schemes, use_mask_for_norm, ct, transpose_forward, spacing, data_order,
  *          seg_order, order_z }; cases = { {images = {paths}}, ... })
  *       pf:next() -> index (1-based), data (C,D',H',W') f32, props, seconds | nil at the end
- *            (raises the worker's error for a failed case; "interrupted!" on Ctrl-C)
+ *            | nil, msg, code for a case whose files cannot be read (then the worker has
+ *            stopped); other failures raise ("interrupted!" on Ctrl-C)
  *       pf:close()  stops the worker and frees the cases not taken
  *   props (userdata "nnunet.CaseProps"): props:table() -> { spacing, shape_before_cropping,
  *        bbox_used_for_cropping (0-based half-open, as the reference), shape_after_cropping_
@@ -286,6 +287,7 @@ static int l_prefetch_next(lua_State *L) {
     int64_t index;
     double secs;
     nnu_status st = nnu_prefetch_next(p, &index, dbox, props, &secs);
+    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);   /* unreadable case */
     if (st) return raise_status(L, st);
     if (index < 0) { lua_pushnil(L); return 1; }
     props->has_nifti = 1;
@@ -456,6 +458,26 @@ static int l_pointwise_call(lua_State *L) {
     return 1;
 }
 
+static int l_prefetch_tostring(lua_State *L) {
+    nnu_prefetch **box = (nnu_prefetch **)luaL_checkudata(L, 1, L_PREFETCH_MT);
+    lua_pushstring(L, *box ? "nnunet.Prefetch(running)" : "nnunet.Prefetch(closed)");
+    return 1;
+}
+
+static int l_props_tostring(lua_State *L) {
+    const nnu_preproc_props *p = props_check(L, 1);
+    lua_pushfstring(L, "nnunet.CaseProps(shape [%d,%d,%d], cropped [%d,%d,%d])", (int)p->shape_before_cropping[0],
+                    (int)p->shape_before_cropping[1], (int)p->shape_before_cropping[2],
+                    (int)p->shape_after_cropping[0], (int)p->shape_after_cropping[1], (int)p->shape_after_cropping[2]);
+    return 1;
+}
+
+static int l_pointwise_tostring(lua_State *L) {
+    const pointwise_net *n = luaL_checkudata(L, 1, L_POINTWISE_MT);
+    lua_pushfstring(L, "nnunet.PointwiseNet(C=%d, K=%d)", n->C, n->K);
+    return 1;
+}
+
 static const luaL_Reg prefetch_methods[] = {{"next", l_prefetch_next}, {"close", l_prefetch_close}, {NULL, NULL}};
 static const luaL_Reg props_methods[] = {{"table", l_props_table}, {NULL, NULL}};
 static const luaL_Reg export_functions[] = {
@@ -470,11 +492,15 @@ int luaopen_nnunet_export(lua_State *L) {
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_prefetch_close);
         lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, l_prefetch_tostring);
+        lua_setfield(L, -2, "__tostring");
         luaL_newlib(L, prefetch_methods);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, L_PROPS_MT)) {
+        lua_pushcfunction(L, l_props_tostring);
+        lua_setfield(L, -2, "__tostring");
         luaL_newlib(L, props_methods);
         lua_setfield(L, -2, "__index");
     }
@@ -484,6 +510,8 @@ int luaopen_nnunet_export(lua_State *L) {
         lua_setfield(L, -2, "__nnu_slide_predict");
         lua_pushcfunction(L, l_pointwise_call);
         lua_setfield(L, -2, "__call");
+        lua_pushcfunction(L, l_pointwise_tostring);
+        lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
     luaL_newlib(L, export_functions);

@@ -330,12 +330,9 @@ function M.predict_cases(model, cases, out_dir, opts)
   local written = 0
   for i = 1, #cases do
     local c = cases[i]
-    local okn, idx, data, props = pcall(pf.next, pf)
-    if not okn then
-      local msg = tostring(idx)
-      if msg:find("interrupted!", 1, true) then error(idx, 0) end
-      user_error("cannot read or preprocess case '%s' (%s): %s", c.id, table.concat(c.images, ", "),
-        (msg:gsub("^.-ERR_%u+: ", "")))
+    local idx, data, props = pf:next()
+    if idx == nil then                                 -- nil, msg: the case's files cannot be read
+      user_error("cannot read case '%s' (%s): %s", c.id, table.concat(c.images, ", "), tostring(data))
     end
     assert(idx == i, "prefetch order")
     local acc
