@@ -115,6 +115,18 @@ typedef struct nnu_sgd_params {
     int     first_step;     /* 1: buf is initialised to d */
 } nnu_sgd_params;
 
+/* Adam (PyTorch semantics; the 2018 / v1-orig trainer, nnunet-behaviour.md §7.9:
+ * lr 3e-4, weight decay 3e-5, amsgrad):
+ *   d = g + wd*w;  m = b1*m + (1-b1)*d;  v = b2*v + (1-b2)*d^2;  vmax = max(vmax, v)
+ *   w -= lr/(1 - b1^t) * m / (sqrt(amsgrad ? vmax : v)/sqrt(1 - b2^t) + eps)
+ * t = step, 1-based. vmax may be NULL when amsgrad = 0. */
+typedef struct nnu_adam_params {
+    int64_t numel;
+    float   lr, beta1, beta2, eps, weight_decay;
+    int     amsgrad;
+    int     step;
+} nnu_adam_params;
+
 /* ---- op signatures ---- */
 /* conv: x (N,Cin,in) -> y (N,Cout,out); w plain [Cout,Cin,k]; b [Cout] or NULL */
 typedef nnu_status (*nnu_conv_fwd_fn)(const nnu_backend *be, const float *x, float *y,
@@ -164,6 +176,9 @@ typedef nnu_status (*nnu_loss_dice_ce_bwd_fn)(const nnu_backend *be, const float
                                               float *glogits, const nnu_loss_params *p);
 typedef nnu_status (*nnu_sgd_step_fn)(const nnu_backend *be, float *w, const float *g,
                                       float *buf, const nnu_sgd_params *p);
+typedef nnu_status (*nnu_adam_step_fn)(const nnu_backend *be, float *w, const float *g,
+                                       float *m, float *v, float *vmax,
+                                       const nnu_adam_params *p);
 typedef nnu_status (*nnu_axpy_fn)(const nnu_backend *be, const float *x, float *y,
                                   const nnu_eltwise_params *p);
 typedef nnu_status (*nnu_scale_fn)(const nnu_backend *be, float *x, const nnu_eltwise_params *p);
@@ -171,7 +186,8 @@ typedef nnu_status (*nnu_scale_fn)(const nnu_backend *be, float *x, const nnu_el
 typedef nnu_status (*nnu_sumsq_fn)(const nnu_backend *be, const float *x, double *out,
                                    const nnu_eltwise_params *p);
 
-/* ---- the op enum and the table ---- */
+/* ---- the op enum and the table (NNU_OP_NEW ops included: see nnu_ops.def) ---- */
+#define NNU_OP_NEW(name, ptype) NNU_OP(name, ptype)
 typedef enum nnu_op {
 #define NNU_OP(name, ptype) NNU_OP_##name,
 #include "nnu_ops.def"
@@ -195,6 +211,7 @@ struct nnu_backend {
 #include "nnu_ops.def"
 #undef NNU_OP
 };
+#undef NNU_OP_NEW
 
 const char *nnu_op_name(nnu_op op);                 /* "conv_fwd" */
 /* 1 if be fills the slot of op */

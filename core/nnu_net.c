@@ -47,6 +47,7 @@ struct nnu_net {
     /* parameters */
     int64_t nparams;
     float *params, *grads, *mom;
+    float *adam[3];                 /* exp_avg, exp_avg_sq, max_exp_avg_sq (lazy) */
     int ntensors;
     nnu_net_tensor_info tensors[NNU_NET_MAX_STAGES * 32];
     int sgd_steps;
@@ -70,11 +71,25 @@ struct nnu_net {
 /* ---- configuration and parameters ---- */
 
 void nnu_sgd_config_default(nnu_sgd_config *c) {
+    memset(c, 0, sizeof *c);
+    c->optimizer = NNU_OPTIM_SGD;
     c->lr = 1e-2f;
     c->momentum = 0.99f;
     c->weight_decay = 3e-5f;
     c->nesterov = 1;
     c->clip_norm = 12.0f;
+}
+
+void nnu_adam_config_default(nnu_sgd_config *c) {
+    memset(c, 0, sizeof *c);
+    c->optimizer = NNU_OPTIM_ADAM;
+    c->lr = 3e-4f;
+    c->weight_decay = 3e-5f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->eps = 1e-8f;
+    c->amsgrad = 1;
+    c->clip_norm = 0.0f;
 }
 
 float nnu_poly_lr(float initial, int epoch, int max_epochs) {
@@ -179,7 +194,8 @@ nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint
                           nnu_net **out) {
     *out = NULL;
     NNU_TRY(check_config(cfg));
-    for (int op = 0; op < NNU_OP_COUNT; op++) NNU_TRY(nnu_backend_require(be, (nnu_op)op));
+    for (int op = 0; op < NNU_OP_COUNT; op++)   /* Adam is checked when it is used */
+        if (op != NNU_OP_adam_step) NNU_TRY(nnu_backend_require(be, (nnu_op)op));
     nnu_net *net = calloc(1, sizeof *net);
     NNU_CHECK(net, NNU_STATUS_ERR_OOM, "net: out of memory");
     net->be = be;
@@ -254,6 +270,8 @@ void nnu_net_free(nnu_net *net) {
     if (net->params) m->free(net->params, m->ctx);
     if (net->grads) m->free(net->grads, m->ctx);
     if (net->mom) m->free(net->mom, m->ctx);
+    for (int i = 0; i < 3; i++)
+        if (net->adam[i]) m->free(net->adam[i], m->ctx);
     if (net->arena) m->free(net->arena, m->ctx);
     free(net);
 }
@@ -638,8 +656,30 @@ void nnu_net_zero_grad(nnu_net *net) {
     memset(net->grads, 0, (size_t)net->nparams * sizeof(float));
 }
 
+float *nnu_net_adam_state(nnu_net *net, int which) {
+    return which >= 0 && which < 3 ? net->adam[which] : NULL;
+}
+
+nnu_status nnu_net_adam_alloc(nnu_net *net) {
+    const nnu_memory_ops *m = net->be->mem;
+    size_t bytes = (size_t)net->nparams * sizeof(float);
+    for (int i = 0; i < 3; i++) {
+        if (net->adam[i]) continue;
+        net->adam[i] = m->alloc(bytes, m->ctx);
+        NNU_CHECK(net->adam[i], NNU_STATUS_ERR_OOM, "net: Adam state (%zu bytes)", bytes);
+        memset(net->adam[i], 0, bytes);   /* host-accessible memory (see nnu_net_create) */
+    }
+    return NNU_STATUS_OK;
+}
+
 nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_norm) {
     const nnu_backend *be = net->be;
+    NNU_CHECK(c->optimizer == NNU_OPTIM_SGD || c->optimizer == NNU_OPTIM_ADAM,
+              NNU_STATUS_ERR_ARG, "net: optimizer %d", c->optimizer);
+    if (c->optimizer == NNU_OPTIM_ADAM) {
+        NNU_TRY(nnu_backend_require(be, NNU_OP_adam_step));
+        NNU_TRY(nnu_net_adam_alloc(net));
+    }
     nnu_eltwise_params ep = {net->nparams, 1.0f};
     double ss;
     NNU_TRY(be->sumsq(be, net->grads, &ss, &ep));
@@ -669,9 +709,18 @@ nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_
         }
         int64_t at = i < net->ntensors ? net->tensors[i].offset : net->nparams;
         if ((frozen || i == net->ntensors) && at > run) {
-            nnu_sgd_params sp = {at - run, c->lr, c->momentum, c->weight_decay, c->nesterov,
-                                 net->sgd_steps == 0};
-            NNU_TRY(be->sgd_step(be, net->params + run, net->grads + run, net->mom + run, &sp));
+            if (c->optimizer == NNU_OPTIM_ADAM) {
+                nnu_adam_params ap = {at - run, c->lr, c->beta1, c->beta2, c->eps,
+                                      c->weight_decay, c->amsgrad, net->sgd_steps + 1};
+                NNU_TRY(be->adam_step(be, net->params + run, net->grads + run,
+                                      net->adam[0] + run, net->adam[1] + run,
+                                      net->adam[2] + run, &ap));
+            } else {
+                nnu_sgd_params sp = {at - run, c->lr, c->momentum, c->weight_decay,
+                                     c->nesterov, net->sgd_steps == 0};
+                NNU_TRY(be->sgd_step(be, net->params + run, net->grads + run, net->mom + run,
+                                     &sp));
+            }
         }
         if (frozen) run = at + net->tensors[i].numel;
     }

@@ -56,16 +56,26 @@ typedef struct nnu_net_tensor_info {
     int64_t offset, numel;                      /* in floats, into the blocks */
 } nnu_net_tensor_info;
 
-/* SGD + clipping + poly schedule of the reference trainer (§7.1). */
+/* The optimizer step: SGD (nnU-Net v2, §7.1) or Adam (2018 / v1-orig, §7.9), each
+ * after optional clipping of the global gradient norm. The caller applies the
+ * learning-rate schedule (poly for SGD, plateau for Adam) by setting lr. */
+enum { NNU_OPTIM_SGD = 0, NNU_OPTIM_ADAM = 1 };
+
 typedef struct nnu_sgd_config {
-    float lr;              /* for this step (the caller applies the poly schedule) */
-    float momentum;        /* 0.99 */
-    float weight_decay;    /* 3e-5 */
-    int   nesterov;        /* 1 */
-    float clip_norm;       /* 12; <= 0: no clipping */
+    int   optimizer;       /* NNU_OPTIM_SGD | NNU_OPTIM_ADAM */
+    float lr;              /* for this step */
+    float momentum;        /* SGD: 0.99 */
+    float weight_decay;    /* 3e-5 (both) */
+    int   nesterov;        /* SGD: 1 */
+    float clip_norm;       /* SGD: 12; Adam: 0; <= 0: no clipping */
+    float beta1, beta2, eps;   /* Adam: 0.9, 0.999, 1e-8 */
+    int   amsgrad;         /* Adam: 1 */
 } nnu_sgd_config;
 
+/* the reference v2 SGD settings (lr 1e-2) */
 void  nnu_sgd_config_default(nnu_sgd_config *c);
+/* the 2018 trainer's Adam settings (lr 3e-4, wd 3e-5, amsgrad, no clipping) */
+void  nnu_adam_config_default(nnu_sgd_config *c);
 /* lr_e = initial * (1 - epoch/max_epochs)^0.9 */
 float nnu_poly_lr(float initial, int epoch, int max_epochs);
 
@@ -118,15 +128,22 @@ double nnu_net_ds_weight(const nnu_net *net, int i);
 /* Backpropagates the output-gradient buffers; accumulates (+=) into the gradient block. */
 nnu_status nnu_net_backward(nnu_net *net);
 void       nnu_net_zero_grad(nnu_net *net);
-/* Clips the global gradient norm, then one SGD step; *grad_norm gets the norm
- * before clipping (may be NULL). */
+/* Clips the global gradient norm, then one optimizer step (c->optimizer); *grad_norm
+ * gets the norm before clipping (may be NULL). Adam's state (m, v, vmax) is
+ * allocated at its first step. */
 nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_norm);
-/* zero_grad, forward(train), loss, backward, clip + SGD: one training iteration. */
+/* Adam state blocks (NULL before the first Adam step): 0 = exp_avg, 1 = exp_avg_sq,
+ * 2 = max_exp_avg_sq */
+float *nnu_net_adam_state(nnu_net *net, int which);
+/* allocates the Adam state (zeros) if absent, e.g. before restoring a checkpoint */
+nnu_status nnu_net_adam_alloc(nnu_net *net);
+/* zero_grad, forward(train), loss, backward, clip + optimizer step: one iteration. */
 nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
                               const int64_t patch[3], const nnu_tensor *target,
                               const nnu_sgd_config *c, double *loss);
 
-/* SGD steps taken (0: the next step initialises the momentum buffer, as PyTorch) */
+/* optimizer steps taken (SGD: 0 means the next step initialises the momentum
+ * buffer, as PyTorch; Adam: the bias-correction step count) */
 int  nnu_net_get_sgd_steps(const nnu_net *net);
 void nnu_net_set_sgd_steps(nnu_net *net, int steps);
 

@@ -6,8 +6,9 @@
  * the raw little-endian data. Weights use the PyTorch names of nnu_net.h, so
  * `safetensors.torch.load_file` gives a state dict for PlainConvUNet (without the
  * duplicated `all_modules.*` / `decoder.encoder.*` aliases). The SGD momentum is
- * saved as "optimizer.momentum.<name>" and the step count as metadata "sgd_steps".
- * Because the flat blocks are in tensor order, the data is two fwrite calls.
+ * saved as "optimizer.momentum.<name>", Adam's state (when allocated) as
+ * "optimizer.{exp_avg,exp_avg_sq,max_exp_avg_sq}.<name>", the step count as metadata
+ * "sgd_steps". The flat blocks are in tensor order: one fwrite per block.
  * Written to "<path>.tmp" and renamed, so a crash never leaves a partial file. */
 #include <errno.h>
 #include <stdarg.h>
@@ -50,14 +51,28 @@ static int add_entries(sbuf *b, const nnu_net *net, const char *prefix, size_t b
     return 1;
 }
 
+/* the blocks of a file: weights, SGD momentum and (when allocated) Adam's state */
+enum { NBLOCKS = 5 };
+static const char *const block_prefix[NBLOCKS] = {"", "optimizer.momentum.", "optimizer.exp_avg.",
+                                                  "optimizer.exp_avg_sq.",
+                                                  "optimizer.max_exp_avg_sq."};
+static float *block_data(nnu_net *net, int b) {
+    return b == 0 ? nnu_net_params(net) : b == 1 ? nnu_net_momentum(net)
+                                                 : nnu_net_adam_state(net, b - 2);
+}
+
 nnu_status nnu_net_save(const nnu_net *net, const char *path) {
     nnu_net *mnet = (nnu_net *)net;   /* only read through the block accessors */
     const size_t nb = (size_t)nnu_net_num_params(net) * sizeof(float);
     sbuf b = {0};
     int first = 0, ok = sb_printf(&b, "{\"__metadata__\":{\"format\":\"nnunet\",\"sgd_steps\":\"%d\"}",
                                   nnu_net_get_sgd_steps(net));
-    ok = ok && add_entries(&b, net, "", 0, &first);
-    ok = ok && add_entries(&b, net, "optimizer.momentum.", nb, &first);
+    size_t base = 0;
+    for (int k = 0; k < NBLOCKS && ok; k++) {
+        if (!block_data(mnet, k)) continue;
+        ok = add_entries(&b, net, block_prefix[k], base, &first);
+        base += nb;
+    }
     ok = ok && sb_printf(&b, "}");
     while (ok && b.len % 8) ok = sb_printf(&b, " ");
     if (!ok) { free(b.s); return NNU_FAIL(NNU_STATUS_ERR_OOM, "save: header"); }
@@ -70,9 +85,9 @@ nnu_status nnu_net_save(const nnu_net *net, const char *path) {
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
-    int w = fwrite(len8, 1, 8, f) == 8 && fwrite(b.s, 1, b.len, f) == b.len &&
-            fwrite(nnu_net_params(mnet), 1, nb, f) == nb &&
-            fwrite(nnu_net_momentum(mnet), 1, nb, f) == nb;
+    int w = fwrite(len8, 1, 8, f) == 8 && fwrite(b.s, 1, b.len, f) == b.len;
+    for (int k = 0; k < NBLOCKS && w; k++)
+        if (block_data(mnet, k)) w = fwrite(block_data(mnet, k), 1, nb, f) == nb;
     free(b.s);
     w = (fclose(f) == 0) && w;
     if (!w) {
@@ -134,14 +149,20 @@ nnu_status nnu_net_load(nnu_net *net, const char *path) {
     }
     hdr[hl] = 0;
     nnu_status st = NNU_STATUS_OK;
-    for (int pass = 0; pass < 2 && st == NNU_STATUS_OK; pass++) {
-        float *dst = pass ? nnu_net_momentum(net) : nnu_net_params(net);
+    for (int pass = 0; pass < NBLOCKS && st == NNU_STATUS_OK; pass++) {
+        if (pass >= 2) {   /* Adam state: only when the file has it */
+            char probe[160];
+            snprintf(probe, sizeof probe, "\"%s%s\"", block_prefix[pass], nnu_net_tensor(net, 0)->name);
+            if (!strstr(hdr, probe)) continue;
+            if ((st = nnu_net_adam_alloc(net)) != NNU_STATUS_OK) break;
+        }
+        float *dst = block_data(net, pass);
         for (int i = 0; i < nnu_net_num_tensors(net); i++) {
             const nnu_net_tensor_info *t = nnu_net_tensor(net, i);
             char key[160], dtype[8] = "";
             int nd;
             int64_t shape[5], beg, end;
-            snprintf(key, sizeof key, "%s%s", pass ? "optimizer.momentum." : "", t->name);
+            snprintf(key, sizeof key, "%s%s", block_prefix[pass], t->name);
             if (!find_entry(hdr, key, dtype, &nd, shape, &beg, &end)) {
                 if (pass == 1) {   /* weights only: the optimizer starts afresh */
                     memset(dst, 0, (size_t)nnu_net_num_params(net) * 4);

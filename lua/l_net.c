@@ -17,13 +17,17 @@
  *   Net:backward([grads])        (grads: one tensor per output; default: the loss's)
  *   Net:zero_grad()   Net:sgd_step([opts]) -> grad_norm
  *   Net:train_step(x, target [, opts]) -> loss   (zero_grad, forward, loss, backward, SGD)
- *       opts: {lr=1e-2, momentum=0.99, weight_decay=3e-5, nesterov=true, clip=12} or lr
+ *       opts: lr, or {optimizer="sgd"|"adam", ...}: SGD defaults lr=1e-2, momentum=0.99,
+ *       weight_decay=3e-5, nesterov=true, clip=12; Adam defaults (§7.9) lr=3e-4,
+ *       weight_decay=3e-5, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=true, clip=0
  *   Net:val_step(x, target) -> loss, logits      (no update; full-resolution logits)
- *   Net:get_state() -> {params=, optim={{name="momentum", tensor=}}, optim_steps=}
+ *   Net:get_state() -> {params=, optim={{name="momentum", tensor=}, (Adam: exp_avg,
+ *       exp_avg_sq, max_exp_avg_sq)}, optim_steps=}
  *   Net:set_state(state)                         (nnunet.trainer's checkpoint contract)
  *   Net:parameters() -> {name = Tensor copy, ...}, {names in order}
  *   Net:gradients()  -> the same for the gradients
- *   Net:flat(which) -> Tensor copy of "params" | "grads" | "momentum" (1-D)
+ *   Net:flat(which) -> Tensor copy of "params" | "grads" | "momentum" | "exp_avg" |
+ *       "exp_avg_sq" | "max_exp_avg_sq" (1-D)
  *   Net:set_flat(which, tensor)     Net:sgd_steps([n]) -> n
  *   Net:save(path) -> true | nil, msg, code      Net:load(path) -> true | nil, msg, code
  *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=}
@@ -271,6 +275,9 @@ static int l_net_zero_grad(lua_State *L) {
     return 0;
 }
 
+/* opts: a number (the learning rate of SGD) or {optimizer = "sgd" | "adam", lr=,
+ * momentum=, weight_decay=, nesterov=, clip=, beta1=, beta2=, eps=, amsgrad=};
+ * absent fields keep the optimizer's reference defaults (nnu_net.h) */
 static void sgd_opts(lua_State *L, int arg, nnu_sgd_config *c) {
     nnu_sgd_config_default(c);
     if (lua_isnoneornil(L, arg)) return;
@@ -279,11 +286,20 @@ static void sgd_opts(lua_State *L, int arg, nnu_sgd_config *c) {
         return;
     }
     luaL_checktype(L, arg, LUA_TTABLE);
+    lua_getfield(L, arg, "optimizer");
+    const char *o = luaL_optstring(L, -1, "sgd");
+    if (!strcmp(o, "adam")) nnu_adam_config_default(c);
+    else if (strcmp(o, "sgd")) luaL_argerror(L, arg, "optimizer must be 'sgd' or 'adam'");
+    lua_pop(L, 1);
     c->lr = (float)field_num(L, arg, "lr", c->lr);
     c->momentum = (float)field_num(L, arg, "momentum", c->momentum);
     c->weight_decay = (float)field_num(L, arg, "weight_decay", c->weight_decay);
     c->nesterov = field_bool(L, arg, "nesterov", c->nesterov);
     c->clip_norm = (float)field_num(L, arg, "clip", c->clip_norm);
+    c->beta1 = (float)field_num(L, arg, "beta1", c->beta1);
+    c->beta2 = (float)field_num(L, arg, "beta2", c->beta2);
+    c->eps = (float)field_num(L, arg, "eps", c->eps);
+    c->amsgrad = field_bool(L, arg, "amsgrad", c->amsgrad);
 }
 
 static int l_net_sgd_step(lua_State *L) {
@@ -340,7 +356,15 @@ static float *flat_block(lua_State *L, nnu_net *net, int arg) {
     if (!strcmp(w, "params")) return nnu_net_params(net);
     if (!strcmp(w, "grads")) return nnu_net_grads(net);
     if (!strcmp(w, "momentum")) return nnu_net_momentum(net);
-    luaL_argerror(L, arg, "expected 'params', 'grads' or 'momentum'");
+    static const char *const adam[3] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(w, adam[i])) {
+            nnu_status st = nnu_net_adam_alloc(net);   /* zeros before the first Adam step */
+            if (st) l_raise(L, st);
+            return nnu_net_adam_state(net, i);
+        }
+    luaL_argerror(L, arg, "expected 'params', 'grads', 'momentum', 'exp_avg', 'exp_avg_sq' "
+                          "or 'max_exp_avg_sq'");
     return NULL;
 }
 
@@ -402,6 +426,9 @@ static int l_net_sgd_steps(lua_State *L) {
 
 /* {params = Tensor, optim = {{name = "momentum", tensor = Tensor}}, optim_steps = n}
  * (the state nnunet.trainer checkpoints through nnunet.train) */
+/* optimizer buffers by name: the SGD momentum, then Adam's state once allocated */
+static const char *const state_names[4] = {"momentum", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+
 static int l_net_get_state(lua_State *L) {
     nnu_net *net = l_net_check(L, 1);
     lua_createtable(L, 0, 3);
@@ -410,16 +437,20 @@ static int l_net_get_state(lua_State *L) {
     lua_pushliteral(L, "params");
     lua_call(L, 2, 1);
     lua_setfield(L, -2, "params");
-    lua_createtable(L, 1, 0);
-    lua_createtable(L, 0, 2);
-    lua_pushliteral(L, "momentum");
-    lua_setfield(L, -2, "name");
-    lua_pushcfunction(L, l_net_flat);
-    lua_pushvalue(L, 1);
-    lua_pushliteral(L, "momentum");
-    lua_call(L, 2, 1);
-    lua_setfield(L, -2, "tensor");
-    lua_rawseti(L, -2, 1);
+    lua_createtable(L, 4, 0);
+    int k = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i > 0 && !nnu_net_adam_state(net, i - 1)) continue;
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, state_names[i]);
+        lua_setfield(L, -2, "name");
+        lua_pushcfunction(L, l_net_flat);
+        lua_pushvalue(L, 1);
+        lua_pushstring(L, state_names[i]);
+        lua_call(L, 2, 1);
+        lua_setfield(L, -2, "tensor");
+        lua_rawseti(L, -2, ++k);
+    }
     lua_setfield(L, -2, "optim");
     lua_pushinteger(L, nnu_net_get_sgd_steps(net));
     lua_setfield(L, -2, "optim_steps");
@@ -440,10 +471,12 @@ static int l_net_set_state(lua_State *L) {
     for (int i = 1; lua_istable(L, -1) && i <= (int)luaL_len(L, -1); i++) {
         lua_geti(L, -1, i);
         lua_getfield(L, -1, "name");
-        if (lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "momentum")) {
+        const char *nm = lua_tostring(L, -1);
+        for (int j = 0; nm && j < 4; j++) {
+            if (strcmp(nm, state_names[j])) continue;
             lua_pushcfunction(L, l_net_set_flat);
             lua_pushvalue(L, 1);
-            lua_pushliteral(L, "momentum");
+            lua_pushstring(L, nm);
             lua_getfield(L, -5, "tensor");
             lua_call(L, 3, 0);
             found = 1;

@@ -275,6 +275,33 @@ static void test_sgd(void) {
     COVER(sgd_step);
 }
 
+/* ---- Adam (amsgrad) against hand-computed values (§7.9, PyTorch semantics) ---- */
+static void test_adam(void) {
+    float w[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f}, m[2] = {0}, v[2] = {0}, vm[2] = {0};
+    nnu_adam_params p = {2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1};
+    CHECK_OK(be->adam_step(be, w, g, m, v, vm, &p));
+    /* step 1: m/(1-b1) = d and sqrt(v/(1-b2)) = |d|, so w -= lr * sign(d) */
+    CHECK_CLOSE(w[0], 0.9, 1e-6, 0);
+    CHECK_CLOSE(w[1], -1.9, 1e-6, 0);
+    /* step 2 in double, the gradient now smaller: vmax keeps step 1's v */
+    double wd[2] = {w[0], w[1]}, md[2] = {m[0], m[1]}, vd[2] = {v[0], v[1]}, vmd[2] = {vm[0], vm[1]};
+    float g2[2] = {0.1f, 0.05f};
+    p.step = 2;
+    CHECK_OK(be->adam_step(be, w, g2, m, v, vm, &p));
+    for (int i = 0; i < 2; i++) {
+        double d = g2[i] + 0.01 * wd[i];
+        md[i] = 0.9 * md[i] + 0.1 * d;
+        vd[i] = 0.999 * vd[i] + 0.001 * d * d;
+        vmd[i] = fmax(vmd[i], vd[i]);
+        double want = wd[i] - 0.1 / (1 - 0.81) * md[i] / (sqrt(vmd[i]) / sqrt(1 - 0.998001) + 1e-8);
+        CHECK_CLOSE(w[i], want, TOL_SGD.atol, TOL_SGD.rtol);
+        CHECK_CLOSE(vm[i], vmd[i], 1e-12, 1e-5);
+    }
+    p.step = 0;
+    CHECK_FAILS(be->adam_step(be, w, g2, m, v, vm, &p), NNU_STATUS_ERR_ARG, "1-based");
+    COVER(adam_step);
+}
+
 int main(void) {
     const uint64_t seed = 1234;
     fprintf(stderr, "test_backend_ops: seed %llu\n", (unsigned long long)seed);
@@ -288,6 +315,7 @@ int main(void) {
     test_softmax();
     test_loss();
     test_sgd();
+    test_adam();
     for (int op = 0; op < NNU_OP_COUNT; op++) {
         CHECK(covered[op], "op '%s' has no test in test_backend_ops.c", nnu_op_name((nnu_op)op));
         CHECK(nnu_backend_supports(be, (nnu_op)op), "cpu backend lacks '%s'",

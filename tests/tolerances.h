@@ -27,5 +27,9 @@ static const nnu_tol TOL_NET_OUT  = {"net_out",  1e-4, 1e-3}; /* ~10 conv/norm l
 static const nnu_tol TOL_NET_LOSS = {"net_loss", 1e-5, 1e-4}; /* one scalar from double sums of the logits above */
 static const nnu_tol TOL_NET_GRAD = {"net_grad", 1e-4, 2e-3}; /* backward through the whole net: errors of the forward times the Jacobians */
 static const nnu_tol TOL_NET_STEP = {"net_step", 1e-5, 1e-4}; /* w - lr*(...): lr 1e-2 shrinks gradient errors 100x */
+/* Adam's first step is lr*d/(|d| + 1e-8) ~ lr*sign(d): where |d| is at the fp32 noise
+ * level (conv biases before instance norm have a zero gradient in exact arithmetic)
+ * the sign is noise, so those elements (|d_ref| < GC_ADAM_NOISE) may differ by 2*lr. */
+static const double GC_ADAM_NOISE = 1e-6;
 
 #endif

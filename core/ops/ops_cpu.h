@@ -1,7 +1,7 @@
 /* ops_cpu.h: the CPU implementations of the slots of struct nnu_backend
  * (signatures: the nnu_<op>_fn typedefs in nnu_backend.h; shapes documented there).
  * Each family lives in its own file: conv.c, conv_transpose.c (oneDNN),
- * instnorm.c, lrelu.c, concat.c, softmax.c, loss_dice_ce.c, sgd.c, eltwise.c.
+ * instnorm.c, lrelu.c, concat.c, softmax.c, loss_dice_ce.c, sgd.c, adam.c, eltwise.c.
  * nnu_backend.c builds the CPU table from this list. */
 #ifndef NNU_OPS_CPU_H
 #define NNU_OPS_CPU_H
@@ -47,6 +47,8 @@ nnu_status nnu_loss_dice_ce_bwd_cpu(const nnu_backend *be, const float *logits,
                                     const nnu_loss_params *p);
 nnu_status nnu_sgd_step_cpu(const nnu_backend *be, float *w, const float *g, float *buf,
                             const nnu_sgd_params *p);
+nnu_status nnu_adam_step_cpu(const nnu_backend *be, float *w, const float *g, float *m,
+                             float *v, float *vmax, const nnu_adam_params *p);
 nnu_status nnu_axpy_cpu(const nnu_backend *be, const float *x, float *y,
                         const nnu_eltwise_params *p);
 nnu_status nnu_scale_cpu(const nnu_backend *be, float *x, const nnu_eltwise_params *p);

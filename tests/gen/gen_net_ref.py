@@ -8,7 +8,8 @@ upsampling; cat([up, skip]); 1x1 heads on every decoder stage), the reference
 loss (§7.4: RobustCE + MemoryEfficientSoftDice(smooth 1e-5, do_bg False) with
 deep-supervision weights 1/2^i, lowest 0, normalised; targets downsampled with
 'nearest-exact') and one SGD step (§7.1: momentum 0.99, Nesterov, wd 3e-5,
-lr 1e-2, clip_grad_norm_ 12).
+lr 1e-2, clip_grad_norm_ 12), and separately one Adam step (§7.9: amsgrad,
+lr 3e-4, wd 3e-5) from the same gradients.
 
 Weights, input and target are drawn in float32 and written to the fixture; the
 reference computation then runs in float64 so the fixture holds (nearly) exact
@@ -186,6 +187,12 @@ def make(name, c, seed):
     grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                        for p in net.parameters()])
     gnorm = float(grads.norm())
+    # Adam (2018 trainer, §7.9: amsgrad, lr 3e-4, wd 3e-5, no clipping) on a copy
+    adam_params = [p.detach().clone().requires_grad_(True) for p in net.parameters()]
+    for a_, p in zip(adam_params, net.parameters()):
+        a_.grad = None if p.grad is None else p.grad.clone()
+    torch.optim.Adam(adam_params, lr=3e-4, weight_decay=3e-5, amsgrad=True).step()
+    after_adam = torch.cat([p.detach().reshape(-1) for p in adam_params])
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True,
                           weight_decay=3e-5)
     torch.nn.utils.clip_grad_norm_(net.parameters(), c["clip"])
@@ -203,7 +210,8 @@ def make(name, c, seed):
                ("params", torch.cat([w.reshape(-1) for w in w32]).numpy()),
                ("loss", np.array([float(loss)], np.float64)),
                ("grad_norm", np.array([gnorm], np.float64)),
-               ("grads", grads.numpy()), ("params_after", after.numpy())]
+               ("grads", grads.numpy()), ("params_after", after.numpy()),
+               ("params_after_adam", after_adam.numpy())]
     for i, o in enumerate(outs):
         entries.append(("out%d" % i, o.detach().numpy()))
     entries.append(("names", np.frombuffer("\n".join(names).encode(), np.uint8).astype(np.int32)))

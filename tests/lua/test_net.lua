@@ -93,6 +93,21 @@ check(net2:flat("momentum"):sum() == st.optim[1].tensor:sum(), "set_state moment
 local bad = pcall(net.forward, net, tensor.zeros({ 1, 1, 24, 24, 20 }), true)
 check(not bad, "patch not divisible by the total stride raises")
 
+-- Adam (2018 trainer) on a copy: its state shows up in get_state and survives save/load
+local na = netmod.build(arch, { num_input_channels = 1, num_classes = 3, seed = 1 })
+local la = {}
+for i = 1, 3 do la[i] = na:train_step(x, t, { optimizer = "adam", lr = 1e-3 }) end
+check(la[3] < la[1], string.format("Adam: loss falls %.4f -> %.4f", la[1], la[3]))
+local sa = na:get_state()
+check(#sa.optim == 4 and sa.optim[4].name == "max_exp_avg_sq", "Adam state in get_state")
+local pa = os.tmpname()
+check(na:save(pa) == true, "save with Adam state")
+local nb = netmod.build(arch, { num_input_channels = 1, num_classes = 3, seed = 5 })
+check(nb:load(pa) == true, "load with Adam state")
+check(nb:flat("exp_avg_sq"):sum() == na:flat("exp_avg_sq"):sum(), "Adam state round trip")
+os.remove(pa)
+check(not pcall(na.train_step, na, x, t, { optimizer = "lbfgs" }), "unknown optimizer raises")
+
 -- 2d configuration (kernel and stride pairs, (N, C, H, W) tensors)
 local a2 = plans.configurations["2d"].architecture
 local n2 = netmod.build(a2, { num_input_channels = 1, num_classes = 3 })
