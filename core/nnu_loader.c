@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nnu_cascade.h"
 #include "nnu_interrupt.h"
 
 enum { SLOT_FREE = 0, SLOT_FILLING, SLOT_READY };
@@ -24,6 +25,7 @@ typedef struct lcase {
     nnu_tensor *data;            /* (C, D, H, W) f32 contiguous, or NULL for a store */
     nnu_tensor *seg;             /* (1, D, H, W) i16 contiguous, or NULL */
     nnu_store  *store;
+    nnu_tensor *prev;            /* cascade: previous stage's seg (1, D, H, W) i16 contiguous, or NULL */
     int64_t     shape[3];
     nnu_class_locations locs;
     int         annotated;       /* key with values[0] == -1 (ignore label), or -1 */
@@ -40,6 +42,7 @@ typedef struct slot {
 
 typedef struct wstate {
     nnu_tensor *crop_data, *crop_seg;   /* (C, S), (1, S) */
+    int16_t    *seg2_in, *seg2_out;     /* cascade: label + previous stage, (2, S) and (2, patch) */
     nnu_aug_ws  ws;
 } wstate;
 
@@ -93,6 +96,7 @@ void nnu_loader_bbox_range(const int64_t shape[3], const int64_t patch[3], const
 static void case_free(lcase *c) {
     nnu_tensor_release(c->data);
     nnu_tensor_release(c->seg);
+    nnu_tensor_release(c->prev);
     nnu_store_close(c->store);
     nnu_class_locations_free(&c->locs);
     free(c->eligible);
@@ -206,7 +210,35 @@ nnu_status nnu_loader_add_store(nnu_loader *ld, const char *path, const char *ex
     return NNU_STATUS_OK;
 }
 
+nnu_status nnu_loader_set_prev_seg(nnu_loader *ld, int64_t case_index, const nnu_tensor *seg) {
+    NNU_CHECK(ld && seg, NNU_STATUS_ERR_ARG, "loader_set_prev_seg: NULL argument");
+    NNU_CHECK(case_index >= 0 && case_index < ld->n_cases, NNU_STATUS_ERR_ARG,
+              "loader_set_prev_seg: case %lld of %lld", (long long)case_index, (long long)ld->n_cases);
+    NNU_CHECK(!ld->running && ld->consumed == ld->opts.first_batch, NNU_STATUS_ERR_ARG,
+              "loader_set_prev_seg: only before the first batch");
+    lcase *c = &ld->cases[case_index];
+    int sd = seg->ndim == 4 ? 1 : 0, ok = seg->ndim == 3 || (seg->ndim == 4 && seg->shape[0] == 1);
+    for (int a = 0; ok && a < 3; a++) ok = seg->shape[sd + a] == c->shape[a];
+    char b1[64];
+    NNU_CHECK(ok, NNU_STATUS_ERR_SHAPE, "loader_set_prev_seg: seg %s does not fit case %lld of shape [%lld,%lld,%lld]",
+              nnu_tensor_shape_str(seg, b1, sizeof b1), (long long)case_index, (long long)c->shape[0],
+              (long long)c->shape[1], (long long)c->shape[2]);
+    int64_t s4[4] = {1, c->shape[0], c->shape[1], c->shape[2]};
+    nnu_tensor *t = NULL, *v = NULL;
+    NNU_TRY(nnu_tensor_new(NNU_DTYPE_I16, 4, s4, &t));
+    nnu_status st = nnu_tensor_view_reshape((nnu_tensor *)seg, 4, s4, &v);   /* a view: seg is not modified */
+    if (st == NNU_STATUS_OK) st = nnu_tensor_copy(t, v);
+    nnu_tensor_release(v);
+    if (st != NNU_STATUS_OK) { nnu_tensor_release(t); return st; }
+    nnu_tensor_release(c->prev);
+    c->prev = t;
+    return NNU_STATUS_OK;
+}
+
 int64_t nnu_loader_num_cases(const nnu_loader *ld) { return ld ? ld->n_cases : 0; }
+
+/* data channels of a batch: image channels, then the cascade's one-hot channels */
+static int out_channels(const nnu_loader *ld) { return ld->C + ld->opts.n_onehot; }
 int     nnu_loader_batch_size(const nnu_loader *ld) { return ld ? ld->opts.batch_size : 0; }
 
 /* ---- one sample ---- */
@@ -234,6 +266,44 @@ static void crop_memory(const lcase *c, const int64_t lo[3], const int64_t S[3],
             int16_t *o = seg + orow;
             for (int64_t w = 0; w < S[2]; w++) o[w] = (inside && w >= w0 && w < w1) ? ssrc[irow + w] : -1;
         }
+}
+
+/* crop box [lo, lo + S) of a (1, D, H, W) i16 seg into out (S), padding -1 */
+static void crop_seg_memory(const nnu_tensor *seg, const int64_t shape[3], const int64_t lo[3], const int64_t S[3],
+                            int16_t *out) {
+    const int16_t *src = nnu_tensor_data(seg);
+    for (int64_t d = 0; d < S[0]; d++)
+        for (int64_t h = 0; h < S[1]; h++) {
+            int64_t sd = lo[0] + d, sh = lo[1] + h;
+            int16_t *o = out + (d * S[1] + h) * S[2];
+            int inside = sd >= 0 && sd < shape[0] && sh >= 0 && sh < shape[1];
+            for (int64_t w = 0; w < S[2]; w++) {
+                int64_t sw = lo[2] + w;
+                o[w] = (inside && sw >= 0 && sw < shape[2]) ? src[(sd * shape[1] + sh) * shape[2] + sw] : -1;
+            }
+        }
+}
+
+/* cascade (see the header): label + previous stage as two seg channels through the
+ * pipeline, then the previous stage as one-hot data channels after the C image channels */
+static nnu_status make_sample_cascade(nnu_loader *ld, const lcase *c, const int64_t lo[3], wstate *w, nnu_rng *r,
+                                      float *out_data, int16_t *out_seg) {
+    const nnu_loader_opts *o = &ld->opts;
+    NNU_CHECK(c->prev, NNU_STATUS_ERR_ARG, "loader: a case has no previous-stage segmentation (cascade, n_onehot %d)",
+              o->n_onehot);
+    int64_t ns = ld->S[0] * ld->S[1] * ld->S[2], n = o->patch[0] * o->patch[1] * o->patch[2];
+    memcpy(w->seg2_in, nnu_tensor_data(w->crop_seg), (size_t)ns * sizeof(int16_t));
+    crop_seg_memory(c->prev, c->shape, lo, ld->S, w->seg2_in + ns);
+    nnu_aug_buf in = {nnu_tensor_data(w->crop_data), ld->C, w->seg2_in, 2, {ld->S[0], ld->S[1], ld->S[2]}};
+    nnu_aug_buf out = {out_data, ld->C, w->seg2_out, 2, {o->patch[0], o->patch[1], o->patch[2]}};
+    if (ld->has_pipe) NNU_TRY(nnu_aug_pipeline_run(&ld->pipe, &in, &out, r, &w->ws));
+    else {   /* S == patch without a pipeline */
+        memcpy(out_data, in.data, (size_t)(n * ld->C) * sizeof(float));
+        memcpy(w->seg2_out, w->seg2_in, (size_t)(2 * n) * sizeof(int16_t));
+    }
+    memcpy(out_seg, w->seg2_out, (size_t)n * sizeof(int16_t));
+    nnu_cascade_onehot_i16(w->seg2_out + n, n, o->n_onehot, o->onehot_labels, out_data + (int64_t)ld->C * n);
+    return NNU_STATUS_OK;
 }
 
 static nnu_status make_sample(nnu_loader *ld, int64_t b, int j, wstate *w, float *out_data, int16_t *out_seg,
@@ -270,6 +340,7 @@ static nnu_status make_sample(nnu_loader *ld, int64_t b, int j, wstate *w, float
     int16_t *cs = nnu_tensor_data(w->crop_seg);
     if (c->store) NNU_TRY(nnu_store_read_patch(c->store, lo, ld->S, w->crop_data, w->crop_seg));
     else crop_memory(c, lo, ld->S, ld->C, cd, cs);
+    if (o->n_onehot > 0) return make_sample_cascade(ld, c, lo, w, &r, out_data, out_seg);
     nnu_aug_buf in = {cd, ld->C, cs, 1, {ld->S[0], ld->S[1], ld->S[2]}};
     nnu_aug_buf out = {out_data, ld->C, out_seg, 1, {o->patch[0], o->patch[1], o->patch[2]}};
     if (ld->has_pipe) return nnu_aug_pipeline_run(&ld->pipe, &in, &out, &r, &w->ws);
@@ -287,7 +358,8 @@ static nnu_status produce(nnu_loader *ld, int64_t b, nnu_tensor *data, nnu_tenso
     int16_t *s = nnu_tensor_data(seg);
     for (int j = 0; j < ld->opts.batch_size; j++) {
         if (nnu_interrupt_requested()) return NNU_FAIL(NNU_STATUS_ERR_INTERRUPTED, "loader: interrupted");
-        NNU_TRY(make_sample(ld, b, j, w, d + (int64_t)j * ld->C * n, s + (int64_t)j * n, info ? info + j : NULL));
+        NNU_TRY(make_sample(ld, b, j, w, d + (int64_t)j * out_channels(ld) * n, s + (int64_t)j * n,
+                            info ? info + j : NULL));
     }
     return NNU_STATUS_OK;
 }
@@ -296,18 +368,19 @@ static nnu_status batch_tensors_ok(const nnu_loader *ld, const nnu_tensor *data,
     const int64_t *p = ld->opts.patch;
     int ok = data && seg && data->ndim == 5 && seg->ndim == 5 && data->dtype == NNU_DTYPE_F32 &&
              seg->dtype == NNU_DTYPE_I16 && nnu_tensor_is_contiguous(data) && nnu_tensor_is_contiguous(seg) &&
-             data->shape[0] == ld->opts.batch_size && data->shape[1] == ld->C && seg->shape[0] == ld->opts.batch_size &&
+             data->shape[0] == ld->opts.batch_size && data->shape[1] == out_channels(ld) &&
+             seg->shape[0] == ld->opts.batch_size &&
              seg->shape[1] == 1;
     for (int a = 0; ok && a < 3; a++) ok = data->shape[a + 2] == p[a] && seg->shape[a + 2] == p[a];
     NNU_CHECK(ok, NNU_STATUS_ERR_SHAPE, "loader: batch tensors must be contiguous f32 (%d,%d,%lld,%lld,%lld) and i16 "
-              "(%d,1,...)", ld->opts.batch_size, ld->C, (long long)p[0], (long long)p[1], (long long)p[2],
+              "(%d,1,...)", ld->opts.batch_size, out_channels(ld), (long long)p[0], (long long)p[1], (long long)p[2],
               ld->opts.batch_size);
     return NNU_STATUS_OK;
 }
 
 static nnu_status batch_new(const nnu_loader *ld, nnu_tensor **data, nnu_tensor **seg) {
     const int64_t *p = ld->opts.patch;
-    int64_t ds[5] = {ld->opts.batch_size, ld->C, p[0], p[1], p[2]}, ss[5] = {ld->opts.batch_size, 1, p[0], p[1], p[2]};
+    int64_t ds[5] = {ld->opts.batch_size, out_channels(ld), p[0], p[1], p[2]}, ss[5] = {ld->opts.batch_size, 1, p[0], p[1], p[2]};
     *data = *seg = NULL;
     nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, 5, ds, data);
     if (st == NNU_STATUS_OK) st = nnu_tensor_new(NNU_DTYPE_I16, 5, ss, seg);
@@ -322,15 +395,25 @@ nnu_status nnu_loader_new_batch(const nnu_loader *ld, nnu_tensor **data, nnu_ten
 }
 
 static nnu_status wstate_init(nnu_loader *ld, wstate *w) {
-    if (w->crop_data) return NNU_STATUS_OK;
-    int64_t ds[4] = {ld->C, ld->S[0], ld->S[1], ld->S[2]}, ss[4] = {1, ld->S[0], ld->S[1], ld->S[2]};
-    NNU_TRY(nnu_tensor_new(NNU_DTYPE_F32, 4, ds, &w->crop_data));
-    return nnu_tensor_new(NNU_DTYPE_I16, 4, ss, &w->crop_seg);
+    if (!w->crop_data) {
+        int64_t ds[4] = {ld->C, ld->S[0], ld->S[1], ld->S[2]}, ss[4] = {1, ld->S[0], ld->S[1], ld->S[2]};
+        NNU_TRY(nnu_tensor_new(NNU_DTYPE_F32, 4, ds, &w->crop_data));
+        NNU_TRY(nnu_tensor_new(NNU_DTYPE_I16, 4, ss, &w->crop_seg));
+    }
+    if (ld->opts.n_onehot > 0 && !(w->seg2_in && w->seg2_out)) {
+        const int64_t *p = ld->opts.patch;
+        if (!w->seg2_in) w->seg2_in = malloc((size_t)(2 * ld->S[0] * ld->S[1] * ld->S[2]) * sizeof(int16_t));
+        if (!w->seg2_out) w->seg2_out = malloc((size_t)(2 * p[0] * p[1] * p[2]) * sizeof(int16_t));
+        NNU_CHECK(w->seg2_in && w->seg2_out, NNU_STATUS_ERR_OOM, "loader: cascade seg buffers");
+    }
+    return NNU_STATUS_OK;
 }
 
 static void wstate_free(wstate *w) {
     nnu_tensor_release(w->crop_data);
     nnu_tensor_release(w->crop_seg);
+    free(w->seg2_in);
+    free(w->seg2_out);
     nnu_aug_ws_free(&w->ws);
     memset(w, 0, sizeof *w);
 }
@@ -439,9 +522,10 @@ nnu_status nnu_loader_new(const nnu_loader_opts *opts, nnu_loader **out) {
     NNU_CHECK(opts && out, NNU_STATUS_ERR_ARG, "loader_new: NULL argument");
     *out = NULL;
     NNU_CHECK(opts->batch_size >= 1 && opts->oversample >= 0.0 && opts->oversample <= 1.0 && opts->n_workers >= 0 &&
-                  opts->n_workers <= 256 && opts->first_batch >= 0,
-              NNU_STATUS_ERR_ARG, "loader_new: batch_size %d, oversample %g, n_workers %d, first_batch %lld",
-              opts->batch_size, opts->oversample, opts->n_workers, (long long)opts->first_batch);
+                  opts->n_workers <= 256 && opts->first_batch >= 0 && opts->n_onehot >= 0 &&
+              opts->n_onehot <= NNU_LOADER_MAX_ONEHOT,
+              NNU_STATUS_ERR_ARG, "loader_new: batch_size %d, oversample %g, n_workers %d, first_batch %lld, n_onehot %d",
+              opts->batch_size, opts->oversample, opts->n_workers, (long long)opts->first_batch, opts->n_onehot);
     for (int a = 0; a < 3; a++)
         NNU_CHECK(opts->patch[a] >= 1 && opts->initial_patch[a] >= 0, NNU_STATUS_ERR_ARG,
                   "loader_new: patch axis %d is %lld (initial %lld)", a, (long long)opts->patch[a],

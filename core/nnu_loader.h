@@ -25,7 +25,16 @@
  * next(). Workers poll nnu_interrupt_requested() between samples.
  *
  * Output: data (B, C, D, H, W) float32, seg (B, 1, D, H, W) int16 (2-D
- * configurations: D = 1). The tensors are owned references given to the caller;
+ * configurations: D = 1).
+ *
+ * Cascade (n_onehot > 0, nnunet-behaviour.md §7.7, §8.2 step 13): every case also
+ * carries the previous stage's segmentation (nnu_loader_set_prev_seg). It is
+ * cropped with the same box (padding −1), goes through the pipeline as a second
+ * seg channel (same spatial transform, mirroring, RemoveLabel as the label), and
+ * is then turned into n_onehot one-hot channels (onehot_labels, in order) that are
+ * appended after the image channels: data (B, C + n_onehot, D, H, W). The
+ * intensity steps never see them (they are made after the pipeline), as the
+ * reference's MoveSegAsOneHotToData at the end of the pipeline. The tensors are owned references given to the caller;
  * the loader reuses a slot's memory only after the caller released them. */
 #ifndef NNU_LOADER_H
 #define NNU_LOADER_H
@@ -35,6 +44,8 @@
 #include "nnu_augment.h"
 #include "nnu_store.h"
 #include "nnu_tensor.h"
+
+#define NNU_LOADER_MAX_ONEHOT 64
 
 typedef struct nnu_loader_opts {
     int               batch_size;
@@ -47,6 +58,8 @@ typedef struct nnu_loader_opts {
     int               ring;              /* prepared batches; <= 0: 2 · max(1, n_workers) */
     const nnu_aug_pipeline *pipeline;    /* copied; NULL: crop at the patch size only */
     int64_t           first_batch;       /* index of the first batch next() returns */
+    int               n_onehot;          /* cascade: one-hot channels of the previous stage, 0: none */
+    int32_t           onehot_labels[NNU_LOADER_MAX_ONEHOT];   /* their labels (foreground labels) */
 } nnu_loader_opts;
 
 nnu_loader_opts nnu_loader_opts_default(void);   /* B 2, oversample 0.33, seed 12345, 2 workers */
@@ -72,9 +85,15 @@ nnu_status nnu_loader_add_case(nnu_loader *ld, nnu_tensor *data, nnu_tensor *seg
 /* Adds a preprocessed case file (nnu_store.h), opened with the given identifier
  * check; its class locations are read now, its voxels on demand. */
 nnu_status nnu_loader_add_store(nnu_loader *ld, const char *path, const char *expect_id, uint64_t expect_hash);
+/* Cascade: the previous stage's segmentation of case `case_index` (0-based, in the
+ * order the cases were added): (1, D, H, W) or (D, H, W) of the case's spatial
+ * shape, any dtype holding integers (copied as int16). Needed for every case when
+ * n_onehot > 0; only before the first nnu_loader_next. */
+nnu_status nnu_loader_set_prev_seg(nnu_loader *ld, int64_t case_index, const nnu_tensor *seg);
 int64_t    nnu_loader_num_cases(const nnu_loader *ld);
 int        nnu_loader_batch_size(const nnu_loader *ld);
-/* New zeroed batch tensors of the loader's shapes (needs at least one case). */
+/* New zeroed batch tensors of the loader's shapes (needs at least one case);
+ * data has C + n_onehot channels. */
 nnu_status nnu_loader_new_batch(const nnu_loader *ld, nnu_tensor **data, nnu_tensor **seg);
 
 /* Next batch (starts the workers on the first call). *data, *seg: owned. info:

@@ -3,11 +3,15 @@
  *
  *   loader.new{ batch_size =, patch = {D, H, W} | {H, W}, initial_patch = {...},
  *               oversample = 0.33, oversample_random = false, seed = 12345,
- *               workers = 2, ring = 0, pipeline = AugPipeline | nil, first_batch = 0 }
+ *               workers = 2, ring = 0, pipeline = AugPipeline | nil, first_batch = 0,
+ *               onehot_labels = {label, ...} | nil }
  *       -> nnunet.Loader    (a 2-D patch {H, W} means (1, H, W): slices of 3-D cases)
+ *       onehot_labels (cascade): every case needs ld:set_prev_seg; data gets one
+ *       one-hot channel per label after the image channels (nnu_loader.h)
  *   ld:add_case(data (C,D,H,W) f32, seg (1,D,H,W) [, locs])
  *       locs = { {values = {label...}, coords = {{z, y, x}, ...}}, ... }  1-based voxels
  *   ld:add_store(path [, expect_id, expect_hash]) -> true | nil, msg, code
+ *   ld:set_prev_seg(i, seg)   cascade: previous stage's seg (1,D,H,W) or (D,H,W) of case i (1-based)
  *   ld:next() -> data (B,C,D,H,W) f32, seg (B,1,D,H,W) i16, info
  *       info[j] = {case = 1-based case, lo = {1-based crop corner}, forced = bool, key = 1-based | nil}
  *   ld:batch(b) -> data, seg        batch b (0-based counter of the run); seeks if needed
@@ -71,6 +75,19 @@ static int l_loader_new(lua_State *L) {
     o.n_workers = (int)opt_num(L, "workers", o.n_workers);
     o.ring = (int)opt_num(L, "ring", 0);
     o.first_batch = (int64_t)opt_num(L, "first_batch", 0);
+    lua_getfield(L, 1, "onehot_labels");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        int n = (int)luaL_len(L, -1);
+        luaL_argcheck(L, n <= NNU_LOADER_MAX_ONEHOT, 1, "too many onehot_labels");
+        for (int i = 0; i < n; i++) {
+            lua_geti(L, -1, i + 1);
+            o.onehot_labels[i] = (int32_t)luaL_checkinteger(L, -1);
+            lua_pop(L, 1);
+        }
+        o.n_onehot = n;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 1, "pipeline");
     if (!lua_isnil(L, -1)) o.pipeline = l_augment_check_pipeline(L, lua_gettop(L));
     nnu_loader **box = lua_newuserdatauv(L, sizeof *box, 0);   /* box first (R12) */
@@ -146,6 +163,14 @@ static int l_loader_add_store(lua_State *L) {
     return 1;
 }
 
+static int l_loader_set_prev_seg(lua_State *L) {
+    nnu_loader *ld = check_loader(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    nnu_tensor *seg = l_tensor_check(L, 3);
+    nnu_status st = nnu_loader_set_prev_seg(ld, (int64_t)i - 1, seg);
+    return st ? l_raise(L, st) : 0;
+}
+
 static void push_info(lua_State *L, const nnu_loader_sample_info *info, int n) {
     lua_createtable(L, n, 0);
     for (int j = 0; j < n; j++) {
@@ -210,7 +235,8 @@ static int l_loader_tostring(lua_State *L) {
 }
 
 static const luaL_Reg loader_methods[] = {
-    {"add_case", l_loader_add_case}, {"add_store", l_loader_add_store}, {"next", l_loader_next},
+    {"add_case", l_loader_add_case}, {"add_store", l_loader_add_store}, {"set_prev_seg", l_loader_set_prev_seg},
+    {"next", l_loader_next},
     {"batch", l_loader_batch},       {"make_batch", l_loader_make_batch},
     {"num_cases", l_loader_num_cases}, {"next_index", l_loader_next_index}, {"close", l_loader_gc},
     {NULL, NULL}};

@@ -36,6 +36,8 @@ local M = {
     { "-npp", "npp", "cases read and preprocessed ahead of the network (one background thread)", type = "int", default = 1 },
     { "-nps", "nps", "accepted for compatibility; the export runs after each case on the main thread", type = "int", default = 3 },
     { "--disable_progress_bar", "no_progress", "no progress bar", flag = true },
+    { "-prev_stage_predictions", "prev_stage_predictions", "cascade: folder with the previous stage's segmentations "
+      .. "(default: the previous stage is predicted first into OUTPUT_prev_stage)" },
   },
 }
 
@@ -121,7 +123,8 @@ function M.predict(o)
     list_of_lists_or_source_folder = o.input, output_folder_or_list_of_truncated_output_files = o.output,
     save_probabilities = o.save_probabilities, overwrite = not o.continue_prediction,
     num_processes_preprocessing = o.npp, num_processes_segmentation_export = o.nps,
-    folder_with_segs_from_prev_stage = json.null, num_parts = o.num_parts, part_id = o.part_id,
+    folder_with_segs_from_prev_stage = o.prev_stage_predictions or json.null, num_parts = o.num_parts,
+    part_id = o.part_id,
   }
   json.write_file_atomic(join(o.output, "predict_from_raw_data_args.json"), args, { indent = 4 })
   if #todo == 0 then
@@ -133,8 +136,19 @@ function M.predict(o)
     folds = parse_folds(o.folds), checkpoint = o.checkpoint, device = o.device,
     step_size = o.step_size, tta = not o.disable_tta, log = log,
   })
+  local prev_dir = o.prev_stage_predictions
+  if model.previous_stage and not prev_dir then
+    -- cascade without -prev_stage_predictions: run the previous stage first (Appendix I)
+    prev_dir = o.output:gsub("/+$", "") .. "_prev_stage"
+    log(string.format("Cascade: predicting the previous stage %s into %s first", model.previous_stage, prev_dir))
+    local po = {}
+    for k, v in pairs(o) do po[k] = v end
+    po.config, po.output, po.save_probabilities, po.prev_stage_predictions = model.previous_stage, prev_dir, false, nil
+    local st = M.predict(po)
+    if st ~= 0 then return st end
+  end
   local n = predictor.predict_cases(model, todo, o.output, {
-    save_probabilities = o.save_probabilities, prefetch_depth = math.max(1, o.npp),
+    save_probabilities = o.save_probabilities, prefetch_depth = math.max(1, o.npp), prev_stage_predictions = prev_dir,
     progress = not o.no_progress, log = log,
   })
   log(string.format("%d case(s) predicted into %s", n, o.output))

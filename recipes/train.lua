@@ -201,14 +201,16 @@ function M.make_data(ctx)
   local nproc = tonumber(os.getenv("nnUNet_n_proc_DA") or "") or math.min(12, sys.ncpu())
   local bs = math.tointeger(ctx.conf.batch_size)
   local tr = loader.new { batch_size = bs, patch = aug.patch, initial_patch = aug.initial_patch, oversample = 0.33,
-    seed = ctx.seed, workers = nproc, pipeline = aug.train }
+    seed = ctx.seed, workers = nproc, pipeline = aug.train, onehot_labels = ctx.onehot_labels }
   local va = loader.new { batch_size = bs, patch = aug.patch, oversample = 0.33, seed = ctx.seed + 1,
-    workers = math.max(1, nproc // 2), pipeline = aug.val }
+    workers = math.max(1, nproc // 2), pipeline = aug.val, onehot_labels = ctx.onehot_labels }
   for _, pair in ipairs({ { tr, ctx.train_ids }, { va, ctx.val_ids } }) do
     for _, id in ipairs(pair[2]) do
       local ok, err = pair[1]:add_store(join(ctx.data_dir, id .. ".nnu"), ctx.conf.data_identifier)
       if not ok then user_error("%s", err) end
     end
+    -- cascade (§7.7): the previous stage's predictions, augmented with the label
+    if ctx.prev_stage_dir then require("nnunet.cascade").attach(pair[1], pair[2], ctx.prev_stage_dir) end
   end
   -- 2-D configurations: the loader gives (B, C, 1, H, W) slices; the 2-D network
   -- takes (B, C, H, W) (views of the same memory)
@@ -309,10 +311,24 @@ function M.final_validation(tr, ctx, val_ids)
     tr:log("predicting " .. k)
     local store, err = pp.open(join(ctx.data_dir, k .. ".nnu"))
     if not store then error(err, 0) end
-    local data = store:read_all()
+    local data, seg = store:read_all()
     store:close()
+    seg:release()
+    if ctx.prev_stage_dir then   -- cascade: image + one-hot of the previous stage (§7.7)
+      local cascade = require("nnunet.cascade")
+      local prev = cascade.load_prev_seg(ctx.prev_stage_dir, k)
+      local stacked = cascade.stack(data, prev, ctx.onehot_labels)
+      data:release()
+      prev:release()
+      data = stacked
+    end
     tr:log(string.format("%s, shape [%s], rank 0", k, table.concat(data:shape(), ", ")))
     local logits = M.predict_logits(tr.net, data, ctx)
+    if ctx.next_stages then       -- low-res stage: predicted_next_stage/ for the cascade (§9.4)
+      require("nnunet.cascade").write_next_stages({ model_base = ctx.model_base, pre_dir = ctx.pre_dir,
+        plans = ctx.plans, conf = ctx.conf, export = xopts,
+        resolve = function(n) return M.resolve_configuration(ctx.plans, n) end }, k, logits)
+    end
     local pt, perr = json.decode_file(join(ctx.data_dir, k .. ".json"))
     if not pt then error(perr, 0) end
     local props = export.props(pt, join(join(ctx.pre_dir, "gt_segmentations"), k .. ending))
@@ -361,8 +377,22 @@ function M.train_fold(o)
     pre_dir = pre_dir, data_dir = data_dir, device = o.device, seed = o.seed, npz = o.npz,
     num_input_channels = nch, num_heads = lm.has_regions and #lm.regions_or_labels or (#lm.regions_or_labels + 1),
     ignore_label = lm.ignore_label, regions = lm.has_regions and lm.regions_or_labels or nil,
-    weight_decay = T.DEFAULTS.weight_decay,
+    weight_decay = T.DEFAULTS.weight_decay, model_base = base,
   }
+  -- cascade hooks (lua/nnunet/cascade.lua): a stage with previous_stage gets one input
+  -- channel per foreground label; a stage with next_stage exports predicted_next_stage/
+  local cascade = require("nnunet.cascade")
+  local prev = cascade.previous_stage(conf)
+  if prev then
+    ctx.onehot_labels = lm.foreground_labels
+    ctx.num_input_channels = nch + #lm.foreground_labels
+    ctx.prev_stage_dir = cascade.prev_stage_dir(dataset.results_dir(name), o.trainer, o.plans, prev, o.config)
+    if not fs.isdir(ctx.prev_stage_dir) then
+      user_error("cascade: '%s' does not exist: train the folds of %s first (its final validation writes it)",
+        ctx.prev_stage_dir, prev)
+    end
+  end
+  if #cascade.next_stages(conf) > 0 then ctx.next_stages = cascade.next_stages(conf) end
   local identity = string.format("%s/%s/%s", name, o.plans, o.config)
   local conf_text = json.encode(plans.configurations[o.config], { indent = false })
   local tr = T.new {

@@ -187,7 +187,10 @@ function M.describe(plans, config_name, dj, opts)
   for i, v in ipairs(plans.transpose_forward or { 0, 1, 2 }) do tf[i] = math.tointeger(v) end
   local nch = 0
   for _ in pairs(dj.channel_names or dj.modality or {}) do nch = nch + 1 end
+  -- cascade (lua/nnunet/cascade.lua): the network also takes one channel per foreground label
+  local prev_stage = require("nnunet.cascade").previous_stage(conf)
   return {
+    previous_stage = prev_stage, net_input_channels = nch + (prev_stage and #lm.foreground_labels or 0),
     plans = plans, conf = conf, config_name = config_name, dataset_json = dj, lm = lm,
     file_ending = dj.file_ending or ".nii.gz", num_input_channels = nch, num_heads = num_heads,
     preproc_cfg = preproc_config(plans, conf, dj),
@@ -290,7 +293,8 @@ function M.load_model(model_dir, config_name, opts)
   })
   local patch = model.slide.patch
   local net = netmod.build(model.conf.architecture, {
-    num_input_channels = model.num_input_channels, num_classes = model.num_heads, deep_supervision = false,
+    num_input_channels = model.net_input_channels or model.num_input_channels, num_classes = model.num_heads,
+    deep_supervision = false,
     patch_size = patch, batch_size = model.slide.batch_size, device = device,
   })
   model.net, model.device = net, device
@@ -309,6 +313,7 @@ end
 -- ---------------------------------------------------------------- the pipeline
 
 -- Predicts `cases` ({id, images}) into out_dir. opts: save_probabilities,
+-- prev_stage_predictions (folder; required for a cascade stage),
 -- continue_prediction (cases already done were filtered by the caller; this flag only
 -- changes the log), prefetch_depth (1), progress (true), log (function(string)),
 -- compression (zlib level of the NIfTI). Returns the number of cases written.
@@ -324,7 +329,14 @@ function M.predict_cases(model, cases, out_dir, opts)
     end
   end
   if #cases == 0 then return 0 end
-  local pf <close> = export.prefetch(model.preproc_cfg, cases, opts.prefetch_depth or 1)
+  if model.previous_stage and not opts.prev_stage_predictions then
+    user_error("configuration '%s' is a cascade stage: it needs the predictions of '%s' (-prev_stage_predictions)",
+      model.config_name, model.previous_stage)
+  end
+  -- cascade: image + one-hot of the previous stage's segmentation (nnunet.cascade)
+  local pf <close> = model.previous_stage
+    and require("nnunet.cascade").prefetch(model, cases, opts.prev_stage_predictions)
+    or export.prefetch(model.preproc_cfg, cases, opts.prefetch_depth or 1)
   local bar = opts.progress ~= false and progress.new("predict", #cases) or nil
   local nfolds = #model.folds
   local written = 0
