@@ -1,7 +1,7 @@
 -- fingerprint, plan and preprocess a dataset (nnUNetv2_plan_and_preprocess)
 --
 -- nnunet plan_and_preprocess -d ID [-c CONFIGS ...] [-np N ...] [--verify_dataset_integrity]
---                            [-gpu_memory_target GB] [-overwrite_plans_name NAME] [--set KEY=VALUE ...]
+--                            [-pl RULE_SET] [--explain] [-gpu_memory_target GB] [-overwrite_plans_name NAME] [--set KEY=VALUE ...]
 --                            [--clean] [--no_pp] [--fp16] [--quiet]
 --
 -- 1. (--verify_dataset_integrity) the checks of `nnunet verify_dataset`;
@@ -19,11 +19,14 @@ local M = {
     { "-np", "num_processes", "worker threads, one value or one per configuration (0: all CPUs)",
       nargs = "+", type = "int", default = { 0 } },
     { "--verify_dataset_integrity", "verify", "check the raw dataset first", flag = true },
+    { "-pl", "planner", "rule set: ExperimentPlanner (default), nnUNetPlannerResEncM, nnUNetPlannerResEncL, "
+      .. "nnUNetPlannerResEncXL, 2018, or a folder of rule files" },
     { "-gpu_memory_target", "gpu_memory_target", "GPU memory budget in GB (default 8)", type = "number" },
     { "-overwrite_target_spacing", "overwrite_target_spacing", "fullres target spacing (z y x, array order)",
       nargs = "+", type = "number" },
     { "-overwrite_plans_name", "plans_name", "plans name (default nnUNetPlans)" },
     { "--set", "set", "override a planning setting of rules/defaults.lua (KEY=VALUE)", nargs = "+" },
+    { "--explain", "explain", "print each planning decision with the numbers behind it", flag = true },
     { "--clean", "clean", "recompute the fingerprint even if it exists", flag = true },
     { "--no_pp", "no_pp", "plan only, do not preprocess", flag = true },
     { "--fp16", "fp16", "store images as float16", flag = true },
@@ -57,7 +60,10 @@ function M.run(opts)
   if computed and not opts.quiet then print(string.format("wrote %s", fp_path)) end
 
   local plan_exp = recipe("plan_experiment")
-  local plans_path, plans = plan_exp.plan(ds, opts)
+  local plans_path, plans, trace = plan_exp.plan(ds, opts)
+  if opts.explain then
+    for _, l in ipairs(plan_exp.explain_lines(trace)) do print(l) end
+  end
   if not opts.quiet then
     print(string.format("wrote %s", plans_path))
     for _, l in ipairs(plan_exp.summary_lines(plans)) do print(l) end

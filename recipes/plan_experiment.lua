@@ -1,7 +1,7 @@
 -- plan the experiment (nnUNetv2_plan_experiment): fingerprint + dataset.json -> nnUNetPlans.json
 --
--- nnunet plan_experiment -d ID [-gpu_memory_target GB] [-overwrite_target_spacing Z Y X]
---                        [-overwrite_plans_name NAME] [--set KEY=VALUE ...] [--quiet]
+-- nnunet plan_experiment -d ID [-pl RULE_SET] [-gpu_memory_target GB] [-overwrite_target_spacing Z Y X]
+--                        [-overwrite_plans_name NAME] [--set KEY=VALUE ...] [--explain] [--quiet]
 --
 -- Reads $nnUNet_preprocessed/DatasetXXX_Name/dataset_fingerprint.json (run
 -- extract_fingerprint first) and dataset.json of the raw dataset, runs the
@@ -11,20 +11,28 @@
 -- (tmp + rename), where the reference writes it, in its structure and key order.
 -- dataset.json is copied beside it, as the reference does. Other recipes call
 -- M.plan(ds, opts).
+-- -pl selects a rule set without rebuilding: a shipped one under rules/sets/ (the
+-- reference's planner names nnUNetPlannerResEncM / L / XL, and 2018 for the 2018 paper's
+-- rules) or a folder; `nnunet --rules DIR` still overrides single files on top of it.
+-- --explain prints each decision with the numbers that drove it (the rules' trail).
 local dataset = require("nnunet.dataset")
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
 local planner = require("nnunet.planner")
+local rules = require("nnunet.rules")
 
 local M = {
   summary = "plan the experiment (nnUNetv2_plan_experiment): fingerprint -> nnUNetPlans.json",
   options = {
     { "-d", "dataset", "dataset id (4, 004), name (Dataset004_Hippocampus) or folder path", required = true },
+    { "-pl", "planner", "rule set: ExperimentPlanner (default), nnUNetPlannerResEncM, nnUNetPlannerResEncL, "
+      .. "nnUNetPlannerResEncXL, 2018, or a folder of rule files" },
     { "-gpu_memory_target", "gpu_memory_target", "GPU memory budget in GB (default 8)", type = "number" },
     { "-overwrite_target_spacing", "overwrite_target_spacing", "fullres target spacing (z y x, array order)",
       nargs = "+", type = "number" },
     { "-overwrite_plans_name", "plans_name", "plans name (default nnUNetPlans)" },
     { "--set", "set", "override a planning setting of rules/defaults.lua (KEY=VALUE)", nargs = "+" },
+    { "--explain", "explain", "print each planning decision with the numbers behind it", flag = true },
     { "--quiet", "quiet", "print nothing", flag = true },
   },
 }
@@ -79,7 +87,11 @@ function M.plan(ds, opts)
   end
   local fp, ferr = json.decode_file(fp_path)
   if not fp then user_error("cannot read the fingerprint: %s", ferr) end
-  local ok, plans = pcall(planner.plan, fp, ds.json, settings, ds.name)
+  if opts.planner then
+    local sok, serr = pcall(rules.set_rule_set, opts.planner)
+    if not sok then user_error("-pl: %s", tostring(serr)) end
+  end
+  local ok, plans, trace = pcall(planner.plan, fp, ds.json, settings, ds.name, { explain = opts.explain })
   if not ok then
     if type(plans) == "table" then error(plans, 0) end
     user_error("planning %s: %s", ds.name, tostring(plans))
@@ -90,7 +102,17 @@ function M.plan(ds, opts)
   local wok, werr = json.write_file_atomic(path, plans)
   if not wok then user_error("cannot write %s: %s", path, werr) end
   M.copy_file(ds.json_path, dir .. "/dataset.json")
-  return path, plans
+  return path, plans, trace
+end
+
+-- the explanation trail as printed: "[section]" lines as headers, the rest indented
+function M.explain_lines(trace)
+  local out = {}
+  for _, l in ipairs(trace or {}) do
+    local sec = l:match("^%[(.*)%]$")
+    out[#out + 1] = sec and (sec .. ":") or ("  " .. l)
+  end
+  return out
 end
 
 -- one line per configuration: spacing, patch, batch
@@ -119,7 +141,10 @@ end
 function M.run(opts)
   local ds, err = dataset.open(opts.dataset)
   if not ds then user_error("%s", err) end
-  local path, plans = M.plan(ds, opts)
+  local path, plans, trace = M.plan(ds, opts)
+  if opts.explain then
+    for _, l in ipairs(M.explain_lines(trace)) do print(l) end
+  end
   if not opts.quiet then
     print(string.format("wrote %s", path))
     for _, l in ipairs(M.summary_lines(plans)) do print(l) end

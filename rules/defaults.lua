@@ -8,7 +8,7 @@ local twos11 = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }
 
 return {
   name = "defaults",
-  version = 1,
+  version = 2,
   settings = {
     -- GPU memory budget -----------------------------------------------------------
     gpu_memory_target = 8,               -- GB; CLI -gpu_memory_target
@@ -25,6 +25,7 @@ return {
     max_numpool = 999999,                -- max pooling ops per axis (unlimited)
     n_conv_per_stage_encoder = twos12,   -- sliced to n_stages
     n_conv_per_stage_decoder = twos11,   -- sliced to n_stages - 1
+    n_blocks_per_stage_encoder = false,  -- residual encoder: basic blocks per stage (§5.8)
     network_class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
     conv_bias = true,
     norm_eps = 1e-5,
@@ -36,6 +37,8 @@ return {
     initial_patch_edge_2d = 2048,        -- ... or 2048^2, isotropic in mm
     min_batch_size = 2,
     max_dataset_covered = 0.05,          -- a batch covers at most 5 % of the dataset voxels
+    reduction_per_ref_bs = true,         -- shrink the patch while estimate/ref_bs*2 > reference
+                                         -- (false: while estimate > reference, §5.8)
     -- spacing --------------------------------------------------------------------
     anisotropy_threshold = 3,            -- ANISO_THRESHOLD
     anisotropic_axis_percentile = 10,    -- percentile of the coarse axis' spacings
@@ -57,9 +60,11 @@ return {
     separate_z_anisotropy_threshold = 3,
     -- names written into the plans -----------------------------------------------
     plans_name = "nnUNetPlans",
+    shared_data_identifier = false,      -- plans name whose 2d/3d_fullres data are reused (§5.8)
     preprocessor_name = "DefaultPreprocessor",
     experiment_planner_name = "ExperimentPlanner",
     label_manager = "LabelManager",
     image_reader_writer = false,         -- class name to force; false = by file_ending
+    training_defaults = false,           -- table recorded in the plans for the trainer (2018 set)
   },
 }

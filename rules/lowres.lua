@@ -1,5 +1,5 @@
 -- rules/lowres.lua: 3d_lowres creation for the cascade (nnunet-behaviour.md §5.6). Pure (R30).
-local M = { name = "lowres", version = 1 }
+local M = { name = "lowres", version = 2 }
 
 -- one spacing step: multiply only the axes with max/s > factor if any, else all axes.
 -- Repeated multiplication, one factor per step (never s * f^k: the last bits differ).
@@ -28,6 +28,12 @@ function M.search(fullres_spacing, fullres_patch, median_full, num_training, pla
   local patch_vox = util.prod(util.floats(fullres_patch))
   local spacing = util.floats(fullres_spacing)
   local result, steps = nil, 0
+  local cover0 = patch_vox / median_vox
+  if cover0 >= cfg.lowres_creation_threshold then
+    util.note(cfg, "the fullres patch covers %.4g %% of the median image (>= %s %%) -> no cascade",
+      cover0 * 100, util.num(cfg.lowres_creation_threshold * 100))
+    return nil
+  end
   while patch_vox / median_vox < cfg.lowres_creation_threshold do
     spacing = M.step(spacing, cfg)
     steps = steps + 1
@@ -41,7 +47,17 @@ function M.search(fullres_spacing, fullres_patch, median_full, num_training, pla
     patch_vox = util.prod(util.floats(plan.patch_size))
   end
   if result == nil then return nil end
-  if util.prod(util.floats(median_full)) / median_vox < cfg.lowres_min_size_ratio then return nil end
+  local shrink = util.prod(util.floats(median_full)) / median_vox
+  local msg = string.format("the fullres patch covers %.4g %% of the median image (< %s %%) -> "
+    .. "%d spacing steps x %s give spacing %s, median %s, patch %s covering %.4g %%; median shrinks %.4g x",
+    cover0 * 100, util.num(cfg.lowres_creation_threshold * 100), steps, util.num(cfg.lowres_spacing_increase_factor),
+    util.vec(result.spacing), util.vec(result.median), util.vec(result.plan.patch_size),
+    patch_vox / median_vox * 100, shrink)
+  if shrink < cfg.lowres_min_size_ratio then
+    util.note(cfg, "%s < %s -> dropped (too close to 3d_fullres)", msg, util.num(cfg.lowres_min_size_ratio))
+    return nil
+  end
+  util.note(cfg, "%s >= %s -> cascade kept (3d_lowres + 3d_cascade_fullres)", msg, util.num(cfg.lowres_min_size_ratio))
   result.steps = steps
   return result
 end

@@ -1,9 +1,15 @@
 -- rules/network.lua: features per stage and the PlainConvUNet architecture entry of the
 -- plans (nnunet-behaviour.md §5.1, §6, §13.1). Pure (R30).
-local M = { name = "network", version = 1 }
+local M = { name = "network", version = 2 }
 
 M.arch_keys = {
   "n_stages", "features_per_stage", "conv_op", "kernel_sizes", "strides", "n_conv_per_stage",
+  "n_conv_per_stage_decoder", "conv_bias", "norm_op", "norm_op_kwargs", "dropout_op",
+  "dropout_op_kwargs", "nonlin", "nonlin_kwargs",
+}
+-- ResidualEncoderUNet (residual-encoder planners, §5.8): blocks per encoder stage instead
+M.arch_keys_residual = {
+  "n_stages", "features_per_stage", "conv_op", "kernel_sizes", "strides", "n_blocks_per_stage",
   "n_conv_per_stage_decoder", "conv_bias", "norm_op", "norm_op_kwargs", "dropout_op",
   "dropout_op_kwargs", "nonlin", "nonlin_kwargs",
 }
@@ -22,13 +28,15 @@ end
 -- returns the plans' "architecture" object (ordered)
 function M.architecture(dim, p, cfg)
   local top = p.topology
-  local arch = util.ordered(M.arch_keys, {
+  local residual = cfg.n_blocks_per_stage_encoder and true or false
+  local arch = util.ordered(residual and M.arch_keys_residual or M.arch_keys, {
     n_stages = #top.strides,
     features_per_stage = util.ints(p.features),
     conv_op = "torch.nn.modules.conv.Conv" .. dim .. "d",
     kernel_sizes = util.map(top.kernel_sizes, util.ints),
     strides = util.map(top.strides, util.ints),
-    n_conv_per_stage = util.ints(p.n_conv_enc),
+    n_conv_per_stage = (not residual) and util.ints(p.n_conv_enc) or nil,
+    n_blocks_per_stage = residual and util.ints(p.n_conv_enc) or nil,
     n_conv_per_stage_decoder = util.ints(p.n_conv_dec),
     conv_bias = cfg.conv_bias,
     norm_op = "torch.nn.modules.instancenorm.InstanceNorm" .. dim .. "d",

@@ -1,6 +1,6 @@
 -- rules/normalization.lua: intensity normalization scheme per channel and use_mask_for_norm
 -- (nnunet-behaviour.md §3.1, §3.2). Pure (R30).
-local M = { name = "normalization", version = 1 }
+local M = { name = "normalization", version = 2 }
 
 -- channel name (casefolded) -> scheme class name; any other name -> ZScoreNormalization
 M.by_name = {
@@ -45,10 +45,16 @@ function M.plan(fp, dataset_json, cfg)
   local schemes, mask = {}, {}
   local crop_ratio = fp.median_relative_size_after_cropping
   local use = crop_ratio < cfg.use_mask_for_norm_threshold
+  local parts = {}
   for i, n in ipairs(names) do
     schemes[i] = M.scheme(n)
     mask[i] = use and (M.mask_capable[schemes[i]] == true) or false
+    parts[i] = string.format("%d '%s' -> %s%s", i - 1, n, schemes[i], mask[i] and " (masked)" or "")
   end
+  util.note(cfg, "normalization per channel: %s", table.concat(parts, ", "))
+  util.note(cfg, "median relative size after cropping %s %s %s -> %s", util.num(crop_ratio), use and "<" or ">=",
+    util.num(cfg.use_mask_for_norm_threshold),
+    use and "z-score channels normalize inside the nonzero mask" or "no mask for normalization")
   return { schemes = schemes, use_mask_for_norm = mask }
 end
 

@@ -1,6 +1,6 @@
 -- rules/transpose.lua: axis transposition (nnunet-behaviour.md §4.2). Pure (R30).
 -- The coarsest axis of the fullres target spacing moves to the front.
-local M = { name = "transpose", version = 1 }
+local M = { name = "transpose", version = 2 }
 
 -- target: {z,y,x} fullres target spacing; returns forward, backward as 0-based axis lists
 function M.transpose(target, cfg)
@@ -17,6 +17,13 @@ function M.transpose(target, cfg)
   end
   local bwd = {}
   for i, a in ipairs(fwd) do bwd[a + 1] = i - 1 end
+  if worst == 0 then
+    util.note(cfg, "transpose_forward %s: axis 0 is already the coarsest (%s mm), no transposition",
+      util.vec(fwd), util.num(target[1]))
+  else
+    util.note(cfg, "transpose_forward %s: the coarsest axis %d (%s mm) moves to the front",
+      util.vec(fwd), worst, util.num(target[worst + 1]))
+  end
   return fwd, bwd
 end
 

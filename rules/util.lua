@@ -190,4 +190,43 @@ function M.bytes_less(a, b)
   return la < lb
 end
 
+-- Explanation trail (`--explain`): the planner puts a list into cfg._trace when asked; rules
+-- append one line per decision with the numbers that drove it. Without a list nothing
+-- happens, so notes never change a plan.
+function M.note(cfg, fmt, ...)
+  local t = type(cfg) == "table" and rawget(cfg, "_trace") or nil
+  if t then t[#t + 1] = string.format(fmt, ...) end
+end
+
+function M.explaining(cfg)
+  return type(cfg) == "table" and rawget(cfg, "_trace") ~= nil
+end
+
+-- compact number for notes: integers with thousands separators, floats with 6 digits
+function M.num(x)
+  if type(x) ~= "number" then return tostring(x) end
+  local i = math.tointeger(x)
+  if i == nil and x == math.floor(x) and math.abs(x) < 1e15 then i = math.tointeger(math.floor(x)) end
+  if i ~= nil then
+    local s, neg = tostring(math.abs(i)), i < 0
+    local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+    if out:sub(1, 1) == "," then out = out:sub(2) end
+    return (neg and "-" or "") .. out
+  end
+  return string.format("%.6g", x)
+end
+
+-- "(a, b, c)" of M.num values
+function M.vec(xs)
+  local out = {}
+  for i, v in ipairs(xs) do out[i] = M.num(v) end
+  return "(" .. table.concat(out, ", ") .. ")"
+end
+
+-- axis names of a plan in transposed order: z, y, x (3D) or y, x (2D)
+function M.axis_name(a, d)
+  local names = d == 2 and { "y", "x" } or { "z", "y", "x" }
+  return names[a] or ("axis " .. (a - 1))
+end
+
 return M

@@ -348,7 +348,8 @@ return { name = "bad_io", version = 1, fn = function() return io.open("/etc/host
   raises(function() rules.load("../etc") end, "invalid rule name", "rule names are plain identifiers")
 
   rules.set_user_dir(nil)
-  eq(rules.load("spacing").version, 1, "clearing the user dir restores the shipped rule")
+  rules.load("spacing")
+  eq(rules.path("spacing"), ROOT .. "/rules/spacing.lua", "clearing the user dir restores the shipped rule")
   remove_dir(d, files)
 end
 
@@ -476,6 +477,12 @@ for _, name in ipairs(DATASETS) do
   local want = assert(json.decode(want_text))
   local ok, plans = pcall(planner.plan, fp, dj, nil, name)
   if not check(ok, name .. ": planner error: " .. tostring(plans)) then goto continue end
+  -- the one extra key (rule files and settings that produced the plans, which the reference's
+  -- tools ignore) is checked, then removed: everything else must equal the reference
+  check(type(plans.nnunet_rules) == "table" and plans.nnunet_rules.rule_set == "default"
+    and plans.nnunet_rules.files.patch.path == "rules/patch.lua",
+    name .. ": nnunet_rules records the default rule set and its files")
+  plans.nnunet_rules = nil
   do
     local d = {}
     diff(plans, want, name, d)
@@ -508,6 +515,40 @@ for _, name in ipairs(DATASETS) do
       table.concat(cfgs, "; ")))
   end
   ::continue::
+end
+
+---------------------------------------------------------------------------------------------
+-- 5. --explain: the trail tells the numbers of §5.7, and explaining changes no plan
+---------------------------------------------------------------------------------------------
+do
+  local function explain(name)
+    local dir = MSD .. "/" .. name
+    local fp = assert(json.decode_file(dir .. "/dataset_fingerprint.json"))
+    local dj = assert(json.decode_file(dir .. "/dataset.json"))
+    local plain = planner.plan(fp, dj, nil, name)
+    local plans, trace = planner.plan(fp, dj, nil, name, { explain = true })
+    eq(json.encode(plans), json.encode(plain), name .. ": --explain leaves the plans unchanged")
+    check(select(2, planner.plan(fp, dj, nil, name)) == nil, name .. ": no trail unless asked")
+    return table.concat(trace, "\n")
+  end
+  local function has(text, s, msg) check(text:find(s, 1, true) ~= nil, msg .. ": trail lacks '" .. s .. "'") end
+  local t = explain("Dataset004_Hippocampus")
+  has(t, "initial patch (256, 256, 256) (256^3 voxels, isotropic in mm) clipped to the median (36, 50, 35) -> (36, 50, 35)",
+    "hippocampus initial patch")
+  has(t, "patch padded to (40, 56, 40)", "hippocampus padding")
+  has(t, "batch: memory allows round(560,000,000 / 19,174,400 x 2) = 58, 5 % cap round(16,380,000 x 0.05 / 89,600) = 9, minimum 2 -> 9",
+    "hippocampus batch (§5.7)")
+  has(t, "batch: memory allows round(85,000,000 / 651,840 x 12) = 1,565", "hippocampus 2d batch")
+  has(t, "-> 366", "hippocampus 2d batch 366")
+  has(t, "no cascade", "hippocampus has no cascade")
+  t = explain("Dataset009_Spleen")
+  has(t, "axis 0 anisotropic: 5/0.792969 = 6.31 > 3 and 90 voxels x 3 < 512 -> target axis 0 = 10th percentile = 1.60001 mm",
+    "spleen anisotropy")
+  has(t, "shrink x (largest patch/median ratio 0.75) by 64 -> patch (128, 384, 320)", "spleen tie -> highest axis")
+  has(t, "19 spacing steps x 1.03", "spleen lowres steps")
+  has(t, "cascade kept", "spleen cascade")
+  t = explain("Dataset003_Liver")
+  has(t, "31 spacing steps x 1.03 give spacing (2.50008, 1.91901, 1.91901), median (193, 205, 205)", "liver lowres")
 end
 
 summary()
