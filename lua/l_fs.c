@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -129,7 +130,38 @@ static int l_fs_realpath(lua_State *L) {
     return 1;
 }
 
+/* copy(from, to): byte copy through to.tmp + rename, so `to` is never half-written */
+static int l_fs_copy(lua_State *L) {
+    const char *from = luaL_checkstring(L, 1), *to = luaL_checkstring(L, 2);
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", to) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return push_errno(L, "cannot copy to", to);
+    }
+    FILE *in = fopen(from, "rb");
+    if (!in) return push_errno(L, "cannot read", from);
+    FILE *out = fopen(tmp, "wb");
+    if (!out) { fclose(in); return push_errno(L, "cannot write", tmp); }
+    char buf[1 << 16];
+    size_t n;
+    int ok = 1;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) { ok = 0; break; }
+    if (ferror(in)) ok = 0;
+    fclose(in);
+    if (fclose(out) != 0) ok = 0;
+    if (!ok || rename(tmp, to) != 0) {
+        int e = errno;
+        remove(tmp);
+        errno = e;
+        return push_errno(L, "cannot copy to", to);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg fs_functions[] = {
+    {"copy", l_fs_copy},
     {"listdir", l_fs_listdir}, {"isdir", l_fs_isdir},   {"isfile", l_fs_isfile},
     {"exists", l_fs_exists},   {"size", l_fs_size},     {"mkdir", l_fs_mkdir},
     {"rename", l_fs_rename},   {"remove", l_fs_remove}, {"realpath", l_fs_realpath},

@@ -2,6 +2,7 @@
  * monotonic clock, CPU count, the Ctrl-C flag, and whether a CUDA backend was
  * compiled in. The host sets sys.home before any recipe runs. */
 #include <sys/types.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +47,16 @@ static int l_sys_exe(lua_State *L) {
     return 1;
 }
 
+/* setenv(name, value): for recipes that run other steps in a private workspace
+ * (the demo points nnUNet_raw/preprocessed/results at its own folder) */
+static int l_sys_setenv(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1), *value = luaL_checkstring(L, 2);
+    if (setenv(name, value, 1) != 0) return luaL_error(L, "setenv %s failed", name);
+    return 0;
+}
+
 static const luaL_Reg sys_functions[] = {
+    {"setenv", l_sys_setenv},
     {"exe", l_sys_exe},
     {"clock", l_sys_clock}, {"ncpu", l_sys_ncpu}, {"interrupted", l_sys_interrupted},
     {"isatty", l_sys_isatty}, {NULL, NULL}};
