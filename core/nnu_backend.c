@@ -101,12 +101,36 @@ static nnu_status cpu_memcpy(const nnu_backend *be, void *dst, const void *src, 
     return NNU_STATUS_OK;
 }
 
+static nnu_status cpu_memset(const nnu_backend *be, void *dst, int value, size_t nbytes) {
+    (void)be;
+    memset(dst, value, nbytes);
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_backend_memset(const nnu_backend *be, void *dst, int value, size_t nbytes) {
+    if (be->memset_) return be->memset_(be, dst, value, nbytes);
+    if (be->mem->host_accessible) {
+        memset(dst, value, nbytes);
+        return NNU_STATUS_OK;
+    }
+    NNU_CHECK(value == 0 && be->memcpy_, NNU_STATUS_ERR_UNSUPPORTED,
+              "backend '%s' has no memset_ (fill %d)", be->name, value);
+    static const char zeros[65536];
+    for (size_t off = 0; off < nbytes; off += sizeof zeros) {
+        size_t n = nbytes - off < sizeof zeros ? nbytes - off : sizeof zeros;
+        NNU_TRY(be->memcpy_(be, (char *)dst + off, zeros, n));
+    }
+    return NNU_STATUS_OK;
+}
+
 static const nnu_backend cpu_backend = {
     .name = "cpu",
     .mem = &nnu_memory_cpu,
     .sync = cpu_sync,
     .memcpy_ = cpu_memcpy,
     .get_stats = cpu_get_stats,
+    .memset_ = cpu_memset,
+    .act_block = 16,
 #define NNU_OP(name, ptype) .name = nnu_##name##_cpu,
 #include "nnu_ops.def"
 #undef NNU_OP

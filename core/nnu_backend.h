@@ -205,8 +205,14 @@ struct nnu_backend {
     const char           *name;   /* "cpu", "cuda:0" */
     const nnu_memory_ops *mem;    /* alloc/free of this device's memory */
     nnu_status (*sync)(const nnu_backend *be);
+    /* any direction between host and this device's memory (cudaMemcpyDefault) */
     nnu_status (*memcpy_)(const nnu_backend *be, void *dst, const void *src, size_t nbytes);
     void       (*get_stats)(const nnu_backend *be, nnu_backend_stats *out);
+    /* byte fill of device memory; NULL: nnu_backend_memset falls back (see there) */
+    nnu_status (*memset_)(const nnu_backend *be, void *dst, int value, size_t nbytes);
+    /* preferred activation layout block: 16 (oneDNN's nCdhw16c) or 0/1 (plain);
+     * the network uses it when every feature count is a multiple of it */
+    int         act_block;
 #define NNU_OP(name, ptype) nnu_##name##_fn name;
 #include "nnu_ops.def"
 #undef NNU_OP
@@ -218,6 +224,10 @@ const char *nnu_op_name(nnu_op op);                 /* "conv_fwd" */
 int nnu_backend_supports(const nnu_backend *be, nnu_op op);
 /* OK, or ERR_UNSUPPORTED naming the op and the backend */
 nnu_status nnu_backend_require(const nnu_backend *be, nnu_op op);
+
+/* be->memset_ when the backend has it, memset for host-accessible memory, else
+ * copies from a zeroed host block through be->memcpy_ (value 0 only). */
+nnu_status nnu_backend_memset(const nnu_backend *be, void *dst, int value, size_t nbytes);
 
 /* The CPU backend (process-wide; oneDNN engine and primitive cache created lazily). */
 const nnu_backend *nnu_backend_cpu(void);

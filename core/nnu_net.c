@@ -64,6 +64,8 @@ struct nnu_net {
     size_t arena_bytes;
     float *ga, *gb, *gt, *up;
     float *gskip[NNU_NET_MAX_STAGES];
+    float *input;                   /* device copy of the input (non-host backends) */
+    int32_t *host_target;           /* host staging of the labels (non-host backends) */
     int last_train;                 /* outputs of the last forward (-1: none yet) */
     int plan_train;                 /* the arena is planned for training (1) or inference */
 };
@@ -172,12 +174,12 @@ static double randn(uint64_t *s) {
 
 /* He normal, a = 0.01 (InitWeights_He): std = sqrt(2/(1+a^2)) / sqrt(fan_in), with
  * PyTorch's fan_in = size(1) * prod(kernel) (for ConvTranspose that is Cout * k). */
-static void init_params(nnu_net *net, uint64_t seed) {
+static void init_params(nnu_net *net, uint64_t seed, float *params) {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
     const double gain = sqrt(2.0 / (1.0 + 1e-4));
     for (int i = 0; i < net->ntensors; i++) {
         const nnu_net_tensor_info *t = &net->tensors[i];
-        float *p = net->params + t->offset;
+        float *p = params + t->offset;
         int is_norm_w = strstr(t->name, ".norm.weight") != NULL;
         if (t->ndim >= 3) {
             double fan_in = (double)t->numel / (double)t->shape[0];
@@ -202,7 +204,7 @@ nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint
     net->cfg = *cfg;
     const nnu_net_config *c = &net->cfg;
     const int n = c->n_stages;
-    net->cblk = 16;
+    net->cblk = be->act_block == 16 ? 16 : 1;   /* the backend's preferred layout */
     for (int s = 0; s < n; s++)
         if (c->features[s] % 16) net->cblk = 1;
     char nm[96];
@@ -255,11 +257,25 @@ nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint
         nnu_net_free(net);
         return NNU_FAIL(NNU_STATUS_ERR_OOM, "net: %zu bytes of parameters", 3 * bytes);
     }
-    /* initialisation is host code: the CPU memory is host-accessible; a device
-     * backend would initialise on the host and copy (be->memcpy_) */
-    init_params(net, seed);
-    memset(net->grads, 0, bytes);
-    memset(net->mom, 0, bytes);
+    /* initialisation runs on the host, then one copy to the device (CPU: in place) */
+    nnu_status st = NNU_STATUS_OK;
+    if (be->mem->host_accessible) {
+        init_params(net, seed, net->params);
+    } else {
+        float *host = malloc(bytes);
+        st = host ? NNU_STATUS_OK : NNU_FAIL(NNU_STATUS_ERR_OOM, "net: host staging");
+        if (st == NNU_STATUS_OK) {
+            init_params(net, seed, host);
+            st = be->memcpy_(be, net->params, host, bytes);
+        }
+        free(host);
+    }
+    if (st == NNU_STATUS_OK) st = nnu_backend_memset(be, net->grads, 0, bytes);
+    if (st == NNU_STATUS_OK) st = nnu_backend_memset(be, net->mom, 0, bytes);
+    if (st != NNU_STATUS_OK) {
+        nnu_net_free(net);
+        return st;
+    }
     *out = net;
     return NNU_STATUS_OK;
 }
@@ -273,10 +289,12 @@ void nnu_net_free(nnu_net *net) {
     for (int i = 0; i < 3; i++)
         if (net->adam[i]) m->free(net->adam[i], m->ctx);
     if (net->arena) m->free(net->arena, m->ctx);
+    free(net->host_target);
     free(net);
 }
 
 const nnu_net_config *nnu_net_get_config(const nnu_net *net) { return &net->cfg; }
+const nnu_backend *nnu_net_backend(const nnu_net *net) { return net->be; }
 int64_t nnu_net_num_params(const nnu_net *net) { return net->nparams; }
 float *nnu_net_params(nnu_net *net) { return net->params; }
 float *nnu_net_grads(nnu_net *net) { return net->grads; }
@@ -401,6 +419,8 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
         d->loss_ws = carve(cv, (int64_t)((ws + 3) / 4));
     }
     net->up = carve(cv, maxact);
+    const int host = net->be->mem->host_accessible;
+    net->input = host ? NULL : carve(cv, N * c->in_channels * spn(net->patch));
     net->ga = train ? carve(cv, maxact) : NULL;
     net->gb = train ? carve(cv, maxact) : NULL;
     net->gt = train ? carve(cv, maxact) : NULL;
@@ -444,6 +464,12 @@ nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int
     net->arena_bytes = cv.off;
     cv = (carver){net->arena, 0};
     NNU_TRY(plan_layers(net, &cv, train));
+    free(net->host_target);
+    net->host_target = NULL;
+    if (!net->be->mem->host_accessible && train) {
+        net->host_target = malloc((size_t)(batch * spn(patch)) * sizeof(int32_t));
+        NNU_CHECK(net->host_target, NNU_STATUS_ERR_OOM, "net: label staging");
+    }
     return NNU_STATUS_OK;
 }
 
@@ -469,6 +495,11 @@ nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const in
     NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
     const nnu_backend *be = net->be;
     const int ns = net->cfg.n_stages;
+    if (net->input) {   /* device backend: the input comes from the host */
+        NNU_TRY(be->memcpy_(be, net->input, input,
+                            (size_t)(n * net->cfg.in_channels * spn(patch)) * sizeof(float)));
+        input = net->input;
+    }
     net->blocks[0].in = input;
     for (int b = 0; b < net->enc_first[ns - 1] + net->enc_n[ns - 1]; b++)
         NNU_TRY(block_fwd(net, &net->blocks[b]));
@@ -509,6 +540,14 @@ const float *nnu_net_output(const nnu_net *net, int i, int64_t shape[5]) {
 float *nnu_net_output_grad(nnu_net *net, int i) {
     if (i < 0 || i >= nnu_net_num_outputs(net) || !net->arena) return NULL;
     return net->dec[net->cfg.n_stages - 2 - i].glogits;
+}
+
+nnu_status nnu_net_read(const nnu_net *net, const float *dev, float *host, int64_t n) {
+    return net->be->memcpy_(net->be, host, dev, (size_t)n * sizeof(float));
+}
+
+nnu_status nnu_net_write(nnu_net *net, float *dev, const float *host, int64_t n) {
+    return net->be->memcpy_(net->be, dev, host, (size_t)n * sizeof(float));
 }
 
 /* ---- loss ---- */
@@ -569,10 +608,16 @@ nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss) {
         double w = nnu_net_ds_weight(net, i), l;
         int64_t sz = d->lp.n * d->lp.k * d->lp.s;
         if (w == 0.0) {              /* skipped term: zero gradient, nothing to compute */
-            memset(d->glogits, 0, (size_t)sz * sizeof(float));
+            NNU_TRY(nnu_backend_memset(be, d->glogits, 0, (size_t)sz * sizeof(float)));
             continue;
         }
-        NNU_TRY(ds_target(net, target, d->r, d->target));
+        if (net->host_target) {   /* device backend: labels staged on the host */
+            NNU_TRY(ds_target(net, target, d->r, net->host_target));
+            NNU_TRY(be->memcpy_(be, d->target, net->host_target,
+                                (size_t)(d->lp.n * d->lp.s) * sizeof(int32_t)));
+        } else {
+            NNU_TRY(ds_target(net, target, d->r, d->target));
+        }
         d->lp.weight = (float)w;
         NNU_TRY(be->loss_dice_ce_fwd(be, d->logits, d->target, d->loss_ws, &l, &d->lp));
         NNU_TRY(be->loss_dice_ce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits, &d->lp));
@@ -621,7 +666,7 @@ nnu_status nnu_net_backward(nnu_net *net) {
             }
         }
         if (!have) {   /* no gradient reaches this stage (e.g. only the lowest head) */
-            memset(g, 0, (size_t)act * sizeof(float));
+            NNU_TRY(nnu_backend_memset(be, g, 0, (size_t)act * sizeof(float)));
             have = 1;
         }
         for (int j = net->dec_n[t] - 1; j >= 0; j--) {
@@ -651,9 +696,9 @@ nnu_status nnu_net_backward(nnu_net *net) {
     return NNU_STATUS_OK;
 }
 
-void nnu_net_zero_grad(nnu_net *net) {
-    /* one memset on the flat block (R22); device backends would use their own */
-    memset(net->grads, 0, (size_t)net->nparams * sizeof(float));
+nnu_status nnu_net_zero_grad(nnu_net *net) {
+    /* one memset on the flat block (R22) */
+    return nnu_backend_memset(net->be, net->grads, 0, (size_t)net->nparams * sizeof(float));
 }
 
 float *nnu_net_adam_state(nnu_net *net, int which) {
@@ -667,7 +712,7 @@ nnu_status nnu_net_adam_alloc(nnu_net *net) {
         if (net->adam[i]) continue;
         net->adam[i] = m->alloc(bytes, m->ctx);
         NNU_CHECK(net->adam[i], NNU_STATUS_ERR_OOM, "net: Adam state (%zu bytes)", bytes);
-        memset(net->adam[i], 0, bytes);   /* host-accessible memory (see nnu_net_create) */
+        NNU_TRY(nnu_backend_memset(net->be, net->adam[i], 0, bytes));
     }
     return NNU_STATUS_OK;
 }
@@ -731,7 +776,7 @@ nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_
 nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
                               const int64_t patch[3], const nnu_tensor *target,
                               const nnu_sgd_config *c, double *loss) {
-    nnu_net_zero_grad(net);
+    NNU_TRY(nnu_net_zero_grad(net));
     NNU_TRY(nnu_net_forward(net, input, n, patch, 1));
     NNU_TRY(nnu_net_loss(net, target, loss));
     NNU_CHECK(isfinite(*loss), NNU_STATUS_ERR_ARG, "net: loss is %g", *loss);

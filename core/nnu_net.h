@@ -87,6 +87,7 @@ nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint
                           nnu_net **out);
 void nnu_net_free(nnu_net *net);                       /* NULL-safe */
 const nnu_net_config *nnu_net_get_config(const nnu_net *net);
+const nnu_backend    *nnu_net_backend(const nnu_net *net);
 
 int64_t nnu_net_num_params(const nnu_net *net);
 float  *nnu_net_params(nnu_net *net);                  /* flat weights (device memory) */
@@ -105,12 +106,19 @@ nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int
 /* bytes held by the arena (for the benchmark) */
 size_t nnu_net_arena_bytes(const nnu_net *net);
 
-/* input: plain (N, Cin, D, H, W) floats; the arena is (re)planned when N or the
+/* input: plain (N, Cin, D, H, W) floats in host memory (copied into the arena when
+ * the backend's memory is not host-accessible); the arena is (re)planned when N or the
  * patch change, or for training after an inference plan (an existing training plan
  * also serves inference). train = 1 keeps what the backward needs and computes
  * every head; train = 0 computes only the full-resolution head. */
 nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const int64_t patch[3],
                            int train);
+/* Copies n floats from device memory of the net's backend to the host, or back
+ * (the blocks, outputs and output gradients below live in device memory; on the CPU
+ * these are plain copies). */
+nnu_status nnu_net_read(const nnu_net *net, const float *dev, float *host, int64_t n);
+nnu_status nnu_net_write(nnu_net *net, float *dev, const float *host, int64_t n);
+
 /* after a forward: number of outputs and output i (plain logits, shape written) */
 int          nnu_net_num_outputs(const nnu_net *net);
 const float *nnu_net_output(const nnu_net *net, int i, int64_t shape[5]);
@@ -119,7 +127,8 @@ float       *nnu_net_output_grad(nnu_net *net, int i);
 
 /* Deep-supervision Dice + CE on the outputs of the last training forward.
  * target: full-resolution labels (N, 1, D, H, W) of any dtype (integers or
- * integral floats); it is downsampled with nearest-exact to every output size.
+ * integral floats) in host memory; it is downsampled with nearest-exact to every
+ * output size (on the host, then copied for device backends).
  * Writes the loss gradients into the output-gradient buffers. */
 nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss);
 /* the normalised deep-supervision weight of output i (§7.4) */
@@ -127,7 +136,7 @@ double nnu_net_ds_weight(const nnu_net *net, int i);
 
 /* Backpropagates the output-gradient buffers; accumulates (+=) into the gradient block. */
 nnu_status nnu_net_backward(nnu_net *net);
-void       nnu_net_zero_grad(nnu_net *net);
+nnu_status nnu_net_zero_grad(nnu_net *net);
 /* Clips the global gradient norm, then one optimizer step (c->optimizer); *grad_norm
  * gets the norm before clipping (may be NULL). Adam's state (m, v, vmax) is
  * allocated at its first step. */

@@ -86,8 +86,14 @@ nnu_status nnu_net_save(const nnu_net *net, const char *path) {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
     int w = fwrite(len8, 1, 8, f) == 8 && fwrite(b.s, 1, b.len, f) == b.len;
+    /* blocks live in the backend's memory: staged through one host buffer */
+    float *host = malloc(nb ? nb : 1);
+    w = w && host;
     for (int k = 0; k < NBLOCKS && w; k++)
-        if (block_data(mnet, k)) w = fwrite(block_data(mnet, k), 1, nb, f) == nb;
+        if (block_data(mnet, k))
+            w = nnu_net_read(net, block_data(mnet, k), host, nnu_net_num_params(net)) ==
+                    NNU_STATUS_OK && fwrite(host, 1, nb, f) == nb;
+    free(host);
     free(b.s);
     w = (fclose(f) == 0) && w;
     if (!w) {
@@ -149,6 +155,9 @@ nnu_status nnu_net_load(nnu_net *net, const char *path) {
     }
     hdr[hl] = 0;
     nnu_status st = NNU_STATUS_OK;
+    const int64_t np = nnu_net_num_params(net);
+    float *host = malloc((size_t)(np ? np : 1) * sizeof(float));   /* staging for the device */
+    if (!host) st = NNU_FAIL(NNU_STATUS_ERR_OOM, "load: staging buffer");
     for (int pass = 0; pass < NBLOCKS && st == NNU_STATUS_OK; pass++) {
         if (pass >= 2) {   /* Adam state: only when the file has it */
             char probe[160];
@@ -156,7 +165,8 @@ nnu_status nnu_net_load(nnu_net *net, const char *path) {
             if (!strstr(hdr, probe)) continue;
             if ((st = nnu_net_adam_alloc(net)) != NNU_STATUS_OK) break;
         }
-        float *dst = block_data(net, pass);
+        float *dst = host;
+        int complete = 1;
         for (int i = 0; i < nnu_net_num_tensors(net); i++) {
             const nnu_net_tensor_info *t = nnu_net_tensor(net, i);
             char key[160], dtype[8] = "";
@@ -165,10 +175,11 @@ nnu_status nnu_net_load(nnu_net *net, const char *path) {
             snprintf(key, sizeof key, "%s%s", block_prefix[pass], t->name);
             if (!find_entry(hdr, key, dtype, &nd, shape, &beg, &end)) {
                 if (pass == 1) {   /* weights only: the optimizer starts afresh */
-                    memset(dst, 0, (size_t)nnu_net_num_params(net) * 4);
+                    memset(dst, 0, (size_t)np * sizeof(float));
                     nnu_net_set_sgd_steps(net, 0);
                     break;
                 }
+                complete = 0;
                 st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': tensor '%s' is missing (the "
                               "checkpoint does not match the plan's architecture)", path, key);
                 break;
@@ -194,7 +205,10 @@ nnu_status nnu_net_load(nnu_net *net, const char *path) {
                 break;
             }
         }
+        if (st == NNU_STATUS_OK && complete)
+            st = nnu_net_write(net, block_data(net, pass), host, np);
     }
+    free(host);
     if (st == NNU_STATUS_OK && strstr(hdr, "\"optimizer.momentum.")) {
         const char *m = strstr(hdr, "\"sgd_steps\"");
         long long steps = 1;

@@ -195,7 +195,8 @@ static void push_output(lua_State *L, nnu_net *net, int i) {
     nnu_tensor **box = l_tensor_newbox(L);
     nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, dim + 2, dim == 3 ? sh : s2, box);
     if (st) l_raise(L, st);
-    memcpy(nnu_tensor_data(*box), y, (size_t)nnu_tensor_numel(*box) * sizeof(float));
+    st = nnu_net_read(net, y, nnu_tensor_data(*box), nnu_tensor_numel(*box));
+    if (st) l_raise(L, st);
 }
 
 static int l_net_forward(lua_State *L) {
@@ -261,8 +262,9 @@ static int l_net_backward(lua_State *L) {
             luaL_argcheck(L, g->dtype == NNU_DTYPE_F32 && nnu_tensor_is_contiguous(g) &&
                           nnu_tensor_numel(g) == sh[0] * sh[1] * sh[2] * sh[3] * sh[4], 2,
                           "gradients must be contiguous f32 tensors shaped as the outputs");
-            memcpy(nnu_net_output_grad(net, i), nnu_tensor_data(g),
-                   (size_t)nnu_tensor_numel(g) * sizeof(float));
+            nnu_status st = nnu_net_write(net, nnu_net_output_grad(net, i), nnu_tensor_data(g),
+                                          nnu_tensor_numel(g));
+            if (st) return l_raise(L, st);
             lua_pop(L, 1);
         }
     }
@@ -271,8 +273,8 @@ static int l_net_backward(lua_State *L) {
 }
 
 static int l_net_zero_grad(lua_State *L) {
-    nnu_net_zero_grad(l_net_check(L, 1));
-    return 0;
+    nnu_status st = nnu_net_zero_grad(l_net_check(L, 1));
+    return st ? l_raise(L, st) : 0;
 }
 
 /* opts: a number (the learning rate of SGD) or {optimizer = "sgd" | "adam", lr=,
@@ -377,7 +379,8 @@ static int push_tensors(lua_State *L, nnu_net *net, const float *block) {
         nnu_tensor **box = l_tensor_newbox(L);
         nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, ti->ndim, ti->shape, box);
         if (st) return l_raise(L, st);
-        memcpy(nnu_tensor_data(*box), block + ti->offset, (size_t)ti->numel * sizeof(float));
+        st = nnu_net_read(net, block + ti->offset, nnu_tensor_data(*box), ti->numel);
+        if (st) return l_raise(L, st);
         lua_setfield(L, -3, ti->name);
         lua_pushstring(L, ti->name);
         lua_rawseti(L, -2, i + 1);
@@ -402,8 +405,8 @@ static int l_net_flat(lua_State *L) {
     nnu_tensor **box = l_tensor_newbox(L);
     nnu_status st = nnu_tensor_new(NNU_DTYPE_F32, 1, &n, box);
     if (st) return l_raise(L, st);
-    memcpy(nnu_tensor_data(*box), b, (size_t)n * sizeof(float));
-    return 1;
+    st = nnu_net_read(net, b, nnu_tensor_data(*box), n);
+    return st ? l_raise(L, st) : 1;
 }
 
 static int l_net_set_flat(lua_State *L) {
@@ -413,8 +416,8 @@ static int l_net_set_flat(lua_State *L) {
     luaL_argcheck(L, t->dtype == NNU_DTYPE_F32 && nnu_tensor_is_contiguous(t) &&
                   nnu_tensor_numel(t) == nnu_net_num_params(net), 3,
                   "expected a contiguous f32 tensor with num_params elements");
-    memcpy(b, nnu_tensor_data(t), (size_t)nnu_net_num_params(net) * sizeof(float));
-    return 0;
+    nnu_status st = nnu_net_write(net, b, nnu_tensor_data(t), nnu_net_num_params(net));
+    return st ? l_raise(L, st) : 0;
 }
 
 static int l_net_sgd_steps(lua_State *L) {
@@ -485,7 +488,9 @@ static int l_net_set_state(lua_State *L) {
     }
     lua_pop(L, 1);
     if (!found) {   /* weights only: the optimizer starts afresh */
-        memset(nnu_net_momentum(net), 0, (size_t)nnu_net_num_params(net) * sizeof(float));
+        nnu_status st = nnu_backend_memset(nnu_net_backend(net), nnu_net_momentum(net), 0,
+                                           (size_t)nnu_net_num_params(net) * sizeof(float));
+        if (st) return l_raise(L, st);
         steps = 0;
     }
     nnu_net_set_sgd_steps(net, steps);

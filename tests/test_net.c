@@ -75,11 +75,11 @@ static void compare(const char *what, const float *got, const double *ref, int64
     fprintf(stderr, "  %-22s max |diff| %.3g over %lld values\n", what, maxd, (long long)n);
 }
 
-static void run_fixture(const char *name) {
+static void run_fixture(const char *name, const nnu_backend *be) {
     char path[256], what[128];
     snprintf(path, sizeof path, "tests/fixtures/net_%s.bin", name);
     fixture fx;
-    fprintf(stderr, "%s:\n", path);
+    fprintf(stderr, "%s on backend '%s':\n", path, be->name);
     if (!fx_load(path, &fx)) { CHECK(0, "fixture %s", path); return; }
     const int32_t *cf = fx_get(&fx, "config")->data;
     nnu_net_config c = {0};
@@ -97,7 +97,7 @@ static void run_fixture(const char *name) {
     c.ignore_label = -1;
 
     nnu_net *net = NULL;
-    CHECK_OK(nnu_net_create(nnu_backend_cpu(), &c, 7, &net));
+    CHECK_OK(nnu_net_create(be, &c, 7, &net));
     if (!net) { fx_free(&fx); return; }
     fx_entry *pe = fx_get(&fx, "params");
     CHECK(pe->numel == nnu_net_num_params(net), "%s: %lld params, fixture %lld", name,
@@ -283,10 +283,26 @@ static void test_init_and_schedule(void) {
     nnu_net_free(net);
 }
 
+/* A stand-in for a device backend: the CPU ops, but memory flagged as not
+ * host-accessible, no memset_ and plain activations (as the CUDA table). The net
+ * must then go through memcpy_ for initialisation, inputs, labels and the
+ * optimizer state; the memory is still host memory, so the test may peek. */
+static nnu_memory_ops fake_mem;
+static nnu_backend fake_be;
+
 int main(void) {
-    run_fixture("plain3d");
-    run_fixture("blocked3d");
-    run_fixture("plain2d");
+    run_fixture("plain3d", nnu_backend_cpu());
+    run_fixture("blocked3d", nnu_backend_cpu());
+    run_fixture("plain2d", nnu_backend_cpu());
+    fake_mem = nnu_memory_cpu;
+    fake_mem.name = "fake-device";
+    fake_mem.host_accessible = 0;
+    fake_be = *nnu_backend_cpu();
+    fake_be.name = "fake-device";
+    fake_be.mem = &fake_mem;
+    fake_be.memset_ = NULL;
+    fake_be.act_block = 1;
+    run_fixture("blocked3d", &fake_be);
     test_init_and_schedule();
     return check_report();
 }
