@@ -41,7 +41,8 @@ local function describe_topology(top)
 end
 
 -- spacing, median: per-axis (transposed) lists; num_classes = len(dataset.json labels)
--- r: { topology=, vram=, network=, batch= } rule modules
+-- r: { topology=, vram=, network=, batch= } rule modules; num_channels (input channels) is
+-- passed for rule sets whose estimate counts the input (2018) and unused here
 -- returns { patch_size, topology, features, n_conv_enc, n_conv_dec, estimate, reference, ref_bs }
 function M.plan(spacing, median, num_classes, cfg, r)
   local d = #spacing

@@ -5,7 +5,7 @@
 -- "Global numeric conventions"): Python round() is half-to-even; np.percentile is the
 -- two-sided "linear" lerp; np.median is the middle element or (a+b)/2.
 -- Vectors are 1-based Lua arrays; axis lists returned for the plans (transposes) are 0-based.
-local M = { name = "util", version = 1 }
+local M = { name = "util", version = 2 }
 
 -- JSON null sentinel: encoders recognise a metatable with __jsonnull (see lua/nnunet/json.lua).
 M.null = setmetatable({}, {

@@ -78,7 +78,7 @@ end
 function M.plan_configuration(ctx, name, spacing, median, n_voxels, median_is_int)
   local r, cfg = ctx.r, ctx.cfg
   local dim = #spacing
-  local p = r.patch.plan(spacing, median, ctx.num_classes, cfg, r)
+  local p = r.patch.plan(spacing, median, ctx.num_classes, cfg, r, #ctx.norm.schemes)
   local bs = r.batch.batch_size(p.estimate, p.reference, p.ref_bs, n_voxels, p.patch_size, cfg)
   local res = r.resampling.functions(cfg)
   local c = json.object(CONFIG_KEYS)

@@ -551,4 +551,166 @@ do
   has(t, "31 spacing steps x 1.03 give spacing (2.50008, 1.91901, 1.91901), median (193, 205, 205)", "liver lowres")
 end
 
+---------------------------------------------------------------------------------------------
+-- 6. rule sets: residual-encoder presets (§5.8) and the 2018 paper's rules (§5.9, paper text)
+---------------------------------------------------------------------------------------------
+local function msd(name)
+  local dir = MSD .. "/" .. name
+  return assert(json.decode_file(dir .. "/dataset_fingerprint.json")), assert(json.decode_file(dir .. "/dataset.json"))
+end
+
+do -- nnUNetPlannerResEncM on Hippocampus and Prostate, values derived by hand from §5.8:
+  -- ResidualEncoderUNet, blocks per stage b = (1,3,4,6,...), one decoder conv per stage, feature
+  -- maps counted like §5.4 with the residual encoder's stem (F_0|P_0|), two convs per basic
+  -- block and one skip projection in the first block of every stage after the first:
+  --   E = F_0|P_0| + sum_i (2 b_i + [i>0]) F_i|P_i| + sum_{i<n-1} (1+1) F_i|P_i| + C|P_0|
+  -- budget 680e6 (3D) / 135e6 (2D) at 8 GB, patch shrinks while E > budget, no 5 % cap.
+  rules.set_rule_set("nnUNetPlannerResEncM")
+  local fp, dj = msd("Dataset004_Hippocampus")
+  local plans, trace = planner.plan(fp, dj, nil, "Dataset004_Hippocampus", { explain = true })
+  local t = table.concat(trace, "\n")
+  eq(plans.plans_name, "nnUNetResEncUNetMPlans", "ResEncM plans name")
+  eq(plans.experiment_planner_used, "nnUNetPlannerResEncM", "ResEncM planner name")
+  local c3 = plans.configurations["3d_fullres"]
+  -- Hippocampus 3d: patch (40,56,40) as the default planner (median-bound), |P_i| = 89,600,
+  -- 11,200, 1,400, 175 with F = 32,64,128,256:
+  --   stem 32*89,600 = 2,867,200; stages 2*32*89,600 = 5,734,400, 7*64*11,200 = 5,017,600,
+  --   9*128*1,400 = 1,612,800, 13*256*175 = 582,400; decoder 2*(2,867,200+716,800+179,200)
+  --   = 7,526,400; output 3*89,600 = 268,800; E = 23,609,600.
+  --   batch round(680e6/23,609,600*2) = round(57.60) = 58; cap round(63,000*260/89,600) =
+  --   round(182.8) = 183 -> 58 (the default planner's 5 % cap would give 9).
+  eq(c3.patch_size, { 40, 56, 40 }, "ResEncM hippocampus 3d patch")
+  check(t:find("estimate 23,609,600", 1, true) ~= nil, "ResEncM hippocampus 3d estimate 23,609,600")
+  eq(c3.batch_size, 58, "ResEncM hippocampus 3d batch (no 5 % cap)")
+  eq(c3.data_identifier, "nnUNetPlans_3d_fullres", "ResEncM reuses nnUNetPlans' 3d_fullres data")
+  eq(c3.architecture.network_class_name, "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
+    "ResEncM network class")
+  eq(c3.architecture.arch_kwargs.n_blocks_per_stage, { 1, 3, 4, 6 }, "ResEncM blocks per stage")
+  eq(c3.architecture.arch_kwargs.n_conv_per_stage_decoder, { 1, 1, 1 }, "ResEncM decoder convs")
+  check(c3.architecture.arch_kwargs.n_conv_per_stage == nil, "ResEncM has no n_conv_per_stage")
+  eq(json.encode(c3.architecture.arch_kwargs, { indent = false }):match('^{"n_stages": 4, "features_per_stage": %[32, 64, 128, 256%], '
+    .. '"conv_op": "torch.nn.modules.conv.Conv3d", "kernel_sizes": [^}]-"strides": [^}]-"n_blocks_per_stage": %[1, 3, 4, 6%], '
+    .. '"n_conv_per_stage_decoder": %[1, 1, 1%], "conv_bias": true') ~= nil, true, "ResEncM arch_kwargs key order")
+  -- Hippocampus 2d: patch (56,40), |P_i| = 2,240, 560, 140, 35: stem 71,680; stages 143,360,
+  -- 250,880, 161,280, 116,480; decoder 2*(71,680+35,840+17,920) = 250,880; output 6,720;
+  -- E = 1,001,280; batch round(135e6/1,001,280*12) = round(1617.9) = 1618 (cap round(7312.5) = 7312).
+  eq(plans.configurations["2d"].patch_size, { 56, 40 }, "ResEncM hippocampus 2d patch")
+  eq(plans.configurations["2d"].batch_size, 1618, "ResEncM hippocampus 2d batch")
+  check(t:find("estimate 1,001,280", 1, true) ~= nil, "ResEncM hippocampus 2d estimate 1,001,280")
+  eq(plans.nnunet_rules.rule_set, "nnUNetPlannerResEncM", "nnunet_rules names the set")
+  eq(plans.nnunet_rules.files.preset.path, "rules/sets/nnUNetPlannerResEncM/preset.lua", "nnunet_rules lists the preset")
+  eq(plans.nnunet_rules.settings.max_dataset_covered, 1, "nnunet_rules lists the preset's settings")
+
+  -- Prostate 3d (spacing (3.6,0.625,0.625), median (20,320,319)): padded (20,320,320), 7 stages,
+  -- |P_i| = 2,048,000, 512,000, 128,000, 16,000, 2,000, 500, 125, F = 32,64,128,256,320,320,320:
+  --   stem 65,536,000; stages 131,072,000, 229,376,000, 147,456,000, 53,248,000, 8,320,000,
+  --   2,080,000, 520,000; decoder 2*119,584,000 = 239,168,000; output 6,144,000;
+  --   E = 882,920,000 > 680e6 -> axis x (320/319 largest) -64 -> (20,320,256), E * 0.8 =
+  --   706,336,000 > 680e6 -> ratios z = y = 1 tie -> y -64 -> (20,256,256), E * 0.64 =
+  --   565,068,800 fits; batch round(680e6/565,068,800*2) = round(2.41) = 2.
+  fp, dj = msd("Dataset005_Prostate")
+  plans, trace = planner.plan(fp, dj, nil, "Dataset005_Prostate", { explain = true })
+  t = table.concat(trace, "\n")
+  check(t:find("estimate 882,920,000", 1, true) ~= nil, "ResEncM prostate initial estimate 882,920,000")
+  check(t:find("-> patch (20, 320, 256), estimate 706,336,000", 1, true) ~= nil, "ResEncM prostate first reduction")
+  check(t:find("-> patch (20, 256, 256), estimate 565,068,800", 1, true) ~= nil, "ResEncM prostate second reduction")
+  eq(plans.configurations["3d_fullres"].patch_size, { 20, 256, 256 }, "ResEncM prostate 3d patch")
+  eq(plans.configurations["3d_fullres"].batch_size, 2, "ResEncM prostate 3d batch")
+  -- Prostate 2d: (320,320), 7 stages, F = 32..256,512,512,512: E = 50,598,400,
+  -- batch round(135e6/50,598,400*12) = round(32.02) = 32
+  check(t:find("estimate 50,598,400", 1, true) ~= nil, "ResEncM prostate 2d estimate 50,598,400")
+  eq(plans.configurations["2d"].batch_size, 32, "ResEncM prostate 2d batch")
+
+  -- L and XL: 24 / 40 GB presets with their own budgets (2.1e9 / 3.6e9 at 24 / 40 GB)
+  rules.set_rule_set("nnUNetPlannerResEncL")
+  local c = rules.settings()
+  eq({ c.gpu_memory_target, c.reference_val_3d, c.reference_val_2d, c.plans_name },
+    { 24, 2100000000, 380000000, "nnUNetResEncUNetLPlans" }, "ResEncL preset")
+  eq(R.batch.reference(3, c), 2100000000.0, "ResEncL 3d budget at 24 GB")
+  rules.set_rule_set("nnUNetPlannerResEncXL")
+  c = rules.settings()
+  eq({ c.gpu_memory_target, c.reference_val_3d, c.reference_val_2d, c.plans_name },
+    { 40, 3600000000, 560000000, "nnUNetResEncUNetXLPlans" }, "ResEncXL preset")
+  -- a command-line setting still wins over the preset
+  eq(rules.settings({ gpu_memory_target = 80 }).gpu_memory_target, 80, "command line over preset")
+  rules.set_rule_set(nil)
+  raises(function() rules.set_rule_set("NoSuchPlanner") end, "no rule set 'NoSuchPlanner'", "unknown rule set")
+end
+
+do -- 2018 set. Hippocampus by hand (§5.9 [v1-orig] where the paper is silent):
+  -- spacing (1,1,1) = plain median; initial patch 1/s normalised, smallest edge 512 ->
+  -- (512,512,512), clipped to the median (36,50,35); pool late: floor(log2(36/4, 50/4, 35/4))
+  -- = 3 pools per axis -> divisor 8 -> (40,56,40); features 30,60,120,240;
+  -- v1 estimate with 1 input channel, 3 classes: 5*89,600*30 + 89,600 + 3*89,600 =
+  -- 13,798,400; + 5*11,200*60 = 3,360,000; + 5*1,400*120 = 840,000; + 2*175*240 = 84,000
+  -- -> 18,082,400 <= 520e6 (12 GB); batch floor(520e6/18,082,400*2) = floor(57.5) = 57,
+  -- cap max(round(0.05*16,380,000/89,600) = 9, 2) -> 9. The median is 0.70 patches (< 4) ->
+  -- no cascade.
+  rules.set_rule_set("2018")
+  local fp, dj = msd("Dataset004_Hippocampus")
+  local plans, trace = planner.plan(fp, dj, nil, "Dataset004_Hippocampus", { explain = true })
+  local t = table.concat(trace, "\n")
+  local c3 = plans.configurations["3d_fullres"]
+  eq(plans.plans_name, "nnUNetPlans2018", "2018 plans name")
+  eq(c3.architecture.arch_kwargs.features_per_stage, { 30, 60, 120, 240 }, "2018: 30 base features")
+  eq(c3.patch_size, { 40, 56, 40 }, "2018 hippocampus patch")
+  check(t:find("estimate 18,082,400", 1, true) ~= nil, "2018 hippocampus v1 estimate 18,082,400")
+  check(t:find("floor(520,000,000 / 18,082,400 x 2) = 57", 1, true) ~= nil, "2018 hippocampus memory batch 57")
+  eq(c3.batch_size, 9, "2018 hippocampus batch (5 % cap)")
+  check(plans.configurations["3d_lowres"] == nil, "2018 hippocampus: no cascade")
+  eq(plans.nnunet_training.optimizer, "Adam", "2018: Adam recorded for the trainer")
+  eq(plans.nnunet_training.initial_lr, 3e-4, "2018: lr 3e-4")
+  eq(plans.nnunet_training.weight_decay, 3e-5, "2018: weight decay 3e-5")
+  eq(plans.nnunet_training.num_iterations_per_epoch, 250, "2018: 250 iterations per epoch")
+  check(json.encode(plans):find('"nnunet_training": {', 1, true) ~= nil, "2018: nnunet_training written")
+
+  -- pool late on an anisotropic patch: spacing (3,1,1), patch (20,160,160): pools
+  -- floor(log2(5)) = 2, floor(log2(40)) = 5 -> z pooled only in the last 2 of 5 steps;
+  -- kernels: step 0 spacing (3,1,1)/3 -> only z "reached" (> 0.5) -> (1,3,3); after one
+  -- in-plane pool (3,2,2)/3 = (1, 0.67, 0.67) all reached -> 3 everywhere
+  local top = rules.load("topology").pool_and_conv_props({ 3, 1, 1 }, { 20, 160, 160 }, 4, 999)
+  eq(top.strides, { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 2, 2 }, { 1, 2, 2 }, { 2, 2, 2 }, { 2, 2, 2 } }, "2018 pool late strides")
+  eq(top.kernel_sizes, { { 1, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 }, { 3, 3, 3 } }, "2018 pool late kernels")
+  eq(top.patch_size, { 20, 160, 160 }, "2018 pool late padding (divisor 4, 32, 32)")
+
+  -- cascade trigger: median 128^3 = 2,097,152 voxels, patch fixed at 64^3 = 262,144 (8 patches
+  -- >= 4): spacing x1.01 per step until (128/s)^3 <= 4*262,144 = 1,048,576, i.e. s >= 1.25992:
+  -- 1.01^23 = 1.25716 (1,055,480 voxels, go on), 1.01^24 = 1.26973 -> 24 steps, median
+  -- round(100.81) = 101 per axis; kept since 2*101^3 = 2,060,602 < 2,097,152.
+  local cfg18 = rules.settings()
+  local low = rules.load("lowres")
+  local found = low.search({ 1, 1, 1 }, { 64, 64, 64 }, { 128, 128, 128 }, 10,
+    function() return { patch_size = { 64, 64, 64 } } end, cfg18)
+  check(found ~= nil, "2018 cascade created at 8 patches per median image")
+  if found then
+    eq(found.steps, 24, "2018 cascade: 24 steps of x1.01")
+    eq(found.median, { 101, 101, 101 }, "2018 cascade median")
+  end
+  -- the default rule on the same inputs: x1.03 until the patch covers >= 25 % -> 8 steps
+  local def_found = R.lowres.search({ 1, 1, 1 }, { 64, 64, 64 }, { 128, 128, 128 }, 10,
+    function() return { patch_size = { 64, 64, 64 } } end, cfg)
+  eq(def_found and def_found.steps, 8, "default cascade on the same inputs: 8 steps of x1.03")
+  -- 3.8 patches per median image (< 4): no cascade in 2018
+  check(low.search({ 1, 1, 1 }, { 82, 82, 82 }, { 128, 128, 128 }, 10, function() error("not called") end, cfg18) == nil,
+    "2018: no cascade below 4 patches per median image")
+
+  -- a user folder on top of a set: only spacing.lua replaced, everything else from the set
+  local d = make_dir()
+  write(d .. "/spacing.lua", [[
+local M = { name = "spacing", version = 7 }
+function M.target_spacing(fp, cfg) return { 2.0, 2.0, 2.0 }, {} end
+return M
+]])
+  rules.set_user_dir(d)
+  plans = planner.plan(fp, dj, nil, "Dataset004_Hippocampus")
+  eq(plans.configurations["3d_fullres"].spacing, { 2.0, 2.0, 2.0 }, "user spacing.lua on top of the 2018 set")
+  eq(plans.configurations["3d_fullres"].architecture.arch_kwargs.features_per_stage[1], 30, "rest still from the 2018 set")
+  eq(plans.nnunet_rules.files.spacing.path, d .. "/spacing.lua", "nnunet_rules: user file path")
+  eq(plans.nnunet_rules.files.topology.path, "rules/sets/2018/topology.lua", "nnunet_rules: set file path")
+  eq(plans.nnunet_rules.files.shape.path, "rules/shape.lua", "nnunet_rules: shipped file path")
+  rules.set_user_dir(nil)
+  rules.set_rule_set(nil)
+  remove_dir(d, { "spacing.lua" })
+end
+
 summary()
