@@ -371,9 +371,17 @@ function M.predict_cases(model, cases, out_dir, opts)
     local seg, probs = export.case(acc, props, model.export, opts.save_probabilities)
     acc:release()
     if probs then
-      local ok, err = require("nnunet.probabilities").save(prefix, probs, props:table())
+      -- the .npz writer streams into its file: write under a temporary name, then rename,
+      -- so that a crash never leaves a truncated CASE.npz that --continue_prediction trusts
+      local tmp = prefix .. ".partial"
+      local ok, err = require("nnunet.probabilities").save(tmp, probs, props:table())
       probs:release()
-      if not ok then error(string.format("cannot write %s.npz: %s", prefix, tostring(err)), 0) end
+      if ok then ok, err = fs.rename(tmp .. ".npz", prefix .. ".npz") end
+      if ok then ok, err = fs.rename(tmp .. ".json", prefix .. ".json") end
+      if not ok then
+        os.remove(tmp .. ".npz"); os.remove(tmp .. ".json")
+        error(string.format("cannot write %s.npz: %s", prefix, tostring(err)), 0)
+      end
     end
     local ok, err = export.write_seg(seg_path, seg, props, opts.compression)
     seg:release()

@@ -292,7 +292,7 @@ else
   check(fs.isfile(join(out, "predict_from_raw_data_args.json")) and fs.isfile(join(out, "plans.json"))
     and fs.isfile(join(out, "dataset.json")), "cli: args, plans and dataset.json beside the predictions")
   local none = 0
-  for _, n in ipairs(fs.listdir(out) or {}) do if n:match("%.tmp$") then none = none + 1 end end
+  for _, n in ipairs(fs.listdir(out) or {}) do if n:match("%.tmp$") or n:match("%.partial") then none = none + 1 end end
   check(none == 0, "cli: no temporary files left")
   -- a missing fold is a clear error
   check(not cli("-f 3", true), "cli: a missing fold fails")
