@@ -15,7 +15,7 @@ nnu_status nnu_adam_step_cpu(const nnu_backend *be, float *w, const float *g, fl
     const float step_size = (float)(p->lr / (1.0 - pow(p->beta1, p->step)));
     const float bc2_sqrt = (float)sqrt(1.0 - pow(p->beta2, p->step));
     const int ams = p->amsgrad;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (p->numel > NNU_OMP_MIN)
     for (int64_t i = 0; i < p->numel; i++) {
         float d = g[i] + wd * w[i];
         float mi = b1 * m[i] + (1.0f - b1) * d;

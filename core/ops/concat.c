@@ -18,7 +18,7 @@ nnu_status nnu_concat_fwd_cpu(const nnu_backend *be, const float *a, const float
     (void)be;
     NNU_TRY(check(p));
     const int64_t na = p->c_a * p->s, nb = p->c_b * p->s;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->n * (na + nb) > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++) {
         memcpy(y + n * (na + nb), a + n * na, (size_t)na * sizeof *y);
         memcpy(y + n * (na + nb) + na, b + n * nb, (size_t)nb * sizeof *y);
@@ -31,7 +31,7 @@ nnu_status nnu_concat_bwd_cpu(const nnu_backend *be, const float *gy, float *ga,
     (void)be;
     NNU_TRY(check(p));
     const int64_t na = p->c_a * p->s, nb = p->c_b * p->s;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->n * (na + nb) > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++) {
         if (ga) memcpy(ga + n * na, gy + n * (na + nb), (size_t)na * sizeof *gy);
         if (gb) memcpy(gb + n * nb, gy + n * (na + nb) + na, (size_t)nb * sizeof *gy);

@@ -51,7 +51,7 @@ NNU_SIMD_CLONES static void head_fwd_tile(const float *x, float *y, const float 
 static void head_fwd(const float *x, float *y, const float *w, const float *b,
                      const nnu_conv_params *p) {
     const int64_t S = p->in[0] * p->in[1] * p->in[2], T = (S + HEAD_TILE - 1) / HEAD_TILE;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (p->n * S * p->c_in > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t t = 0; t < T; t++)
             head_fwd_tile(x, y, w, b, p, n, t * HEAD_TILE,
@@ -80,7 +80,7 @@ NNU_SIMD_CLONES static void head_bwd_data_tile(const float *gy, float *gx, const
 
 static void head_bwd_data(const float *gy, float *gx, const float *w, const nnu_conv_params *p) {
     const int64_t S = p->in[0] * p->in[1] * p->in[2], T = (S + HEAD_TILE - 1) / HEAD_TILE;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (p->n * S * p->c_in > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t t = 0; t < T; t++)
             head_bwd_data_tile(gy, gx, w, p, n, t * HEAD_TILE,
@@ -123,7 +123,7 @@ static void head_bwd_params(const float *x, const float *gy, float *gw, float *g
                             const nnu_conv_params *p) {
     const int64_t K = p->c_out, S = p->in[0] * p->in[1] * p->in[2];
     const int64_t CB = p->c_in / p->cblk_in;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p->n * S * p->c_in > NNU_OMP_MIN)
     for (int64_t cb = 0; cb < CB; cb++) head_bwd_params_block(x, gy, gw, p, cb);
     if (gb && p->has_bias)
         for (int64_t k = 0; k < K; k++) {

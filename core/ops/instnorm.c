@@ -104,7 +104,7 @@ nnu_status nnu_instnorm_fwd_cpu(const nnu_backend *be, const float *x, float *y,
     NNU_TRY(check(p));
     const int L = p->cblk;
     const int64_t S = p->s, CB = p->c / L;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (p->n * p->c * S > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t cb = 0; cb < CB; cb++) {
             const int64_t off = (n * CB + cb) * S * L;
@@ -190,7 +190,7 @@ nnu_status nnu_instnorm_bwd_cpu(const nnu_backend *be, const float *x, const flo
     const int64_t S = p->s, CB = p->c / L;
     /* Parallel over channel blocks only, samples in order inside: the parameter
      * gradients then sum in a fixed order (deterministic training, no atomics). */
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (p->n * p->c * S > NNU_OMP_MIN)
     for (int64_t cb = 0; cb < CB; cb++)
         for (int64_t n = 0; n < p->n; n++) {
             const int64_t off = (n * CB + cb) * S * L;

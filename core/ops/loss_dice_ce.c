@@ -51,7 +51,7 @@ nnu_status nnu_loss_dice_ce_fwd_cpu(const nnu_backend *be, const float *logits,
     int64_t bad = -1;
     for (int64_t n = 0; n < N; n++) {
         double I[64] = {0}, Sp[64] = {0}, Sy[64] = {0};
-#pragma omp parallel
+#pragma omp parallel if (K * S > NNU_OMP_MIN)
         {
             double li[64] = {0}, lp[64] = {0}, ly[64] = {0}, lce = 0.0, lm = 0.0;
             int64_t lbad = -1;
@@ -152,7 +152,7 @@ nnu_status nnu_loss_dice_ce_bwd_cpu(const nnu_backend *be, const float *logits,
             a[c] = (float)(w * -2.0 / (G * den));
             b[c] = raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (K * S > NNU_OMP_MIN)
         for (int64_t s = 0; s < S; s++) {
             const float *ps = prob + n * K * S + s;
             float *gs = glogits + n * K * S + s;

@@ -7,7 +7,7 @@ nnu_status nnu_lrelu_fwd_cpu(const nnu_backend *be, const float *x, float *y,
                              const nnu_eltwise_params *p) {
     (void)be;
     const float a = p->alpha;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (p->numel > NNU_OMP_MIN)
     for (int64_t i = 0; i < p->numel; i++) y[i] = x[i] > 0.0f ? x[i] : a * x[i];
     return NNU_STATUS_OK;
 }
@@ -16,7 +16,7 @@ nnu_status nnu_lrelu_bwd_cpu(const nnu_backend *be, const float *x, const float 
                              const nnu_eltwise_params *p) {
     (void)be;
     const float a = p->alpha;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (p->numel > NNU_OMP_MIN)
     for (int64_t i = 0; i < p->numel; i++) gx[i] = x[i] > 0.0f ? gy[i] : a * gy[i];
     return NNU_STATUS_OK;
 }

@@ -65,6 +65,11 @@ nnu_status nnu_sumsq_cpu(const nnu_backend *be, const float *x, double *out,
 #define NNU_SIMD_CLONES
 #endif
 
+/* Below this many elements an op runs on one thread: a parallel region costs a few
+ * microseconds, and far more when other processes hold the cores (the waiting
+ * threads spin), which small tensors (tests, low-resolution stages) cannot repay. */
+#define NNU_OMP_MIN 32768
+
 /* CPU backend internals shared by the ops (nnu_backend.c) */
 void nnu_cpu_count_reorder(void);
 void nnu_cpu_count_primitive(void);

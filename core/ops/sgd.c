@@ -11,7 +11,7 @@ nnu_status nnu_sgd_step_cpu(const nnu_backend *be, float *w, const float *g, flo
     (void)be;
     const float lr = p->lr, m = p->momentum, wd = p->weight_decay;
     const int first = p->first_step, nest = p->nesterov;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (p->numel > NNU_OMP_MIN)
     for (int64_t i = 0; i < p->numel; i++) {
         float d = g[i] + wd * w[i];
         float b = first ? d : m * buf[i] + d;

@@ -11,7 +11,7 @@ nnu_status nnu_softmax_fwd_cpu(const nnu_backend *be, const float *x, float *y,
                                const nnu_softmax_params *p) {
     (void)be;
     const int64_t C = p->c, S = p->s;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (p->n * C * S > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t s = 0; s < S; s++) {
             const float *xs = x + n * C * S + s;
@@ -34,7 +34,7 @@ nnu_status nnu_softmax_bwd_cpu(const nnu_backend *be, const float *y, const floa
                                float *gx, const nnu_softmax_params *p) {
     (void)be;
     const int64_t C = p->c, S = p->s;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (p->n * C * S > NNU_OMP_MIN)
     for (int64_t n = 0; n < p->n; n++)
         for (int64_t s = 0; s < S; s++) {
             const int64_t o = n * C * S + s;
