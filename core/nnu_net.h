@@ -160,6 +160,12 @@ void nnu_net_set_sgd_steps(nnu_net *net, int steps);
  * temporary file and renamed. Loading checks names and shapes and names the first
  * mismatching tensor. */
 nnu_status nnu_net_save(const nnu_net *net, const char *path);
+/* the same with string metadata (epoch, plan identity, ...) in __metadata__;
+ * "format" and "sgd_steps" are reserved */
+nnu_status nnu_net_save_meta(const nnu_net *net, const char *path, int nmeta,
+                             const char *const *keys, const char *const *values);
+/* the __metadata__ object of a safetensors file as JSON text ("{}" when absent) */
+nnu_status nnu_net_read_metadata(const char *path, char *buf, size_t len);
 nnu_status nnu_net_load(nnu_net *net, const char *path);
 
 #endif

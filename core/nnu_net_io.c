@@ -61,12 +61,36 @@ static float *block_data(nnu_net *net, int b) {
                                                  : nnu_net_adam_state(net, b - 2);
 }
 
+/* appends s as a JSON string body (quotes and control characters escaped) */
+static int sb_json_str(sbuf *b, const char *s) {
+    int ok = 1;
+    for (; ok && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') ok = sb_printf(b, "\\%c", c);
+        else if (c < 0x20) ok = sb_printf(b, "\\u%04x", c);
+        else ok = sb_printf(b, "%c", c);
+    }
+    return ok;
+}
+
 nnu_status nnu_net_save(const nnu_net *net, const char *path) {
+    return nnu_net_save_meta(net, path, 0, NULL, NULL);
+}
+
+nnu_status nnu_net_save_meta(const nnu_net *net, const char *path, int nmeta,
+                             const char *const *keys, const char *const *values) {
     nnu_net *mnet = (nnu_net *)net;   /* only read through the block accessors */
     const size_t nb = (size_t)nnu_net_num_params(net) * sizeof(float);
     sbuf b = {0};
-    int first = 0, ok = sb_printf(&b, "{\"__metadata__\":{\"format\":\"nnunet\",\"sgd_steps\":\"%d\"}",
+    int first = 0, ok = sb_printf(&b, "{\"__metadata__\":{\"format\":\"nnunet\",\"sgd_steps\":\"%d\"",
                                   nnu_net_get_sgd_steps(net));
+    for (int i = 0; ok && i < nmeta; i++) {
+        NNU_CHECK(strcmp(keys[i], "format") && strcmp(keys[i], "sgd_steps"), NNU_STATUS_ERR_ARG,
+                  "save: metadata key '%s' is reserved", keys[i]);
+        ok = sb_printf(&b, ",\"") && sb_json_str(&b, keys[i]) && sb_printf(&b, "\":\"") &&
+             sb_json_str(&b, values[i]) && sb_printf(&b, "\"");
+    }
+    ok = ok && sb_printf(&b, "}");
     size_t base = 0;
     for (int k = 0; k < NBLOCKS && ok; k++) {
         if (!block_data(mnet, k)) continue;
@@ -105,6 +129,46 @@ nnu_status nnu_net_save(const nnu_net *net, const char *path) {
         return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path,
                         strerror(errno));
     }
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_net_read_metadata(const char *path, char *buf, size_t len) {
+    FILE *f = fopen(path, "rb");
+    NNU_CHECK(f, NNU_STATUS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    unsigned char len8[8];
+    uint64_t hl = 0;
+    int ok = fread(len8, 1, 8, f) == 8;
+    for (int i = 0; ok && i < 8; i++) hl |= (uint64_t)len8[i] << (8 * i);
+    char *hdr = ok && hl > 0 && hl <= (64u << 20) ? malloc(hl + 1) : NULL;
+    ok = hdr && fread(hdr, 1, hl, f) == hl;
+    fclose(f);
+    if (!ok) {
+        free(hdr);
+        return NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': not a safetensors file", path);
+    }
+    hdr[hl] = 0;
+    /* the metadata object holds only strings: it ends at the first unescaped '}' */
+    const char *m = strstr(hdr, "\"__metadata__\"");
+    const char *o = m ? strchr(m, '{') : NULL, *e = o;
+    for (int esc = 0, str = 0; e && *e; e++) {
+        if (esc) { esc = 0; continue; }
+        if (*e == '\\') esc = 1;
+        else if (*e == '"') str = !str;
+        else if (*e == '}' && !str) break;
+    }
+    if (!o || !e || !*e) {
+        free(hdr);
+        snprintf(buf, len, "{}");
+        return NNU_STATUS_OK;
+    }
+    size_t n = (size_t)(e - o) + 1;
+    if (n >= len) {
+        free(hdr);
+        return NNU_FAIL(NNU_STATUS_ERR_ARG, "'%s': metadata of %zu bytes exceeds the buffer", path, n);
+    }
+    memcpy(buf, o, n);
+    buf[n] = 0;
+    free(hdr);
     return NNU_STATUS_OK;
 }
 

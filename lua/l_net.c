@@ -29,7 +29,8 @@
  *   Net:flat(which) -> Tensor copy of "params" | "grads" | "momentum" | "exp_avg" |
  *       "exp_avg_sq" | "max_exp_avg_sq" (1-D)
  *   Net:set_flat(which, tensor)     Net:sgd_steps([n]) -> n
- *   Net:save(path) -> true | nil, msg, code      Net:load(path) -> true | nil, msg, code
+ *   Net:save(path [, meta]) -> true | nil, msg, code   (meta: {key = string} in __metadata__)
+ *   Net:load(path) -> true | nil, msg, code      net.metadata(path) -> JSON text | nil, msg
  *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=}
  * Programming errors raise; expected failures (I/O, checkpoint mismatch) return nil, msg. */
 #include <string.h>
@@ -497,10 +498,48 @@ static int l_net_set_state(lua_State *L) {
     return 0;
 }
 
+/* Net:save(path [, {key = string|number, ...}]) */
 static int l_net_save(lua_State *L) {
-    nnu_status st = nnu_net_save(l_net_check(L, 1), luaL_checkstring(L, 2));
+    nnu_net *net = l_net_check(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    enum { MAXMETA = 32 };
+    const char *keys[MAXMETA], *vals[MAXMETA];
+    int n = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_settop(L, 3);
+        lua_createtable(L, 2 * MAXMETA, 0);   /* 4: anchors the strings until the call */
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            luaL_argcheck(L, n < MAXMETA, 3, "at most 32 metadata entries");
+            luaL_argcheck(L, lua_type(L, -2) == LUA_TSTRING, 3, "metadata keys must be strings");
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER, 3,
+                          "metadata values must be strings or numbers");
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, 4, 2 * n + 1);
+            lua_pushstring(L, lua_tostring(L, -1));   /* a number becomes a new string */
+            lua_rawseti(L, 4, 2 * n + 2);
+            lua_pop(L, 1);
+            lua_rawgeti(L, 4, 2 * n + 1);
+            keys[n] = lua_tostring(L, -1);
+            lua_rawgeti(L, 4, 2 * n + 2);
+            vals[n] = lua_tostring(L, -1);
+            lua_pop(L, 2);
+            n++;
+        }
+    }
+    nnu_status st = nnu_net_save_meta(net, path, n, keys, vals);
     if (st) return l_fail(L, st);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* net.metadata(path) -> JSON text of the file's __metadata__ | nil, msg, code */
+static int l_net_metadata(lua_State *L) {
+    char buf[16384];
+    nnu_status st = nnu_net_read_metadata(luaL_checkstring(L, 1), buf, sizeof buf);
+    if (st) return l_fail(L, st);
+    lua_pushstring(L, buf);
     return 1;
 }
 
@@ -571,6 +610,7 @@ static const luaL_Reg net_meta[] = {
 
 static const luaL_Reg net_functions[] = {
     {"build", l_net_build}, {"poly_lr", l_net_poly_lr}, {"set_threads", l_net_set_threads},
+    {"metadata", l_net_metadata},
     {NULL, NULL}};
 
 int luaopen_nnunet_net(lua_State *L) {

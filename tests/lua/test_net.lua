@@ -91,7 +91,10 @@ check(type(vl) == "number" and table.concat(logits:shape(), ",") == "1,3,24,24,2
 local st = net:get_state()
 check(st.optim_steps == 4 and st.params:numel() == info.num_params, "get_state")
 local path = os.tmpname()
-check(net:save(path) == true, "save")
+check(net:save(path, { epoch = 12, plans_identity = 'nnUNetPlans "3d_fullres"' }) == true, "save")
+local meta = cjson.decode(netmod.metadata(path))
+check(meta.epoch == "12" and meta.plans_identity == 'nnUNetPlans "3d_fullres"' and
+      meta.sgd_steps == "4", "metadata round trip: " .. netmod.metadata(path))
 local net2 = netmod.build(arch, { num_input_channels = 1, num_classes = 3, seed = 2 })
 check(net2:flat("params"):sum() ~= st.params:sum(), "other seed, other weights")
 check(net2:load(path) == true, "load")
