@@ -302,7 +302,13 @@ static nnu_status make_sample_cascade(nnu_loader *ld, const lcase *c, const int6
         memcpy(w->seg2_out, w->seg2_in, (size_t)(2 * n) * sizeof(int16_t));
     }
     memcpy(out_seg, w->seg2_out, (size_t)n * sizeof(int16_t));
-    nnu_cascade_onehot_i16(w->seg2_out + n, n, o->n_onehot, o->onehot_labels, out_data + (int64_t)ld->C * n);
+    float *oh = out_data + (int64_t)ld->C * n;
+    nnu_cascade_onehot_i16(w->seg2_out + n, n, o->n_onehot, o->onehot_labels, oh);
+    if (o->cascade_aug) {
+        nnu_cascade_aug_params cp;
+        nnu_cascade_aug_params_default(&cp);
+        NNU_TRY(nnu_cascade_augment(oh, o->n_onehot, o->patch, &cp, r, &w->ws));
+    }
     return NNU_STATUS_OK;
 }
 

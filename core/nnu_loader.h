@@ -34,7 +34,8 @@
  * is then turned into n_onehot one-hot channels (onehot_labels, in order) that are
  * appended after the image channels: data (B, C + n_onehot, D, H, W). The
  * intensity steps never see them (they are made after the pipeline), as the
- * reference's MoveSegAsOneHotToData at the end of the pipeline. The tensors are owned references given to the caller;
+ * reference's MoveSegAsOneHotToData at the end of the pipeline; with cascade_aug
+ * the cascade-only augmentations (nnu_cascade_augment) follow. The tensors are owned references given to the caller;
  * the loader reuses a slot's memory only after the caller released them. */
 #ifndef NNU_LOADER_H
 #define NNU_LOADER_H
@@ -60,6 +61,9 @@ typedef struct nnu_loader_opts {
     int64_t           first_batch;       /* index of the first batch next() returns */
     int               n_onehot;          /* cascade: one-hot channels of the previous stage, 0: none */
     int32_t           onehot_labels[NNU_LOADER_MAX_ONEHOT];   /* their labels (foreground labels) */
+    int               cascade_aug;       /* 1: the cascade's binary-operator / component-removal
+                                            augmentations on the one-hot channels (nnu_cascade.h,
+                                            default parameters; training loaders only) */
 } nnu_loader_opts;
 
 nnu_loader_opts nnu_loader_opts_default(void);   /* B 2, oversample 0.33, seed 12345, 2 workers */

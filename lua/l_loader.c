@@ -4,10 +4,11 @@
  *   loader.new{ batch_size =, patch = {D, H, W} | {H, W}, initial_patch = {...},
  *               oversample = 0.33, oversample_random = false, seed = 12345,
  *               workers = 2, ring = 0, pipeline = AugPipeline | nil, first_batch = 0,
- *               onehot_labels = {label, ...} | nil }
+ *               onehot_labels = {label, ...} | nil, cascade_aug = false }
  *       -> nnunet.Loader    (a 2-D patch {H, W} means (1, H, W): slices of 3-D cases)
  *       onehot_labels (cascade): every case needs ld:set_prev_seg; data gets one
- *       one-hot channel per label after the image channels (nnu_loader.h)
+ *       one-hot channel per label after the image channels (nnu_loader.h); cascade_aug:
+ *       the cascade's morphology / component-removal augmentations on them
  *   ld:add_case(data (C,D,H,W) f32, seg (1,D,H,W) [, locs])
  *       locs = { {values = {label...}, coords = {{z, y, x}, ...}}, ... }  1-based voxels
  *   ld:add_store(path [, expect_id, expect_hash]) -> true | nil, msg, code
@@ -87,6 +88,9 @@ static int l_loader_new(lua_State *L) {
         }
         o.n_onehot = n;
     }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "cascade_aug");
+    o.cascade_aug = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "pipeline");
     if (!lua_isnil(L, -1)) o.pipeline = l_augment_check_pipeline(L, lua_gettop(L));

@@ -201,7 +201,8 @@ function M.make_data(ctx)
   local nproc = tonumber(os.getenv("nnUNet_n_proc_DA") or "") or math.min(12, sys.ncpu())
   local bs = math.tointeger(ctx.conf.batch_size)
   local tr = loader.new { batch_size = bs, patch = aug.patch, initial_patch = aug.initial_patch, oversample = 0.33,
-    seed = ctx.seed, workers = nproc, pipeline = aug.train, onehot_labels = ctx.onehot_labels }
+    seed = ctx.seed, workers = nproc, pipeline = aug.train, onehot_labels = ctx.onehot_labels,
+    cascade_aug = ctx.onehot_labels ~= nil }
   local va = loader.new { batch_size = bs, patch = aug.patch, oversample = 0.33, seed = ctx.seed + 1,
     workers = math.max(1, nproc // 2), pipeline = aug.val, onehot_labels = ctx.onehot_labels }
   for _, pair in ipairs({ { tr, ctx.train_ids }, { va, ctx.val_ids } }) do

@@ -7,6 +7,8 @@
 --      the full v2 training pipeline and prev == label, every one-hot channel equals
 --      (augmented label == k) voxel for voxel, i.e. the previous stage goes through the
 --      same spatial transform and mirroring as the label (MoveSegAsOneHotToData);
+--      cascade_aug (binary operators, component removal) alters the one-hot channel
+--      only;
 --   3. end to end on a tiny synthetic dataset (6 cases of 16^3, a sphere) planned with a
 --      small GPU budget so that 3d_lowres and 3d_cascade_fullres exist: 1 epoch of 2
 --      iterations of 3d_lowres (fold all) writes predicted_next_stage/3d_cascade_fullres/
@@ -140,6 +142,34 @@ do -- full v2 training pipeline, prev == label: the one-hot channel follows the 
   ld:close()
   check(bad == 0, "augmented: %d voxels where one-hot(prev) differs from the augmented label", bad)
   check(fg > 0, "foreground sampled")
+end
+
+do -- cascade_aug: the morphology / component removal changes the one-hot channel at times
+  -- (tests/test_cascade.c checks the values); the label is untouched (= the plain loader)
+  local data, seg = case_tensors()
+  local P = 8
+  local setup = AP.setup { patch = { P, P, P }, trainer = "nnUNetTrainer", mask_channels = {} }
+  local function mk(aug)
+    local ld = loader.new { batch_size = 2, patch = { P, P, P }, initial_patch = setup.initial_patch, oversample = 0.5,
+      seed = 5, workers = 0, pipeline = AP.build(setup.train), onehot_labels = { 1 }, cascade_aug = aug }
+    ld:add_case(data, seg, { { values = { 1 }, coords = { { 5, 6, 5 }, { 4, 5, 4 } } } })
+    ld:set_prev_seg(1, seg)
+    return ld
+  end
+  local a, b = mk(true), mk(false)
+  local changed, seg_diff = 0, 0
+  for _ = 1, 16 do
+    local da, sa = a:next()
+    local db, sb = b:next()
+    local va, vb, ta, tb = da:totable(), db:totable(), sa:totable(), sb:totable()
+    for i = 1, #va do
+      if va[i] ~= vb[i] then changed = changed + 1 end
+    end
+    for i = 1, #ta do if ta[i] ~= tb[i] then seg_diff = seg_diff + 1 end end
+  end
+  a:close(); b:close()
+  check(changed > 0, "cascade_aug changed nothing in 16 batches")
+  check(seg_diff == 0, "cascade_aug changed the label (%d voxels)", seg_diff)
 end
 
 -- ---------------------------------------------------------------- 3. end to end
