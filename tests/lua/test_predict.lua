@@ -246,10 +246,11 @@ else
   end
   local out = join(root, "hippo_out")
   local exe = sys.exe():gsub(" %(deleted%)$", "")   -- the binary may be relinked while the test runs
+  local config = "3d_fullres"
   local function cli(extra, expect_failure)
     local cmd = string.format("env -u nnUNet_raw -u nnUNet_preprocessed OMP_NUM_THREADS=1 nnUNet_results='%s' '%s' predict -i '%s' "
-      .. "-o '%s' -d %s -c 3d_fullres --disable_progress_bar %s 2>'%s/log.txt'", results, exe, input, out,
-      name, extra, root)
+      .. "-o '%s' -d %s -c %s --disable_progress_bar %s 2>'%s/log.txt'", results, exe, input, out,
+      name, config, extra, root)
     local ok = os.execute(cmd)
     if not ok and not expect_failure then
       local f = io.open(root .. "/log.txt")
@@ -296,6 +297,33 @@ else
   check(none == 0, "cli: no temporary files left")
   -- a missing fold is a clear error
   check(not cli("-f 3", true), "cli: a missing fold fails")
+
+  -- a 2d configuration (slice-wise 2-D windows through the real 2-D U-Net)
+  local arch2 = { network_class_name = arch.network_class_name, arch_kwargs = {
+    n_stages = 2, features_per_stage = { 4, 8 }, conv_op = "torch.nn.modules.conv.Conv2d",
+    kernel_sizes = { { 3, 3 }, { 3, 3 } }, strides = { { 1, 1 }, { 2, 2 } }, n_conv_per_stage = { 1, 1 },
+    n_conv_per_stage_decoder = { 1 }, conv_bias = true, norm_op_kwargs = { eps = 1e-5, affine = true },
+    nonlin_kwargs = { inplace = true } } }
+  hplans.configurations["2d"] = { inherits_from = "3d_fullres", data_identifier = "nnUNetPlans_2d",
+    patch_size = { 32, 24 }, spacing = { 1.0, 1.0 }, architecture = arch2 }
+  local dir2 = join(join(results, name), "nnUNetTrainer__nnUNetPlans__2d")
+  assert(fs.mkdir(join(dir2, "fold_0")))
+  assert(json.write_file_atomic(join(dir2, "plans.json"), hplans))
+  assert(json.write_file_atomic(join(dir2, "dataset.json"), hdj))
+  local net2 = netmod.build(arch2, { num_input_channels = 1, num_classes = 3, deep_supervision = false,
+    seed = 7, patch_size = { 32, 24 }, batch_size = 1 })
+  assert(train.checkpoint_save(join(join(dir2, "fold_0"), "checkpoint_final.pth"), {
+    trainer = "nnUNetTrainer", identity = name .. "/nnUNetPlans/2d", plans_hash = 1, epoch = 1, optim_steps = 0,
+    params = net2:get_state().params, optim = {}, n_classes = 2, logs = {}, rng = "",
+    meta = json.encode({ inference_allowed_mirroring_axes = { 0, 1 } }) }, { no_fsync = true }))
+  net2:close()
+  out, config = join(root, "hippo_out_2d"), "2d"
+  check(cli("-f 0"), "cli 2d: runs")
+  for _, id in ipairs(ids) do
+    check_geometry(out_file(id), join(input, id .. "_0000.nii.gz"), "cli 2d " .. id)
+    local seg = nifti.read(out_file(id))
+    check(seg and seg:min() >= 0 and seg:max() <= 2, "cli 2d " .. id .. ": labels in 0..2")
+  end
 end
 
 os.execute("rm -rf '" .. root .. "'")
