@@ -6,8 +6,10 @@
  *             kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder,
  *             conv_bias, norm_op_kwargs={eps}, nonlin_kwargs={negative_slope}}})
  *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
- *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n}
- *             (patch_size + batch_size plan the activation arena right away)
+ *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=}
+ *             (patch_size + batch_size plan the activation arena right away: the
+ *             training arena when `train` (default: deep_supervision), else the lean
+ *             inference one; forward re-plans when shapes or the mode require it)
  *   net.poly_lr(initial, epoch, max_epochs) -> lr        net.set_threads(n)
  *   Net:forward(x [, train]) -> {logits...} (train: deep-supervision list, highest
  *       resolution first) | logits (inference); x f32 (N,C,D,H,W) or (N,C,H,W) for 2-D.
@@ -147,6 +149,7 @@ static int l_net_build(lua_State *L) {
     c.batch_dice = field_bool(L, 2, "batch_dice", 0);
     c.ignore_label = (int)field_int(L, 2, "ignore_label", -1, 0);
     uint64_t seed = (uint64_t)field_int(L, 2, "seed", 12345, 0);
+    int plan_train = field_bool(L, 2, "train", c.deep_supervision);
     int64_t patch[3] = {1, 1, 1}, batch = field_int(L, 2, "batch_size", 0, 0);
     lua_getfield(L, 2, "patch_size");
     int have_patch = lua_istable(L, -1);
@@ -163,7 +166,10 @@ static int l_net_build(lua_State *L) {
     *box = NULL;
     luaL_setmetatable(L, L_NET_MT);
     nnu_status st = nnu_net_create(nnu_backend_cpu(), &c, seed, box);
-    if (st == NNU_STATUS_OK && have_patch && batch > 0) st = nnu_net_plan(*box, batch, patch, 1);
+    /* eager plan: training arena unless told otherwise; a net built without deep
+     * supervision (the predictor's) gets the lean inference arena */
+    if (st == NNU_STATUS_OK && have_patch && batch > 0)
+        st = nnu_net_plan(*box, batch, patch, plan_train);
     return st ? l_raise(L, st) : 1;
 }
 
