@@ -68,6 +68,7 @@ struct nnu_net {
     int32_t *host_target;           /* host staging of the labels (non-host backends) */
     int last_train;                 /* outputs of the last forward (-1: none yet) */
     int plan_train;                 /* the arena is planned for training (1) or inference */
+    int64_t arena_batch;            /* the batch the arena was sized for (>= batch) */
 };
 
 /* ---- configuration and parameters ---- */
@@ -434,6 +435,15 @@ nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int
     if (net->arena && batch == net->batch && !memcmp(patch, net->patch, sizeof net->patch) &&
         train == net->plan_train)
         return NNU_STATUS_OK;
+    /* a smaller batch of the same patch and mode fits in the arena as it is (the
+     * last, partial batch of a sliding window): re-carve without allocating */
+    if (net->arena && batch > 0 && batch <= net->arena_batch &&
+        !memcmp(patch, net->patch, sizeof net->patch) && train == net->plan_train) {
+        net->batch = batch;
+        net->last_train = -1;
+        carver cv = {net->arena, 0};
+        return plan_layers(net, &cv, train);
+    }
     const nnu_net_config *c = &net->cfg;
     NNU_CHECK(batch > 0, NNU_STATUS_ERR_ARG, "net: batch %lld", (long long)batch);
     NNU_CHECK(c->dim == 3 || patch[0] == 1, NNU_STATUS_ERR_SHAPE,
@@ -455,6 +465,7 @@ nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int
     net->arena_bytes = 0;
     net->last_train = -1;      /* no outputs until the next forward */
     net->batch = batch;
+    net->arena_batch = batch;
     net->plan_train = train;
     memcpy(net->patch, patch, sizeof net->patch);
     carver cv = {NULL, 0};

@@ -100,7 +100,8 @@ int     nnu_net_find_tensor(const nnu_net *net, const char *name);
 
 /* Plans the arena for input (batch, in_channels, patch); no-op if unchanged.
  * train = 1 keeps every activation for the backward; train = 0 plans the lean
- * inference arena (skips plus a few shared buffers). Every spatial size must be
+ * inference arena (skips plus a few shared buffers). A smaller batch with the same
+ * patch and mode reuses the arena without allocating. Every spatial size must be
  * divisible by the total stride of its axis. */
 nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int train);
 /* bytes held by the arena (for the benchmark) */

@@ -197,6 +197,16 @@ static void run_fixture(const char *name, const nnu_backend *be) {
     CHECK(nnu_net_arena_bytes(net) < train_arena * 3 / 4, "inference arena %zu vs training %zu",
           nnu_net_arena_bytes(net), train_arena);
     CHECK_FAILS(nnu_net_backward(net), NNU_STATUS_ERR_ARG, "training forward");
+    /* a smaller batch reuses the arena: sample 0 alone gives sample 0's logits */
+    size_t before = nnu_net_arena_bytes(net);
+    CHECK_OK(nnu_net_forward(net, x, 1, patch, 0));
+    CHECK(nnu_net_arena_bytes(net) == before, "smaller batch re-planned the arena");
+    {
+        int64_t sh[5];
+        const float *y1 = nnu_net_output(net, 0, sh);
+        snprintf(what, sizeof what, "%s batch-1 out0", name);
+        compare(what, y1, fx_get(&fx, "out0")->data, sh[1] * sh[2] * sh[3] * sh[4], TOL_NET_OUT);
+    }
     nnu_backend_stats st;
     nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &st);
     fprintf(stderr, "  arena %.1f MB; oneDNN primitives so far %lld, reorders %lld\n",
