@@ -6,7 +6,8 @@
 -- selection's inference_information.json / inference_instructions.txt, predictions with
 -- the input geometry), that a second run skips every finished step (log lines, identical
 -- checkpoint bytes), and that a fold whose validation summary is missing is only
--- re-validated (--val), not retrained.
+-- re-validated (--val), not retrained; and that an ensemble selection is carried out
+-- (both members with probabilities, nnunet ensemble, postprocessing of the ensemble).
 -- Skips (77) when a pipeline module (net, loader, export) is not built.
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
@@ -145,6 +146,27 @@ check(log3:find("run: nnunet train %-d Dataset994_DefaultSmoke %-c 2d %-f 0 .*%-
 check(log3:find("run: nnunet train %-d Dataset994_DefaultSmoke %-c 3d_fullres") == nil, "third run: 3d_fullres retrained")
 check(fs.isfile(folds["2d"] .. "/validation/summary.json"), "summary.json rewritten")
 check(log3:find("run: nnunet find_best_configuration") ~= nil, "selection redone after a step ran")
+
+-- ---------------------------------------------------------------- an ensemble selected
+-- (the selection is edited so that both models win; nothing is retrained, so the
+-- edited inference_information.json is what the prediction step carries out)
+info = json.decode_file(R .. "/inference_information.json")
+info.best_model_or_ensemble.selected_model_or_models = {
+  { configuration = "2d", trainer = "nnUNetTrainer", plans_identifier = "nnUNetPlans" },
+  { configuration = "3d_fullres", trainer = "nnUNetTrainer", plans_identifier = "nnUNetPlans" } }
+assert(json.write_file_atomic(R .. "/inference_information.json", info, { indent = 4 }))
+local out2 = ROOT .. "/pred_ens"
+local log4
+code, log4 = nnunet(ARGS:gsub("%-o '[^']*'", "-o " .. sh(out2)))
+check(code == 0, "ensemble run exit %s:\n%s", tostring(code), log4)
+check(log4:find("run: nnunet predict .*%-c 2d .*%-%-save_probabilities") ~= nil
+  and log4:find("run: nnunet predict .*%-c 3d_fullres .*%-%-save_probabilities") ~= nil, "both members predicted with probabilities")
+check(log4:find("run: nnunet ensemble %-i") ~= nil and log4:find("run: nnunet apply_postprocessing %-i [^ ]*ensemble") ~= nil,
+  "ensemble, then postprocessing of the ensemble:\n%s", log4)
+for i = 1, 2 do
+  check(fs.isfile(string.format("%s/test_%03d.nii.gz", out2, i)), "ensemble prediction %d", i)
+  check(fs.isfile(string.format("%s_raw/2d/test_%03d.npz", out2, i)), "member probabilities %d", i)
+end
 
 if failures == 0 and not os.getenv("KEEP") then os.execute("rm -rf " .. sh(ROOT)) end
 if failures > 0 then
