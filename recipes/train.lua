@@ -327,7 +327,7 @@ function M.final_validation(tr, ctx, val_ids)
     local logits = M.predict_logits(tr.net, data, ctx)
     if ctx.next_stages then       -- low-res stage: predicted_next_stage/ for the cascade (§9.4)
       require("nnunet.cascade").write_next_stages({ model_base = ctx.model_base, pre_dir = ctx.pre_dir,
-        plans = ctx.plans, conf = ctx.conf, export = xopts,
+        plans = ctx.plans, conf = ctx.conf, export = xopts, log = function(s) tr:log(s) end,
         resolve = function(n) return M.resolve_configuration(ctx.plans, n) end }, k, logits)
     end
     local pt, perr = json.decode_file(join(ctx.data_dir, k .. ".json"))

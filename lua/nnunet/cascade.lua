@@ -88,39 +88,45 @@ end
 -- own preprocessed space -> for every next stage, the argmax of the logits resampled to
 -- that stage's preprocessed shape, into <model>/predicted_next_stage/<next>/<id>.npz.
 -- o = { model_base, pre_dir, plans, conf (this stage, resolved), resolve = function(name)
---       -> resolved conf, export = export opts (regions, resampling kwargs) }
+--       -> resolved conf, export = export opts (regions, resampling kwargs), log = fn(line) }
+-- A next stage whose preprocessed case is missing is logged and skipped (as the reference).
 -- As the reference (resample_and_save), the spacing passed to the resampler is this
 -- stage's spacing for both sides, so only the separate-z decision depends on it.
+local function write_next_stage(o, nxt, shape, id, logits)
+  local sp = ints(o.conf.spacing)
+  local bbox = { { 0, shape[1] }, { 0, shape[2] }, { 0, shape[3] } }
+  local props = export.props({
+    spacing = sp, spacing_transposed = sp, target_spacing = sp, shape_before_cropping = shape,
+    shape_after_cropping_and_before_resampling = shape, shape_after_resampling = shape, bbox_used_for_cropping = bbox,
+  })
+  local xo = {}
+  for k, v in pairs(o.export) do xo[k] = v end
+  xo.transpose_forward = { 0, 1, 2 }                -- stay in the preprocessed (transposed) space
+  local seg = export.case(logits, props, xo)
+  local dir = join(join(o.model_base, "predicted_next_stage"), nxt)
+  assert(fs.mkdir(dir))
+  local tmp = join(dir, id .. ".tmp.npz")
+  local ok, werr = infer.save_npz(tmp, "seg", seg)
+  seg:release()
+  if not ok then error(string.format("cannot write %s: %s", tmp, tostring(werr)), 0) end
+  assert(os.rename(tmp, join(dir, id .. ".npz")))
+end
+
 function M.write_next_stages(o, id, logits)
   local pp = require("nnunet.preproc_case")
+  local log = o.log or function(s) io.stderr:write(s, "\n") end
   for _, nxt in ipairs(M.next_stages(o.conf)) do
     local nconf = o.resolve(nxt)
     if not nconf then user_error("next stage '%s' is not in the plans", nxt) end
-    local store_path = join(join(o.pre_dir, nconf.data_identifier), id .. ".nnu")
-    local store, err = pp.open(store_path)
-    if not store then
-      user_error("the next stage '%s' is not preprocessed (%s): run `nnunet preprocess -c %s` first "
-        .. "(3d_cascade_fullres uses the 3d_fullres data)", nxt, tostring(err), nconf.data_identifier:match("_([^_]+_[^_]+)$") or nxt)
+    local store = pp.open(join(join(o.pre_dir, nconf.data_identifier), id .. ".nnu"))
+    if store then
+      local shape = ints(store:info().shape)
+      store:close()
+      write_next_stage(o, nxt, shape, id, logits)
+    else   -- as the reference: logged, and the case is skipped for that stage
+      log(string.format("Predicting next stage %s failed for case %s because the preprocessed file is missing! "
+        .. "Run the preprocessing for this configuration first!", nxt, id))
     end
-    local shape = ints(store:info().shape)
-    store:close()
-    local sp = ints(o.conf.spacing)
-    local bbox = { { 0, shape[1] }, { 0, shape[2] }, { 0, shape[3] } }
-    local props = export.props({
-      spacing = sp, spacing_transposed = sp, target_spacing = sp, shape_before_cropping = shape,
-      shape_after_cropping_and_before_resampling = shape, shape_after_resampling = shape, bbox_used_for_cropping = bbox,
-    })
-    local xo = {}
-    for k, v in pairs(o.export) do xo[k] = v end
-    xo.transpose_forward = { 0, 1, 2 }                -- stay in the preprocessed (transposed) space
-    local seg = export.case(logits, props, xo)
-    local dir = join(join(o.model_base, "predicted_next_stage"), nxt)
-    assert(fs.mkdir(dir))
-    local tmp = join(dir, id .. ".tmp.npz")
-    local ok, werr = infer.save_npz(tmp, "seg", seg)
-    seg:release()
-    if not ok then error(string.format("cannot write %s: %s", tmp, tostring(werr)), 0) end
-    assert(os.rename(tmp, join(dir, id .. ".npz")))
   end
 end
 
