@@ -5,6 +5,8 @@
  * threads, each measurement in a forked child so peak RSS is its own.
  *
  *   bench_engine [--quick] [--reps R] [--torch bench/bench_torch.py] [--only CASE_INDEX]
+ * The last cases repeat training/inference with bf16 convolutions (cpu:bf16), against
+ * the same fp32 PyTorch runs.
  *
  * Prints one line per measurement:
  *   bench train3d batch=9 threads=2 median_s=... gflops=... peak_rss_mb=... reorders=...
@@ -28,6 +30,7 @@
 typedef struct bcase {
     const char *name;      /* train3d, infer3d, train2d, infer2d */
     int dim, train, batch, threads;
+    int bf16;              /* 1: the cpu:bf16 table (bf16 convolutions) */
 } bcase;
 
 static double now(void) {
@@ -107,7 +110,8 @@ static int run_case(const bcase *bc, int reps) {
     int64_t patch[3] = {40, 56, 40};
     if (bc->dim == 2) { patch[0] = 1; patch[1] = 56; patch[2] = 40; }
     nnu_net *net = NULL;
-    nnu_status st = nnu_net_create(nnu_backend_cpu(), &c, 1, &net);
+    nnu_status st = nnu_net_create(bc->bf16 ? nnu_backend_cpu_bf16() : nnu_backend_cpu(), &c, 1,
+                                   &net);
     if (st) { fprintf(stderr, "%s\n", nnu_last_error()); return 1; }
     const int64_t S = patch[0] * patch[1] * patch[2], N = bc->batch;
     float *x = malloc((size_t)(N * S) * sizeof *x);
@@ -154,13 +158,14 @@ static int run_case(const bcase *bc, int reps) {
     if (bc->train) {
         /* fwd + bwd data (not for the first layer, whose input needs no gradient) + bwd weights */
         fl = 3 * fl - 2.0 * N * S * c.features[0] * c.in_channels * 27;
-        printf("bench %s batch=%d threads=%d median_s=%.3f cpu_s=%.3f gflops=%.1f peak_rss_mb=%.0f "
-               "reorders_per_iter=%.0f faults_per_iter=%.0f loss=%.4f\n", bc->name, bc->batch,
-               bc->threads, med, cpu, fl / med * 1e-9, rss,
+        printf("bench %s%s batch=%d threads=%d median_s=%.3f cpu_s=%.3f gflops=%.1f peak_rss_mb=%.0f "
+               "reorders_per_iter=%.0f faults_per_iter=%.0f loss=%.4f\n", bc->name,
+               bc->bf16 ? "_bf16" : "", bc->batch, bc->threads, med, cpu, fl / med * 1e-9, rss,
                (double)(s1.reorders - s0.reorders) / reps, faults, loss);
     } else {
-        printf("bench %s batch=%d threads=%d median_s_per_patch=%.4f cpu_s_per_patch=%.4f "
-               "gflops=%.1f peak_rss_mb=%.0f\n", bc->name, bc->batch, bc->threads,
+        printf("bench %s%s batch=%d threads=%d median_s_per_patch=%.4f cpu_s_per_patch=%.4f "
+               "gflops=%.1f peak_rss_mb=%.0f\n", bc->name, bc->bf16 ? "_bf16" : "", bc->batch,
+               bc->threads,
                med / bc->batch, cpu / bc->batch, fl / med * 1e-9, rss);
     }
     fflush(stdout);
@@ -207,9 +212,11 @@ int main(int argc, char **argv) {
     }
     if (reps < 1) reps = 1;
     bcase all[] = {
-        {"train3d", 3, 1, 9, 2}, {"train3d", 3, 1, 2, 2}, {"train3d", 3, 1, 9, 1},
-        {"train3d", 3, 1, 2, 1}, {"infer3d", 3, 0, 4, 2}, {"infer3d", 3, 0, 4, 1},
-        {"train2d", 2, 1, 366, 2}, {"infer2d", 2, 0, 64, 2},
+        {"train3d", 3, 1, 9, 2, 0}, {"train3d", 3, 1, 2, 2, 0}, {"train3d", 3, 1, 9, 1, 0},
+        {"train3d", 3, 1, 2, 1, 0}, {"infer3d", 3, 0, 4, 2, 0}, {"infer3d", 3, 0, 4, 1, 0},
+        {"train2d", 2, 1, 366, 2, 0}, {"infer2d", 2, 0, 64, 2, 0},
+        /* mixed precision (bf16 convolutions); compared with PyTorch fp32 */
+        {"train3d", 3, 1, 9, 2, 1}, {"train3d", 3, 1, 9, 1, 1}, {"infer3d", 3, 0, 4, 1, 1},
     };
     int ncase = quick ? 2 : (int)(sizeof all / sizeof all[0]);
     if (only >= 0 && only < (int)(sizeof all / sizeof all[0]))   /* in-process, for profilers */
@@ -234,8 +241,8 @@ int main(int argc, char **argv) {
         double a = field(ours[i], key), b = field(theirs[i], key);
         double ra = field(ours[i], "peak_rss_mb="), rb = field(theirs[i], "peak_rss_mb=");
         const char *ck = all[i].train ? "cpu_s=" : "cpu_s_per_patch=";
-        printf("ratio %s batch=%d threads=%d torch/ours time=%.2f cpu=%.2f rss ours/torch=%.2f\n",
-               all[i].name, all[i].batch, all[i].threads, b / a,
+        printf("ratio %s%s batch=%d threads=%d torch/ours time=%.2f cpu=%.2f rss ours/torch=%.2f\n",
+               all[i].name, all[i].bf16 ? "_bf16" : "", all[i].batch, all[i].threads, b / a,
                field(theirs[i], ck) / field(ours[i], ck), ra / rb);
     }
     return 0;

@@ -138,6 +138,25 @@ static const nnu_backend cpu_backend = {
 
 const nnu_backend *nnu_backend_cpu(void) { return &cpu_backend; }
 
+/* The same table under another name: the convolution ops see through `be` which
+ * precision they were called with (as the CUDA tables do). */
+static const nnu_backend cpu_bf16_backend = {
+    .name = "cpu:bf16",
+    .mem = &nnu_memory_cpu,
+    .sync = cpu_sync,
+    .memcpy_ = cpu_memcpy,
+    .get_stats = cpu_get_stats,
+    .memset_ = cpu_memset,
+    .act_block = 16,
+#define NNU_OP(name, ptype) .name = nnu_##name##_cpu,
+#include "nnu_ops.def"
+#undef NNU_OP
+};
+
+const nnu_backend *nnu_backend_cpu_bf16(void) { return &cpu_bf16_backend; }
+
+int nnu_backend_is_bf16(const nnu_backend *be) { return be == &cpu_bf16_backend; }
+
 void nnu_backend_cpu_set_threads(int n) {
     if (n > 0) omp_set_num_threads(n);
 }

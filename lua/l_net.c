@@ -6,7 +6,8 @@
  *             kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder,
  *             conv_bias, norm_op_kwargs={eps}, nonlin_kwargs={negative_slope}}})
  *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
- *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=}
+ *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=,
+ *              precision="fp32"|"bf16"}  (bf16: bf16 convolutions, nnu_backend_cpu_bf16)
  *             (patch_size + batch_size plan the activation arena right away: the
  *             training arena when `train` (default: deep_supervision), else the lean
  *             inference one; forward re-plans when shapes or the mode require it)
@@ -150,6 +151,12 @@ static int l_net_build(lua_State *L) {
     c.ignore_label = (int)field_int(L, 2, "ignore_label", -1, 0);
     uint64_t seed = (uint64_t)field_int(L, 2, "seed", 12345, 0);
     int plan_train = field_bool(L, 2, "train", c.deep_supervision);
+    lua_getfield(L, 2, "precision");         /* "fp32" (default) | "bf16" */
+    const char *prec = luaL_optstring(L, -1, "fp32");
+    const nnu_backend *be = !strcmp(prec, "bf16") ? nnu_backend_cpu_bf16() : nnu_backend_cpu();
+    luaL_argcheck(L, !strcmp(prec, "fp32") || !strcmp(prec, "bf16"), 2,
+                  "precision must be 'fp32' or 'bf16'");
+    lua_pop(L, 1);
     int64_t patch[3] = {1, 1, 1}, batch = field_int(L, 2, "batch_size", 0, 0);
     lua_getfield(L, 2, "patch_size");
     int have_patch = lua_istable(L, -1);
@@ -165,7 +172,7 @@ static int l_net_build(lua_State *L) {
     nnu_net **box = (nnu_net **)lua_newuserdatauv(L, sizeof *box, 0);   /* box first (R12) */
     *box = NULL;
     luaL_setmetatable(L, L_NET_MT);
-    nnu_status st = nnu_net_create(nnu_backend_cpu(), &c, seed, box);
+    nnu_status st = nnu_net_create(be, &c, seed, box);
     /* eager plan: training arena unless told otherwise; a net built without deep
      * supervision (the predictor's) gets the lean inference arena */
     if (st == NNU_STATUS_OK && have_patch && batch > 0)

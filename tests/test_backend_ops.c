@@ -10,9 +10,13 @@ static int covered[NNU_OP_COUNT];
 #define COVER(op) (covered[NNU_OP_##op] = 1)
 
 /* ---- convolution and transposed convolution ---- */
+static const nnu_backend *conv_be;     /* the table conv_case runs on */
+static nnu_tol conv_tol, conv_tol_bww;
+
 static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, int64_t Co,
                       int64_t d, int64_t h, int64_t w, const int k[3], const int s[3],
                       int cbi, int cbo) {
+    const nnu_backend *be = conv_be;
     nnu_conv_params p;
     int64_t in[3] = {d, h, w};
     CHECK_OK(nnu_conv_params_init(&p, N, Ci, Co, in, k, s, transposed, cbi, cbo));
@@ -45,17 +49,42 @@ static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, 
     CHECK_OK(bww(be, xl, gyl, gw, gb, &p));
     from_layout(yl, y, N, Co, So, cbo);
     from_layout(gxl, gx, N, Ci, Si, cbi);
-    snprintf(what, sizeof what, "%s fwd", label);
-    ref_compare(what, y, yr, ny, TOL_CONV);
-    snprintf(what, sizeof what, "%s bwd_data", label);
-    ref_compare(what, gx, gxr, nx, TOL_CONV);
-    snprintf(what, sizeof what, "%s bwd_weights", label);
-    ref_compare(what, gw, gwr, nw, TOL_CONV_BWW);
-    snprintf(what, sizeof what, "%s bwd_bias", label);
-    ref_compare(what, gb, gbr, Co, TOL_CONV_BWW);
+    snprintf(what, sizeof what, "%s %s fwd", be->name, label);
+    ref_compare(what, y, yr, ny, conv_tol);
+    snprintf(what, sizeof what, "%s %s bwd_data", be->name, label);
+    ref_compare(what, gx, gxr, nx, conv_tol);
+    snprintf(what, sizeof what, "%s %s bwd_weights", be->name, label);
+    ref_compare(what, gw, gwr, nw, conv_tol_bww);
+    snprintf(what, sizeof what, "%s %s bwd_bias", be->name, label);
+    ref_compare(what, gb, gbr, Co, conv_tol_bww);
     free(x); free(wt); free(b); free(gy); free(xd); free(wd); free(bd); free(gyd);
     free(yr); free(gxr); free(gwr); free(gbr); free(xl); free(gyl); free(yl); free(gxl);
     free(y); free(gx); free(gw); free(gb);
+}
+
+/* bf16 convolutions (cpu:bf16) on the layouts the network uses; skipped without
+ * avx512_bf16 (oneDNN then has no bf16 kernel and reports it) */
+static void test_conv_bf16(void) {
+    const nnu_backend *b16 = nnu_backend_cpu_bf16();
+    nnu_conv_params p;
+    int64_t in[3] = {2, 3, 4};
+    const int k3[3] = {3, 3, 3}, s1[3] = {1, 1, 1}, s2[3] = {2, 2, 2};
+    CHECK_OK(nnu_conv_params_init(&p, 1, 16, 16, in, k3, s1, 0, 16, 16));
+    float x[16 * 24] = {0}, y[16 * 24], w[16 * 16 * 27] = {0}, b[16] = {0};
+    if (b16->conv_fwd(b16, x, y, w, b, &p) != NNU_STATUS_OK) {
+        fprintf(stderr, "  cpu:bf16 unavailable here (%s): bf16 cases skipped\n", nnu_last_error());
+        return;
+    }
+    conv_be = b16;
+    conv_tol = TOL_CONV_BF16;
+    conv_tol_bww = TOL_CONV_BF16;
+    conv_case("conv3d bf16 16->32 s2", 0, 2, 16, 32, 3, 5, 6, k3, s2, 16, 16);
+    conv_case("conv3d bf16 plain 1->16", 0, 2, 1, 16, 4, 5, 3, k3, s1, 1, 16);
+    conv_case("convt3d bf16 32->16", 1, 2, 32, 16, 2, 3, 3, s2, s2, 16, 16);
+    conv_case("conv3d bf16 head 16->3", 0, 2, 16, 3, 2, 3, 5, (const int[]){1, 1, 1}, s1, 16, 1);
+    conv_be = be;
+    conv_tol = TOL_CONV;
+    conv_tol_bww = TOL_CONV_BWW;
 }
 
 static void test_conv(void) {
@@ -307,8 +336,12 @@ int main(void) {
     fprintf(stderr, "test_backend_ops: seed %llu\n", (unsigned long long)seed);
     ref_seed(seed);
     be = nnu_backend_cpu();
+    conv_be = be;
+    conv_tol = TOL_CONV;
+    conv_tol_bww = TOL_CONV_BWW;
     CHECK(!strcmp(be->name, "cpu"), "backend name %s", be->name);
     test_conv();
+    test_conv_bf16();
     test_instnorm();
     test_eltwise();
     test_concat();

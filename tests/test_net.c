@@ -216,6 +216,77 @@ static void run_fixture(const char *name, const nnu_backend *be) {
     fx_free(&fx);
 }
 
+/* relative L2 error of got against ref */
+static double rel_l2(const float *got, const double *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += (got[i] - ref[i]) * (got[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* cpu:bf16 (bf16 convolutions, f32 everything else) on the blocked fixture: outputs,
+ * loss and gradients within TOL_NET_BF16_REL of PyTorch's float64 values */
+static void run_bf16(const char *name) {
+    const nnu_backend *b16 = nnu_backend_cpu_bf16();
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/net_%s.bin", name);
+    fixture fx;
+    if (!fx_load(path, &fx)) { CHECK(0, "fixture %s", path); return; }
+    const int32_t *cf = fx_get(&fx, "config")->data;
+    nnu_net_config c = {0};
+    int i = 0;
+    c.dim = cf[i++]; c.n_stages = cf[i++]; c.in_channels = cf[i++]; c.num_classes = cf[i++];
+    c.batch_dice = cf[i++];
+    int64_t N = cf[i++], patch[3] = {1, 1, 1};
+    for (int a = c.dim == 2 ? 1 : 0; a < 3; a++) patch[a] = cf[i++];
+    for (int s = 0; s < c.n_stages; s++) c.features[s] = cf[i++];
+    for (int s = 0; s < c.n_stages; s++) for (int a = 0; a < 3; a++) c.kernel[s][a] = cf[i++];
+    for (int s = 0; s < c.n_stages; s++) for (int a = 0; a < 3; a++) c.stride[s][a] = cf[i++];
+    for (int s = 0; s < c.n_stages; s++) c.n_conv_enc[s] = cf[i++];
+    for (int s = 0; s < c.n_stages - 1; s++) c.n_conv_dec[s] = cf[i++];
+    c.conv_bias = 1; c.norm_eps = 1e-5f; c.slope = 0.01f; c.deep_supervision = 1;
+    c.ignore_label = -1;
+    nnu_net *net = NULL;
+    CHECK_OK(nnu_net_create(b16, &c, 7, &net));
+    fx_entry *pe = fx_get(&fx, "params"), *te = fx_get(&fx, "target");
+    nnu_tensor *target = NULL;
+    CHECK_OK(nnu_tensor_wrap(te->data, NNU_DTYPE_I32, 5,
+                             (const int64_t[]){te->shape[0], 1, c.dim == 2 ? 1 : te->shape[2],
+                                               te->shape[te->ndim - 2], te->shape[te->ndim - 1]},
+                             &target));
+    if (!net || !target) { nnu_tensor_release(target); nnu_net_free(net); fx_free(&fx); return; }
+    memcpy(nnu_net_params(net), pe->data, (size_t)pe->numel * sizeof(float));
+    double loss = 0;
+    nnu_status st = nnu_net_forward(net, fx_get(&fx, "input")->data, N, patch, 1);
+    if (st != NNU_STATUS_OK) {   /* no avx512_bf16: oneDNN has no bf16 kernel */
+        fprintf(stderr, "  cpu:bf16 unavailable (%s): skipped\n", nnu_last_error());
+    } else {
+        fx_entry *oe = fx_get(&fx, "out0");
+        double eo = rel_l2(nnu_net_output(net, 0, NULL), oe->data, oe->numel);
+        CHECK_OK(nnu_net_loss(net, target, &loss));
+        CHECK_OK(nnu_net_backward(net));
+        double ref = *(double *)fx_get(&fx, "loss")->data;
+        double eg = rel_l2(nnu_net_grads(net), fx_get(&fx, "grads")->data, pe->numel);
+        if (getenv("NNU_DEBUG_BF16"))
+            for (int t = 0; t < nnu_net_num_tensors(net); t++) {
+                const nnu_net_tensor_info *ti = nnu_net_tensor(net, t);
+                fprintf(stderr, "    %-45s %.3e\n", ti->name,
+                        rel_l2(nnu_net_grads(net) + ti->offset,
+                               (const double *)fx_get(&fx, "grads")->data + ti->offset, ti->numel));
+            }
+        fprintf(stderr, "  %s on cpu:bf16: rel L2 out0 %.2e, grads %.2e; loss %.6f vs %.6f\n",
+                name, eo, eg, loss, ref);
+        CHECK(eo < TOL_NET_BF16_REL && eg < TOL_NET_BF16_GRAD, "%s bf16: out0 %.3g grads %.3g",
+              name, eo, eg);
+        CHECK_CLOSE(loss, ref, 0, TOL_NET_BF16_REL);
+    }
+    nnu_tensor_release(target);
+    nnu_net_free(net);
+    fx_free(&fx);
+}
+
 static nnu_net_config small_config(int f0) {
     nnu_net_config c = {0};
     c.dim = 3; c.n_stages = 4; c.in_channels = 1; c.num_classes = 3;
@@ -313,6 +384,7 @@ int main(void) {
     fake_be.memset_ = NULL;
     fake_be.act_block = 1;
     run_fixture("blocked3d", &fake_be);
+    run_bf16("blocked3d");
     test_init_and_schedule();
     return check_report();
 }

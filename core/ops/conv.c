@@ -144,33 +144,30 @@ static nnu_status check(const nnu_conv_params *p) {
 
 nnu_status nnu_conv_fwd_cpu(const nnu_backend *be, const float *x, float *y, const float *w,
                             const float *b, const nnu_conv_params *p) {
-    (void)be;
     NNU_TRY(check(p));
     if (is_head(p)) {
         head_fwd(x, y, w, p->has_bias ? b : NULL, p);
         return NNU_STATUS_OK;
     }
-    return nnu_dnnl_conv_run(NNU_DNNL_FWD, p, x, NULL, y, (float *)w, (float *)b);
+    return nnu_dnnl_conv_run(NNU_DNNL_FWD, p, nnu_backend_is_bf16(be), x, NULL, y, (float *)w, (float *)b);
 }
 
 nnu_status nnu_conv_bwd_data_cpu(const nnu_backend *be, const float *gy, float *gx,
                                  const float *w, const nnu_conv_params *p) {
-    (void)be;
     NNU_TRY(check(p));
     if (is_head(p)) {
         head_bwd_data(gy, gx, w, p);
         return NNU_STATUS_OK;
     }
-    return nnu_dnnl_conv_run(NNU_DNNL_BWD_DATA, p, gy, NULL, gx, (float *)w, NULL);
+    return nnu_dnnl_conv_run(NNU_DNNL_BWD_DATA, p, nnu_backend_is_bf16(be), gy, NULL, gx, (float *)w, NULL);
 }
 
 nnu_status nnu_conv_bwd_params_cpu(const nnu_backend *be, const float *x, const float *gy,
                                    float *gw, float *gb, const nnu_conv_params *p) {
-    (void)be;
     NNU_TRY(check(p));
     if (is_head(p)) {
         head_bwd_params(x, gy, gw, gb, p);
         return NNU_STATUS_OK;
     }
-    return nnu_dnnl_conv_run(NNU_DNNL_BWD_WEIGHTS, p, x, gy, NULL, gw, gb);
+    return nnu_dnnl_conv_run(NNU_DNNL_BWD_WEIGHTS, p, nnu_backend_is_bf16(be), x, gy, NULL, gw, gb);
 }

@@ -17,21 +17,18 @@ static nnu_status check(const nnu_conv_params *p) {
 
 nnu_status nnu_convt_fwd_cpu(const nnu_backend *be, const float *x, float *y, const float *w,
                              const float *b, const nnu_conv_params *p) {
-    (void)be;
     NNU_TRY(check(p));
-    return nnu_dnnl_conv_run(NNU_DNNL_FWD, p, x, NULL, y, (float *)w, (float *)b);
+    return nnu_dnnl_conv_run(NNU_DNNL_FWD, p, nnu_backend_is_bf16(be), x, NULL, y, (float *)w, (float *)b);
 }
 
 nnu_status nnu_convt_bwd_data_cpu(const nnu_backend *be, const float *gy, float *gx,
                                   const float *w, const nnu_conv_params *p) {
-    (void)be;
     NNU_TRY(check(p));
-    return nnu_dnnl_conv_run(NNU_DNNL_BWD_DATA, p, gy, NULL, gx, (float *)w, NULL);
+    return nnu_dnnl_conv_run(NNU_DNNL_BWD_DATA, p, nnu_backend_is_bf16(be), gy, NULL, gx, (float *)w, NULL);
 }
 
 nnu_status nnu_convt_bwd_params_cpu(const nnu_backend *be, const float *x, const float *gy,
                                     float *gw, float *gb, const nnu_conv_params *p) {
-    (void)be;
     NNU_TRY(check(p));
-    return nnu_dnnl_conv_run(NNU_DNNL_BWD_WEIGHTS, p, x, gy, NULL, gw, gb);
+    return nnu_dnnl_conv_run(NNU_DNNL_BWD_WEIGHTS, p, nnu_backend_is_bf16(be), x, gy, NULL, gw, gb);
 }

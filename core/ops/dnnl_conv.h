@@ -13,11 +13,12 @@
 
 enum { NNU_DNNL_FWD = 0, NNU_DNNL_BWD_DATA = 1, NNU_DNNL_BWD_WEIGHTS = 2 };
 
-/* Runs direction dir of the (transposed, if p->transposed) convolution.
+/* Runs direction dir of the (transposed, if p->transposed) convolution, in f32 or
+ * with bf16 inputs and weights (bf16 = 1; outputs and accumulation f32).
  *   FWD:          a = x, b = NULL, out = y,  w = weights, bias = b (may be NULL)
  *   BWD_DATA:     a = gy, out = gx, w = weights
  *   BWD_WEIGHTS:  a = x, b = gy, w = gw (+=), bias = gb (+=, may be NULL) */
-nnu_status nnu_dnnl_conv_run(int dir, const nnu_conv_params *p, const float *a, const float *b,
-                             float *out, float *w, float *bias);
+nnu_status nnu_dnnl_conv_run(int dir, const nnu_conv_params *p, int bf16, const float *a,
+                             const float *b, float *out, float *w, float *bias);
 
 #endif

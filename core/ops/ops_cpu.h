@@ -71,6 +71,7 @@ nnu_status nnu_sumsq_cpu(const nnu_backend *be, const float *x, double *out,
 #define NNU_OMP_MIN 32768
 
 /* CPU backend internals shared by the ops (nnu_backend.c) */
+int  nnu_backend_is_bf16(const nnu_backend *be);   /* called through the cpu:bf16 table */
 void nnu_cpu_count_reorder(void);
 void nnu_cpu_count_primitive(void);
 

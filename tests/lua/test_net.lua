@@ -125,6 +125,22 @@ check(nb:flat("exp_avg_sq"):sum() == na:flat("exp_avg_sq"):sum(), "Adam state ro
 os.remove(pa)
 check(not pcall(na.train_step, na, x, t, { optimizer = "lbfgs" }), "unknown optimizer raises")
 
+-- bf16 convolutions train too (where the CPU has avx512_bf16)
+local ok16, n16 = pcall(netmod.build, small, { num_input_channels = 1, num_classes = 3, seed = 1,
+                                               precision = "bf16" })
+check(ok16, "build with precision bf16: " .. tostring(n16))
+local ok_step, l16 = pcall(n16.train_step, n16, x, t, { lr = 1e-2 })
+if ok_step then
+  local l16b = n16:train_step(x, t, { lr = 1e-2 })
+  check(math.abs(l16 - losses[1]) < 0.05 * math.abs(losses[1]) + 1e-3,
+    string.format("bf16 first loss %.4f close to fp32 %.4f", l16, losses[1]))
+  check(l16b < l16, "bf16: loss falls")
+else
+  print("note: bf16 convolutions unavailable here: " .. tostring(l16))
+end
+check(not pcall(netmod.build, small, { num_input_channels = 1, num_classes = 3, precision = "fp8" }),
+  "unknown precision raises")
+
 -- 2d configuration (kernel and stride pairs, (N, C, H, W) tensors)
 local a2 = plans.configurations["2d"].architecture
 local n2 = netmod.build(a2, { num_input_channels = 1, num_classes = 3 })
