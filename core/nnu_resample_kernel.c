@@ -21,18 +21,13 @@
 
 #include "nnu_parallel.h"
 #include "nnu_resample.h"
+#include "nnu_resample_internal.h"
 
-#define NPAD 12          /* scipy _prepad_for_spline_filter for mode 'nearest' */
-#define CHUNK 64         /* columns per work item */
+#define NPAD NNU_RS_NPAD  /* scipy _prepad_for_spline_filter for mode 'nearest' */
+#define CHUNK NNU_RS_CHUNK
 #define MAX_ORDER 5
 
-typedef struct axis_plan {
-    int      order, ntaps, npad, npoles;
-    double   poles[2];
-    int64_t  n_in, n_out, len;   /* len = n_in + 2 * npad */
-    int64_t *idx;                /* n_out x ntaps tap indices into the (padded) line */
-    double  *w;                  /* n_out x ntaps weights */
-} axis_plan;
+typedef nnu_rs_axis_plan axis_plan;
 
 /* scipy get_spline_interpolation_weights(x, order) */
 static void spline_weights(double x, int order, double *w) {
@@ -95,12 +90,12 @@ static int filter_poles(int order, double *p) {
     return 0;
 }
 
-static void plan_free(axis_plan *p) {
+void nnu_rs_plan_free(axis_plan *p) {
     free(p->idx);
     free(p->w);
 }
 
-static nnu_status plan_make(axis_plan *p, int64_t n_in, int64_t n_out, int order) {
+nnu_status nnu_rs_plan_make(axis_plan *p, int64_t n_in, int64_t n_out, int order) {
     memset(p, 0, sizeof *p);
     NNU_CHECK(order >= 0 && order <= MAX_ORDER, NNU_STATUS_ERR_UNSUPPORTED,
               "resample: spline order %d not supported (0..5)", order);
@@ -116,7 +111,7 @@ static nnu_status plan_make(axis_plan *p, int64_t n_in, int64_t n_out, int order
     p->idx = malloc((size_t)(n_out * p->ntaps) * sizeof *p->idx);
     p->w = malloc((size_t)(n_out * p->ntaps) * sizeof *p->w);
     if (!p->idx || !p->w) {
-        plan_free(p);
+        nnu_rs_plan_free(p);
         return NNU_FAIL(NNU_STATUS_ERR_OOM, "resample: out of memory for an axis plan");
     }
     double zf = (double)n_in / (double)n_out;
@@ -139,7 +134,7 @@ static nnu_status plan_make(axis_plan *p, int64_t n_in, int64_t n_out, int order
 
 /* B-spline prefilter of `w` interleaved lines: c[k * w + j] for k < n, j < w
  * (scipy apply_filter with the 'reflect' initialisations it uses for 'nearest'). */
-static void prefilter(double *c, int64_t n, int64_t w, const double *poles, int npoles) {
+void nnu_rs_prefilter(double *c, int64_t n, int64_t w, const double *poles, int npoles) {
     double gain = 1.0;
     for (int q = 0; q < npoles; q++) gain *= (1.0 - poles[q]) * (1.0 - 1.0 / poles[q]);
     for (int64_t i = 0; i < n * w; i++) c[i] *= gain;
@@ -199,7 +194,7 @@ static nnu_status axis_pass(const double *in, double *out, int64_t outer, int64_
                     s = s < 0 ? 0 : (s >= p->n_in ? p->n_in - 1 : s);
                     memcpy(buf + k * w, src + s * inner, (size_t)w * sizeof *buf);
                 }
-                prefilter(buf, p->len, w, p->poles, p->npoles);
+                nnu_rs_prefilter(buf, p->len, w, p->poles, p->npoles);
                 lines = buf;
                 ls = w;
             } else {
@@ -229,12 +224,12 @@ nnu_status nnu_resize_axis_f64(const double *in, const int64_t shape[3], int axi
                                int order, double *out, int parallel) {
     NNU_CHECK(axis >= 0 && axis < 3, NNU_STATUS_ERR_ARG, "resize_axis: axis %d", axis);
     axis_plan p;
-    NNU_TRY(plan_make(&p, shape[axis], n_out, order));
+    NNU_TRY(nnu_rs_plan_make(&p, shape[axis], n_out, order));
     int64_t outer = 1, inner = 1;
     for (int a = 0; a < axis; a++) outer *= shape[a];
     for (int a = axis + 1; a < 3; a++) inner *= shape[a];
     nnu_status st = axis_pass(in, out, outer, inner, &p, parallel);
-    plan_free(&p);
+    nnu_rs_plan_free(&p);
     return st;
 }
 
@@ -247,9 +242,9 @@ static nnu_status resize_linear_exact(const double *in, const int64_t in_shape[3
     axis_plan p[3];
     int made = 0;
     nnu_status st = NNU_STATUS_OK;
-    for (; made < 3 && !st; made++) st = plan_make(&p[made], in_shape[made], out_shape[made], 1);
+    for (; made < 3 && !st; made++) st = nnu_rs_plan_make(&p[made], in_shape[made], out_shape[made], 1);
     if (st) {
-        for (int a = 0; a < made - 1; a++) plan_free(&p[a]);
+        for (int a = 0; a < made - 1; a++) nnu_rs_plan_free(&p[a]);
         return st;
     }
     const int64_t H = in_shape[1], W = in_shape[2], OH = out_shape[1], OW = out_shape[2];
@@ -268,7 +263,7 @@ static nnu_status resize_linear_exact(const double *in, const int64_t in_shape[3
                     }
                 out[(z * OH + y) * OW + x] = t;
             }
-    for (int a = 0; a < 3; a++) plan_free(&p[a]);
+    for (int a = 0; a < 3; a++) nnu_rs_plan_free(&p[a]);
     return NNU_STATUS_OK;
 }
 
