@@ -282,6 +282,10 @@ int main(void) {
     fprintf(stderr, "test_gradcheck: seed %llu\n", (unsigned long long)seed);
     ref_seed(seed);
     be = nnu_backend_cpu();
+    /* thousands of tiny forward calls: one thread avoids paying a parallel region
+     * (and, on a busy machine, a scheduler slice) per call; threading is covered by
+     * test_backend_ops and test_net */
+    nnu_backend_cpu_set_threads(1);
     const int k3[3] = {3, 3, 3}, k133[3] = {1, 3, 3}, s1[3] = {1, 1, 1}, s2[3] = {2, 2, 2};
     const int s122[3] = {1, 2, 2};
     gc_conv("conv3d k3 s2", 0, 1, 2, 3, (const int64_t[]){3, 4, 5}, k3, s2);
