@@ -1,8 +1,9 @@
-# Thin driver around CMake. `make demo` runs the demo, `make test` the test suite.
+# Thin driver around CMake. `make demo` runs the demo, `make test` the test suite,
+# `make bench` the preprocessing benchmark (seconds per case, peak RSS).
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all deps build test demo test-asan clean
+.PHONY: all deps build test demo bench test-asan clean
 
 all: build
 
@@ -18,6 +19,12 @@ test: build
 
 demo: build
 	./$(BUILD)/nnunet demo
+
+# Preprocessing of the shared Hippocampus (230 cases) and BraTS sample (6 cases) with 2
+# worker threads: seconds per case and peak RSS per configuration (bench/bench_preprocess.lua;
+# BENCH_ARGS=--large adds two synthetic 300x512x512 CTs).
+bench: build
+	./$(BUILD)/nnunet bench/bench_preprocess.lua $(BENCH_ARGS)
 
 # The whole suite under AddressSanitizer + UBSan (CUDA off: the sanitizers do not see device code).
 test-asan: deps
