@@ -64,7 +64,7 @@ struct nnu_net {
     size_t arena_bytes;
     float *ga, *gb, *gt, *up;
     float *gskip[NNU_NET_MAX_STAGES];
-    float *input;                   /* device copy of the input (non-host backends) */
+    float *input;                   /* copy of the input (arena) */
     int32_t *host_target;           /* host staging of the labels (non-host backends) */
     int last_train;                 /* outputs of the last forward (-1: none yet) */
     int plan_train;                 /* the arena is planned for training (1) or inference */
@@ -420,8 +420,9 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
         d->loss_ws = carve(cv, (int64_t)((ws + 3) / 4));
     }
     net->up = carve(cv, maxact);
-    const int host = net->be->mem->host_accessible;
-    net->input = host ? NULL : carve(cv, N * c->in_channels * spn(net->patch));
+    /* the input is copied in: the backward of the first layer reads it, and the
+     * caller's buffer need not outlive the forward (nor be device memory) */
+    net->input = carve(cv, N * c->in_channels * spn(net->patch));
     net->ga = train ? carve(cv, maxact) : NULL;
     net->gb = train ? carve(cv, maxact) : NULL;
     net->gt = train ? carve(cv, maxact) : NULL;
@@ -506,12 +507,9 @@ nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const in
     NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
     const nnu_backend *be = net->be;
     const int ns = net->cfg.n_stages;
-    if (net->input) {   /* device backend: the input comes from the host */
-        NNU_TRY(be->memcpy_(be, net->input, input,
-                            (size_t)(n * net->cfg.in_channels * spn(patch)) * sizeof(float)));
-        input = net->input;
-    }
-    net->blocks[0].in = input;
+    NNU_TRY(be->memcpy_(be, net->input, input,
+                        (size_t)(n * net->cfg.in_channels * spn(patch)) * sizeof(float)));
+    net->blocks[0].in = net->input;
     for (int b = 0; b < net->enc_first[ns - 1] + net->enc_n[ns - 1]; b++)
         NNU_TRY(block_fwd(net, &net->blocks[b]));
     for (int t = 0; t < ns - 1; t++) {

@@ -107,8 +107,8 @@ nnu_status nnu_net_plan(nnu_net *net, int64_t batch, const int64_t patch[3], int
 /* bytes held by the arena (for the benchmark) */
 size_t nnu_net_arena_bytes(const nnu_net *net);
 
-/* input: plain (N, Cin, D, H, W) floats in host memory (copied into the arena when
- * the backend's memory is not host-accessible); the arena is (re)planned when N or the
+/* input: plain (N, Cin, D, H, W) floats in host memory, copied into the arena (the
+ * caller's buffer need not outlive the call); the arena is (re)planned when N or the
  * patch change, or for training after an inference plan (an existing training plan
  * also serves inference). train = 1 keeps what the backward needs and computes
  * every head; train = 0 computes only the full-resolution head. */

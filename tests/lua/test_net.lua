@@ -84,6 +84,13 @@ local losses = {}
 for i = 1, 4 do losses[i] = net:train_step(x, t, { lr = 1e-2 }) end
 check(losses[4] < losses[1], string.format("loss falls: %.4f -> %.4f", losses[1], losses[4]))
 check(net:sgd_steps() == 4, "4 SGD steps")
+-- the input may be collected between forward and backward (the net keeps a copy)
+net:zero_grad()
+net:forward(tensor.from_table(xs, { N, 1, D, H, W }), true)
+collectgarbage(); collectgarbage()
+net:loss(t)
+net:backward()
+check(net:gradients()["encoder.stages.0.0.convs.0.conv.weight"]:sum() ~= 0, "first-layer gradient")
 local vl, logits = net:val_step(x, t)
 check(type(vl) == "number" and table.concat(logits:shape(), ",") == "1,3,24,24,24", "val_step")
 
