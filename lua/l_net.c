@@ -37,6 +37,7 @@
  *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=}
  * Programming errors raise; expected failures (I/O, checkpoint mismatch) return nil, msg. */
 #include <string.h>
+#include <strings.h>
 
 #include "l_util.h"
 #include "nnu_net.h"
@@ -303,9 +304,9 @@ static void sgd_opts(lua_State *L, int arg, nnu_sgd_config *c) {
     }
     luaL_checktype(L, arg, LUA_TTABLE);
     lua_getfield(L, arg, "optimizer");
-    const char *o = luaL_optstring(L, -1, "sgd");
-    if (!strcmp(o, "adam")) nnu_adam_config_default(c);
-    else if (strcmp(o, "sgd")) luaL_argerror(L, arg, "optimizer must be 'sgd' or 'adam'");
+    const char *o = luaL_optstring(L, -1, "sgd");   /* any case: the plans write "Adam" */
+    if (!strcasecmp(o, "adam")) nnu_adam_config_default(c);
+    else if (strcasecmp(o, "sgd")) luaL_argerror(L, arg, "optimizer must be 'sgd' or 'adam'");
     lua_pop(L, 1);
     c->lr = (float)field_num(L, arg, "lr", c->lr);
     c->momentum = (float)field_num(L, arg, "momentum", c->momentum);

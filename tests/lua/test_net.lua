@@ -120,7 +120,7 @@ check(not bad, "patch not divisible by the total stride raises")
 -- Adam (2018 trainer) on a copy: its state shows up in get_state and survives save/load
 local na = netmod.build(arch, { num_input_channels = 1, num_classes = 3, seed = 1 })
 local la = {}
-for i = 1, 3 do la[i] = na:train_step(x, t, { optimizer = "adam", lr = 1e-3 }) end
+for i = 1, 3 do la[i] = na:train_step(x, t, { optimizer = i == 1 and "Adam" or "adam", lr = 1e-3 }) end
 check(la[3] < la[1], string.format("Adam: loss falls %.4f -> %.4f", la[1], la[3]))
 local sa = na:get_state()
 check(#sa.optim == 4 and sa.optim[4].name == "max_exp_avg_sq", "Adam state in get_state")
