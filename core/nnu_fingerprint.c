@@ -14,71 +14,6 @@
 #include "nnu_parallel.h"
 #include "nnu_progress.h"
 
-/* ---------------- numpy legacy MT19937 ---------------- */
-
-#define MT_N 624
-#define MT_M 397
-
-void nnu_np_random_seed(nnu_np_random *r, uint32_t seed) {
-    r->key[0] = seed;
-    for (int i = 1; i < MT_N; i++)
-        r->key[i] = 1812433253u * (r->key[i - 1] ^ (r->key[i - 1] >> 30)) + (uint32_t)i;
-    r->pos = MT_N;
-}
-
-static void mt_generate(nnu_np_random *r) {
-    uint32_t *k = r->key;
-    int i;
-    for (i = 0; i < MT_N - MT_M; i++) {
-        uint32_t y = (k[i] & 0x80000000u) | (k[i + 1] & 0x7fffffffu);
-        k[i] = k[i + MT_M] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    }
-    for (; i < MT_N - 1; i++) {
-        uint32_t y = (k[i] & 0x80000000u) | (k[i + 1] & 0x7fffffffu);
-        k[i] = k[i + (MT_M - MT_N)] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    }
-    uint32_t y = (k[MT_N - 1] & 0x80000000u) | (k[0] & 0x7fffffffu);
-    k[MT_N - 1] = k[MT_M - 1] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    r->pos = 0;
-}
-
-uint32_t nnu_np_random_u32(nnu_np_random *r) {
-    if (r->pos == MT_N) mt_generate(r);
-    uint32_t y = r->key[r->pos++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
-}
-
-static uint64_t gen_mask(uint64_t max) {
-    uint64_t m = max;
-    m |= m >> 1; m |= m >> 2; m |= m >> 4; m |= m >> 8; m |= m >> 16; m |= m >> 32;
-    return m;
-}
-
-/* one draw in [0, rng] (rng = high - 1), numpy random_bounded_uint64_fill, masked */
-static uint64_t bounded_draw(nnu_np_random *r, uint64_t rng, uint64_t mask) {
-    if (rng == 0) return 0;                               /* no draw at all */
-    if (rng <= 0xFFFFFFFFu) {
-        if (rng == 0xFFFFFFFFu) return nnu_np_random_u32(r);
-        uint32_t v;
-        while ((v = nnu_np_random_u32(r) & (uint32_t)mask) > rng) {}
-        return v;
-    }
-    for (;;) {
-        uint64_t hi = nnu_np_random_u32(r), lo = nnu_np_random_u32(r);
-        uint64_t v = (hi << 32 | lo) & mask;
-        if (rng == UINT64_MAX || v <= rng) return v;
-    }
-}
-
-void nnu_np_random_randint(nnu_np_random *r, int64_t high, int64_t n, int64_t *out) {
-    uint64_t rng = (uint64_t)(high - 1), mask = gen_mask(rng);
-    for (int64_t i = 0; i < n; i++) out[i] = (int64_t)bounded_draw(r, rng, mask);
-}
-
 /* ---------------- one case ---------------- */
 
 nnu_status nnu_fingerprint_case_tensors(const nnu_tensor *image, const nnu_tensor *label,
@@ -113,16 +48,16 @@ nnu_status nnu_fingerprint_case_tensors(const nnu_tensor *image, const nnu_tenso
         if (out->n_foreground > 0 && samples && num_samples > 0) {
             vals = malloc((size_t)out->n_foreground * sizeof *vals);
             if (!vals) st = NNU_FAIL(NNU_STATUS_ERR_OOM, "fingerprint: out of memory");
-            nnu_np_random rs;
-            nnu_np_random_seed(&rs, seed);                  /* one generator per case */
-            uint64_t rng = (uint64_t)(out->n_foreground - 1), mask = gen_mask(rng);
+            nnu_nprandom rs;
+            nnu_nprandom_seed(&rs, seed);                   /* one generator per case */
+            uint64_t rng = (uint64_t)(out->n_foreground - 1), mask = nnu_nprandom_mask(rng);
             for (int64_t c = 0; c < ci->shape[0] && !st; c++) {
                 const float *x = (const float *)nnu_tensor_data(ci) + c * nv;
                 int64_t k = 0;
                 for (int64_t i = 0; i < nv; i++)
                     if (l[i] > 0) vals[k++] = x[i];          /* images[c][mask], C order */
                 float *dst = samples + c * sample_stride;
-                for (int64_t s = 0; s < num_samples; s++) dst[s] = vals[bounded_draw(&rs, rng, mask)];
+                for (int64_t s = 0; s < num_samples; s++) dst[s] = vals[nnu_nprandom_interval_masked(&rs, rng, mask)];
             }
         }
     }

@@ -6,7 +6,7 @@
  * Exactness: the samples are drawn exactly as the reference does,
  * numpy.random.RandomState(1234).choice(fg, num_samples, replace=True) per case,
  * i.e. MT19937 with numpy's legacy seeding and randint's masked rejection
- * sampling (nnu_np_random_*); the statistics use numpy's float32 arithmetic
+ * sampling (core/nnu_nprandom.h); the statistics use numpy's float32 arithmetic
  * (pairwise sums, float32 mean/std, linear percentiles with a float32 b - a).
  * If some case has no foreground the reference's concatenation becomes float64
  * (np.concatenate with an empty list); that is reproduced as well.
@@ -19,21 +19,8 @@
 
 #include <stdint.h>
 
+#include "nnu_nprandom.h"
 #include "nnu_tensor.h"
-
-/* ---- numpy's legacy RandomState (MT19937) ---- */
-typedef struct nnu_np_random {
-    uint32_t key[624];
-    int      pos;
-} nnu_np_random;
-
-/* numpy.random.RandomState(seed) (init_genrand). */
-void     nnu_np_random_seed(nnu_np_random *r, uint32_t seed);
-uint32_t nnu_np_random_u32(nnu_np_random *r);
-/* RandomState.randint(0, high, n) with the default int64 dtype (high >= 1):
- * masked rejection sampling on 32-bit draws when high - 1 < 2^32, else on
- * 64-bit draws (two 32-bit words, high word first), as numpy's legacy path. */
-void     nnu_np_random_randint(nnu_np_random *r, int64_t high, int64_t n, int64_t *out);
 
 /* ---- per case ---- */
 typedef struct nnu_fingerprint_case {

@@ -29,60 +29,6 @@ nnu_preproc_config nnu_preproc_config_default(void) {
     return c;
 }
 
-/* ---- numpy RandomState: MT19937 (init_genrand seeding, standard tempering) ---- */
-
-void nnu_preproc_rng_seed(nnu_preproc_rng *r, uint32_t seed) {
-    r->key[0] = seed;
-    for (int i = 1; i < 624; i++)
-        r->key[i] = 1812433253u * (r->key[i - 1] ^ (r->key[i - 1] >> 30)) + (uint32_t)i;
-    r->pos = 624;
-}
-
-uint32_t nnu_preproc_rng_u32(nnu_preproc_rng *r) {
-    if (r->pos >= 624) {
-        for (int i = 0; i < 624; i++) {
-            uint32_t y = (r->key[i] & 0x80000000u) | (r->key[(i + 1) % 624] & 0x7fffffffu);
-            r->key[i] = r->key[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
-        }
-        r->pos = 0;
-    }
-    uint32_t y = r->key[r->pos++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
-}
-
-/* numpy's random_interval(max): uniform in [0, max] by masked rejection */
-static uint64_t random_interval(nnu_preproc_rng *r, uint64_t max) {
-    if (max == 0) return 0;
-    uint64_t mask = max, v;
-    for (int s = 1; s <= 32; s *= 2) mask |= mask >> s;
-    if (max <= 0xffffffffull) {
-        while ((v = (nnu_preproc_rng_u32(r) & mask)) > max) {}
-    } else {
-        do {
-            uint64_t hi = nnu_preproc_rng_u32(r);          /* high word first */
-            v = ((hi << 32) | nnu_preproc_rng_u32(r)) & mask;
-        } while (v > max);
-    }
-    return v;
-}
-
-/* numpy's _shuffle_raw on x[0..n): for i in reversed(range(1, n)) swap x[i], x[random_interval(i)] */
-static void shuffle_i64(nnu_preproc_rng *r, int64_t n, int64_t *x) {
-    for (int64_t i = n - 1; i >= 1; i--) {
-        int64_t j = (int64_t)random_interval(r, (uint64_t)i);
-        int64_t t = x[i]; x[i] = x[j]; x[j] = t;
-    }
-}
-
-void nnu_preproc_permutation(nnu_preproc_rng *r, int64_t n, int64_t *out) {
-    for (int64_t i = 0; i < n; i++) out[i] = i;
-    shuffle_i64(r, n, out);
-}
-
 /* ---- loading ---- */
 
 nnu_status nnu_preproc_case_load(const char *const *images, int n_images, const char *label,
@@ -280,8 +226,8 @@ nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_
     else NNU_TRY(nnu_tensor_to_dtype(seg, NNU_DTYPE_I16, &s16));
     const int16_t *sv = nnu_tensor_data(s16);
     const int64_t H = seg->shape[2], W = seg->shape[3], N = seg->shape[1] * H * W;
-    nnu_preproc_rng rng;
-    nnu_preproc_rng_seed(&rng, cfg->seed);
+    nnu_nprandom rng;
+    nnu_nprandom_seed(&rng, cfg->seed);
     nnu_status st = NNU_STATUS_OK;
     out->keys = calloc((size_t)cfg->n_keys, sizeof *out->keys);
     if (!out->keys) st = NNU_FAIL(NNU_STATUS_ERR_OOM, "class locations: out of memory");
@@ -310,7 +256,7 @@ nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_
         /* choice(n, want, replace=False) = all_locs[permutation(n)[:want]]; shuffling
          * the locations themselves with the same swaps gives the same first `want`
          * and needs no second n-element array (8 bytes per voxel of the class in all) */
-        shuffle_i64(&rng, n, idx);
+        nnu_nprandom_shuffle(&rng, idx, n);
         l->coords = malloc((size_t)want * 3 * sizeof *l->coords);
         if (!l->coords) { st = NNU_FAIL(NNU_STATUS_ERR_OOM, "class locations: out of memory"); break; }
         for (int64_t j = 0; j < want; j++) {

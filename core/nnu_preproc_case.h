@@ -22,7 +22,8 @@
  * permutation(n)[:k]: arange(n) shuffled by Fisher-Yates from the end, swap
  * position i with j = random_interval(i) (MT19937 32-bit draws masked to the
  * smallest 2^b - 1 >= i, rejected while > i). One generator per case, shared
- * by the keys in order, so the selected voxels equal the reference's.
+ * by the keys in order, so the selected voxels equal the reference's
+ * (generator: core/nnu_nprandom.h).
  *
  * Memory per worker (V = voxels of the case as read, C channels, V' after
  * resampling): the channel files are read one at a time into the f32 image
@@ -39,6 +40,7 @@
 
 #include "nnu_nifti.h"
 #include "nnu_normalize.h"
+#include "nnu_nprandom.h"
 #include "nnu_resample.h"
 #include "nnu_store.h"
 #include "nnu_tensor.h"
@@ -97,16 +99,6 @@ nnu_status nnu_preproc_case_run(const nnu_preproc_config *cfg, nnu_tensor *image
 /* Step 7 alone: class locations of seg (1, D, H, W) any integer-valued dtype. */
 nnu_status nnu_preproc_class_locations(const nnu_preproc_config *cfg, const nnu_tensor *seg,
                                        nnu_class_locations *out);
-
-/* numpy RandomState(seed): MT19937 with init_genrand seeding. */
-typedef struct nnu_preproc_rng {
-    uint32_t key[624];
-    int      pos;
-} nnu_preproc_rng;
-void     nnu_preproc_rng_seed(nnu_preproc_rng *r, uint32_t seed);
-uint32_t nnu_preproc_rng_u32(nnu_preproc_rng *r);
-/* RandomState.permutation(n) into out[0..n) (values 0..n-1). */
-void     nnu_preproc_permutation(nnu_preproc_rng *r, int64_t n, int64_t *out);
 
 /* The properties file (JSON) of a case, written to path.tmp and renamed:
  * case id, plans identifier, the fields of nnu_preproc_props with the reference's

@@ -1,75 +1,16 @@
-/* nnu_splits.c: see nnu_splits.h. The MT19937 constants and tempering are the
- * reference generator's (Matsumoto & Nishimura 2002, as in numpy's mt19937.c). */
+/* nnu_splits.c: see nnu_splits.h. */
 #include "nnu_splits.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MT_N 624
-#define MT_M 397
+#include "nnu_nprandom.h"
 
-void nnu_mt_seed(nnu_mt *mt, uint32_t seed) {
-    /* init_genrand: key[i] = 1812433253 * (key[i-1] ^ (key[i-1] >> 30)) + i (mod 2^32) */
-    mt->key[0] = seed;
-    for (int i = 1; i < MT_N; i++)
-        mt->key[i] = 1812433253u * (mt->key[i - 1] ^ (mt->key[i - 1] >> 30)) + (uint32_t)i;
-    mt->pos = MT_N;
-}
-
-static void mt_regenerate(nnu_mt *mt) {
-    uint32_t *k = mt->key;
-    for (int i = 0; i < MT_N; i++) {
-        uint32_t y = (k[i] & 0x80000000u) | (k[(i + 1) % MT_N] & 0x7fffffffu);
-        k[i] = k[(i + MT_M) % MT_N] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
-    }
-    mt->pos = 0;
-}
-
-uint32_t nnu_mt_next_u32(nnu_mt *mt) {
-    if (mt->pos >= MT_N) mt_regenerate(mt);
-    uint32_t y = mt->key[mt->pos++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
-}
-
-uint64_t nnu_mt_next_u64(nnu_mt *mt) {
-    uint64_t hi = nnu_mt_next_u32(mt);
-    return (hi << 32) | nnu_mt_next_u32(mt);
-}
-
-double nnu_mt_random_sample(nnu_mt *mt) {
-    uint32_t a = nnu_mt_next_u32(mt) >> 5, b = nnu_mt_next_u32(mt) >> 6;
-    return (a * 67108864.0 + b) / 9007199254740992.0;
-}
-
-uint64_t nnu_mt_random_interval(nnu_mt *mt, uint64_t max) {
-    if (max == 0) return 0;
-    uint64_t mask = max, v;
-    mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
-    mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
-    if (max <= 0xffffffffu) {
-        while ((v = (nnu_mt_next_u32(mt) & mask)) > max) {}
-    } else {
-        while ((v = (nnu_mt_next_u64(mt) & mask)) > max) {}
-    }
-    return v;
-}
-
-void nnu_mt_shuffle(nnu_mt *mt, int64_t *a, int64_t n) {
-    for (int64_t i = n - 1; i >= 1; i--) {
-        int64_t j = (int64_t)nnu_mt_random_interval(mt, (uint64_t)i);
-        int64_t t = a[i]; a[i] = a[j]; a[j] = t;
-    }
-}
-
-void nnu_mt_permutation(uint32_t seed, int64_t n, int64_t *out) {
-    nnu_mt mt;
-    nnu_mt_seed(&mt, seed);
-    for (int64_t i = 0; i < n; i++) out[i] = i;
-    nnu_mt_shuffle(&mt, out, n);
+/* permutation(n) of a fresh RandomState(seed) */
+static void permutation_seeded(uint32_t seed, int64_t n, int64_t *out) {
+    nnu_nprandom r;
+    nnu_nprandom_seed(&r, seed);
+    nnu_nprandom_permutation(&r, n, out);
 }
 
 /* ---- splits ---- */
@@ -156,7 +97,7 @@ nnu_status nnu_splits_kfold(int64_t n, int n_splits, uint32_t seed, int fold, nn
     NNU_CHECK(fold >= 0 && fold < n_splits, NNU_STATUS_ERR_ARG, "kfold: fold %d outside [0, %d)", fold, n_splits);
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     NNU_CHECK(perm, NNU_STATUS_ERR_OOM, "kfold: %lld indices", (long long)n);
-    nnu_mt_permutation(seed, n, perm);
+    permutation_seeded(seed, n, perm);
     nnu_status st = kfold_one(perm, n, n_splits, fold, out);
     free(perm);
     return st;
@@ -168,7 +109,7 @@ nnu_status nnu_splits_kfold_all(int64_t n, int n_splits, uint32_t seed, nnu_spli
     memset(out, 0, (size_t)n_splits * sizeof *out);
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     NNU_CHECK(perm, NNU_STATUS_ERR_OOM, "kfold_all: %lld indices", (long long)n);
-    nnu_mt_permutation(seed, n, perm);
+    permutation_seeded(seed, n, perm);
     nnu_status st = NNU_STATUS_OK;
     for (int f = 0; f < n_splits && st == NNU_STATUS_OK; f++) st = kfold_one(perm, n, n_splits, f, &out[f]);
     free(perm);
@@ -185,7 +126,7 @@ nnu_status nnu_splits_random(int64_t n, int fold, nnu_split *out) {
     int64_t n_train = (int64_t)((double)n * 0.8);
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     NNU_CHECK(perm, NNU_STATUS_ERR_OOM, "random split: %lld indices", (long long)n);
-    nnu_mt_permutation(12345u + (uint32_t)fold, n, perm);
+    permutation_seeded(12345u + (uint32_t)fold, n, perm);
     nnu_status st = split_alloc(out, n_train, n - n_train);
     if (st == NNU_STATUS_OK) {
         memcpy(out->train, perm, (size_t)n_train * sizeof *perm);  /* shuffled order, as the reference */

@@ -1,11 +1,8 @@
 /* nnu_splits: cross-validation splits exactly as the reference creates
- * splits_final.json (nnunet-behaviour.md §1.4), and the numpy-compatible
- * Mersenne Twister they rest on.
+ * splits_final.json (nnunet-behaviour.md §1.4), on numpy's RandomState
+ * (core/nnu_nprandom.h).
  *
- * defines: nnu_mt_*            numpy's legacy RandomState bit generator (MT19937,
- *                              init_genrand seeding, random_interval, shuffle,
- *                              permutation, random_sample): bit-exact with numpy
- *          nnu_splits_sort_ids the reference's np.sort of case ids (byte order)
+ * defines: nnu_splits_sort_ids the reference's np.sort of case ids (byte order)
  *          nnu_splits_kfold    KFold(n_splits, shuffle=True, random_state=seed)
  *          nnu_splits_random   the 80:20 fallback for fold >= n_splits
  *          nnu_splits_all      fold "all": train = val = every case
@@ -19,29 +16,6 @@
 #include <stdint.h>
 
 #include "nnu_status.h"
-
-/* ---- numpy legacy MT19937 (RandomState) ---- */
-
-typedef struct nnu_mt {
-    uint32_t key[624];
-    int      pos;          /* next word of key to temper; 624 = regenerate */
-} nnu_mt;
-
-/* RandomState(seed) for an integer seed: init_genrand(seed). */
-void     nnu_mt_seed(nnu_mt *mt, uint32_t seed);
-uint32_t nnu_mt_next_u32(nnu_mt *mt);
-/* next_uint64: high word drawn first, as numpy's mt19937_next64. */
-uint64_t nnu_mt_next_u64(nnu_mt *mt);
-/* random_sample(): 53-bit double in [0, 1) from two words (a>>5, b>>6). */
-double   nnu_mt_random_sample(nnu_mt *mt);
-/* random_interval(max): uniform integer in [0, max] by masked rejection; the
- * 32-bit path for max < 2^32, else 64-bit draws (numpy's exact rule). */
-uint64_t nnu_mt_random_interval(nnu_mt *mt, uint64_t max);
-/* In-place legacy shuffle of a 1-D array: for i = n-1 .. 1: swap(a[i], a[random_interval(i)]). */
-void     nnu_mt_shuffle(nnu_mt *mt, int64_t *a, int64_t n);
-/* permutation(n) of a fresh RandomState(seed) into out[n]; also equals
- * choice(n, k, replace=False) in its first k entries. */
-void     nnu_mt_permutation(uint32_t seed, int64_t n, int64_t *out);
 
 /* ---- splits ---- */
 

@@ -470,9 +470,9 @@ static int l_pp_permutation(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 0 && n <= 100000000, 2, "n must be in 0..1e8");
     int64_t *v = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *v, 0);
-    nnu_preproc_rng r;
-    nnu_preproc_rng_seed(&r, (uint32_t)seed);
-    nnu_preproc_permutation(&r, (int64_t)n, v);
+    nnu_nprandom r;
+    nnu_nprandom_seed(&r, (uint32_t)seed);
+    nnu_nprandom_permutation(&r, (int64_t)n, v);
     lua_createtable(L, (int)n, 0);
     for (lua_Integer i = 0; i < n; i++) { lua_pushinteger(L, v[i]); lua_rawseti(L, -2, i + 1); }
     return 1;

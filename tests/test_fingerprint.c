@@ -21,11 +21,11 @@ static const double *arr(const fixture *fx, const char *name, int64_t *n) {
 }
 
 static void test_random(const fixture *fx) {
-    nnu_np_random r;
-    nnu_np_random_seed(&r, 1234);
+    nnu_nprandom r;
+    nnu_nprandom_seed(&r, 1234);
     const double *raw = arr(fx, "raw32", NULL);
     int ok = 1;
-    for (int i = 0; raw && i < 8; i++) ok &= nnu_np_random_u32(&r) == (uint32_t)raw[i];
+    for (int i = 0; raw && i < 8; i++) ok &= nnu_nprandom_u32(&r) == (uint32_t)raw[i];
     CHECK(ok, "RandomState(1234) raw 32-bit words");
     for (int k = 0; k < 7; k++) {
         char nm[16];
@@ -34,8 +34,8 @@ static void test_random(const fixture *fx) {
         const double *v = arr(fx, nm, &n);
         if (!v) continue;
         int64_t got[12];
-        nnu_np_random_seed(&r, 1234);
-        nnu_np_random_randint(&r, (int64_t)v[0], 12, got);
+        nnu_nprandom_seed(&r, 1234);
+        nnu_nprandom_randint(&r, (int64_t)v[0], 12, got);
         ok = 1;
         for (int i = 0; i < 12; i++) ok &= got[i] == (int64_t)v[1 + i];
         CHECK(ok, "randint(0, %.0f): first %lld vs %.0f", v[0], (long long)got[0], v[1]);

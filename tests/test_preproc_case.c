@@ -54,9 +54,9 @@ static void test_class_locations(void) {
             char *p = line + 5;
             long n = strtol(p, &p, 10);
             int64_t *perm = malloc((size_t)n * sizeof *perm);
-            nnu_preproc_rng r;
-            nnu_preproc_rng_seed(&r, 1234);
-            nnu_preproc_permutation(&r, n, perm);
+            nnu_nprandom r;
+            nnu_nprandom_seed(&r, 1234);
+            nnu_nprandom_permutation(&r, n, perm);
             int bad = 0;
             for (long i = 0; i < n && i < 50; i++) bad += perm[i] != strtol(p, &p, 10);
             CHECK(bad == 0, "permutation(%ld): %d of the first values differ from numpy", n, bad);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "nnu_nprandom.h"
 #include "nnu_splits.h"
 #include "refio.h"
 
@@ -58,13 +59,20 @@ static void test_vector(void) {
     for (int i = 0; i < 23; i++) CHECK(seen[i] == 1, "index %d in %d val sets", i, seen[i]);
 }
 
+/* permutation(n) of a fresh RandomState(seed) */
+static void permutation_seeded(uint32_t seed, int64_t n, int64_t *out) {
+    nnu_nprandom r;
+    nnu_nprandom_seed(&r, seed);
+    nnu_nprandom_permutation(&r, n, out);
+}
+
 static void test_numpy_permutation(void) {
     static const int extra[] = {260, 484, 631, 1000, 1251, 5000};
     int64_t *buf = malloc(5000 * sizeof *buf);
     for (int k = 0; k < 99 + 6; k++) {
         int n = k < 99 ? k + 1 : extra[k - 99];
         nnu_tensor *ref = load("perm_%d", n);
-        nnu_mt_permutation(12345, n, buf);
+        permutation_seeded(12345, n, buf);
         CHECK(same_list(buf, n, ref), "RandomState(12345).permutation(%d)", n);
         nnu_tensor_release(ref);
     }
@@ -72,16 +80,16 @@ static void test_numpy_permutation(void) {
     for (int si = 0; si < 4; si++)
         for (int n = 10; n <= 1000; n *= 10) {
             nnu_tensor *ref = load("perm_s%u_%d", seeds[si], n);
-            nnu_mt_permutation(seeds[si], n, buf);
+            permutation_seeded(seeds[si], n, buf);
             CHECK(same_list(buf, n, ref), "RandomState(%u).permutation(%d)", seeds[si], n);
             nnu_tensor_release(ref);
         }
     free(buf);
     nnu_tensor *rs = load("random_sample_7");
-    nnu_mt mt;
-    nnu_mt_seed(&mt, 7);
+    nnu_nprandom mt;
+    nnu_nprandom_seed(&mt, 7);
     for (int i = 0; rs && i < 8; i++) {
-        double got = nnu_mt_random_sample(&mt), want = ((const double *)nnu_tensor_data(rs))[i];
+        double got = nnu_nprandom_random_sample(&mt), want = ((const double *)nnu_tensor_data(rs))[i];
         CHECK(got == want, "random_sample[%d]: %.17g vs %.17g", i, got, want);
     }
     nnu_tensor_release(rs);
@@ -137,12 +145,12 @@ static void test_ids_and_errors(void) {
     nnu_split_free(&s);   /* idempotent */
 
     /* 32-bit and 64-bit random_interval paths stay within [0, max] */
-    nnu_mt mt;
-    nnu_mt_seed(&mt, 99);
+    nnu_nprandom mt;
+    nnu_nprandom_seed(&mt, 99);
     int ok = 1;
     for (int i = 0; i < 1000; i++) {
-        if (nnu_mt_random_interval(&mt, 6) > 6) ok = 0;
-        if (nnu_mt_random_interval(&mt, 0x1ffffffffull) > 0x1ffffffffull) ok = 0;
+        if (nnu_nprandom_interval(&mt, 6) > 6) ok = 0;
+        if (nnu_nprandom_interval(&mt, 0x1ffffffffull) > 0x1ffffffffull) ok = 0;
     }
     CHECK(ok, "random_interval range");
 }
