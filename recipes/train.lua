@@ -24,7 +24,8 @@ local M = {
     { "-d", "dataset", "dataset id (4, 004) or name (Dataset004_Hippocampus)", required = true },
     { "-c", "config", "configuration (2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres, ...)", required = true },
     { "-f", "fold", "fold: 0-4 (or any index of splits_final.json) or 'all'", required = true },
-    { "-tr", "trainer", "trainer: nnUNetTrainer (v2: SGD + poly)", default = "nnUNetTrainer" },
+    { "-tr", "trainer", "trainer: nnUNetTrainer (v2: SGD + poly), nnUNetTrainer2018 (Adam + plateau), or NAME.lua "
+      .. "in $NNUNET_TRAINERS, or a file (docs/training.md)", default = "nnUNetTrainer" },
     { "-p", "plans", "plans identifier", default = "nnUNetPlans" },
     { "--c", "continue", "continue from checkpoint_final / latest / best (first found)", flag = true },
     { "--val", "val_only", "only run the final validation (needs a finished training)", flag = true },
@@ -171,7 +172,8 @@ function M.make_net(ctx)
   local patch = {}
   for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
   return netmod.build(ctx.conf.architecture, {
-    num_input_channels = ctx.num_input_channels, num_classes = ctx.num_heads, deep_supervision = true,
+    num_input_channels = ctx.num_input_channels, num_classes = ctx.num_heads,
+    deep_supervision = ctx.deep_supervision ~= false, train = true,
     batch_dice = ctx.conf.batch_dice == true, ignore_label = ctx.ignore_label, seed = ctx.seed,
     patch_size = patch, batch_size = math.tointeger(ctx.conf.batch_size),
   })
@@ -185,7 +187,7 @@ function M.augmentation(ctx)
   local patch, mask = {}, {}
   for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
   for i, m in ipairs(ctx.conf.use_mask_for_norm or {}) do if m == true then mask[#mask + 1] = i end end
-  local setup = AP.setup { patch = patch, trainer = ctx.trainer, mask_channels = mask }
+  local setup = AP.setup { patch = patch, pipeline = ctx.augmentation or "v2", mask_channels = mask }
   return { train = AP.build(setup.train), val = AP.build(setup.val), initial_patch = setup.initial_patch,
     mirror_axes = setup.mirror_axes, mirror = setup.cfg.mirror, patch = patch, dummy_2d = setup.cfg.dummy_2d }
 end
@@ -200,10 +202,11 @@ function M.make_data(ctx)
   local aug = ctx.aug or M.augmentation(ctx)
   local nproc = tonumber(os.getenv("nnUNet_n_proc_DA") or "") or math.min(12, sys.ncpu())
   local bs = math.tointeger(ctx.conf.batch_size)
-  local tr = loader.new { batch_size = bs, patch = aug.patch, initial_patch = aug.initial_patch, oversample = 0.33,
+  local over = ctx.oversample or 0.33
+  local tr = loader.new { batch_size = bs, patch = aug.patch, initial_patch = aug.initial_patch, oversample = over,
     seed = ctx.seed, workers = nproc, pipeline = aug.train, onehot_labels = ctx.onehot_labels,
     cascade_aug = ctx.onehot_labels ~= nil }
-  local va = loader.new { batch_size = bs, patch = aug.patch, oversample = 0.33, seed = ctx.seed + 1,
+  local va = loader.new { batch_size = bs, patch = aug.patch, oversample = over, seed = ctx.seed + 1,
     workers = math.max(1, nproc // 2), pipeline = aug.val, onehot_labels = ctx.onehot_labels }
   for _, pair in ipairs({ { tr, ctx.train_ids }, { va, ctx.val_ids } }) do
     for _, id in ipairs(pair[2]) do
@@ -244,6 +247,8 @@ local function debug_json(path, tr, ctx)
   d.batch_size = tostring(math.tointeger(ctx.conf.batch_size) or ctx.conf.batch_size)
   d.plans_name = ctx.plans_name
   d.trainer_name = tr.trainer_name
+  d.optimizer = tr.optimizer and tostring(tr.optimizer.optimizer) or "sgd"
+  d.lr_schedule = tr.schedule and tostring(tr.schedule.kind) or "poly"
   local hf = io.open("/proc/sys/kernel/hostname", "r")
   d.hostname = hf and (hf:read("l") or "") or ""
   if hf then hf:close() end
@@ -363,7 +368,15 @@ function M.train_fold(o)
   local evaluate = require("nnunet.evaluate")
   local lm = evaluate.label_manager(join(pre_dir, "dataset.json"))
 
-  local base = join(dataset.results_dir(name), string.format("%s__%s__%s", o.trainer, o.plans, o.config))
+  -- the trainer definition (lua/nnunet/trainers.lua): an unknown name lists the available ones
+  local tdef = require("nnunet.trainers").load(o.trainer)
+  local tdef_log = {}
+  if tdef.configure then tdef.configure(tdef, plans, function(s) tdef_log[#tdef_log + 1] = s end)
+  elseif type(plans.nnunet_training) == "table" then
+    tdef_log[1] = string.format("NOTE: these plans record a training recipe (nnunet_training, optimizer %s) that "
+      .. "trainer %s does not use; -tr nnUNetTrainer2018 follows it", tostring(plans.nnunet_training.optimizer), tdef.name)
+  end
+  local base = join(dataset.results_dir(name), string.format("%s__%s__%s", tdef.name, o.plans, o.config))
   local folder = join(base, "fold_" .. tostring(fold))
   assert(fs.mkdir(folder))
   local data_dir = join(pre_dir, conf.data_identifier)
@@ -387,7 +400,7 @@ function M.train_fold(o)
   if prev then
     ctx.onehot_labels = lm.foreground_labels
     ctx.num_input_channels = nch + #lm.foreground_labels
-    ctx.prev_stage_dir = cascade.prev_stage_dir(dataset.results_dir(name), o.trainer, o.plans, prev, o.config)
+    ctx.prev_stage_dir = cascade.prev_stage_dir(dataset.results_dir(name), tdef.name, o.plans, prev, o.config)
     if not fs.isdir(ctx.prev_stage_dir) then
       user_error("cascade: '%s' does not exist: train the folds of %s first (its final validation writes it)",
         ctx.prev_stage_dir, prev)
@@ -396,14 +409,19 @@ function M.train_fold(o)
   if #cascade.next_stages(conf) > 0 then ctx.next_stages = cascade.next_stages(conf) end
   local identity = string.format("%s/%s/%s", name, o.plans, o.config)
   local conf_text = json.encode(plans.configurations[o.config], { indent = false })
-  local tr = T.new {
-    output_folder = folder, trainer_name = o.trainer, identity = identity, plans_hash = train.crc32(conf_text),
+  local targs = {
+    output_folder = folder, trainer_name = tdef.name, identity = identity, plans_hash = train.crc32(conf_text),
     n_classes = #lm.regions_or_labels, regions = ctx.regions, ignore_label = lm.ignore_label,
     num_epochs = o.num_epochs, num_iterations_per_epoch = o.num_iterations_per_epoch,
     num_val_iterations_per_epoch = o.num_val_iterations, save_every = o.save_every, seed = o.seed,
     disable_checkpointing = o.disable_checkpointing, net = {}, data = {},
     init_args = { dataset = name, configuration = o.config, fold = tostring(fold), plans = o.plans },
   }
+  -- the definition's settings, optimizer, schedule and stop rule (the command line wins)
+  for k, v in pairs(require("nnunet.trainers").trainer_options(tdef)) do
+    if targs[k] == nil then targs[k] = v end
+  end
+  local tr = T.new(targs)
   if o.no_plot then tr.plot = function() end end
   tr:log_plain("\n#######################################################################\n"
     .. "Please cite the following paper when using nnU-Net:\n"
@@ -414,10 +432,10 @@ function M.train_fold(o)
   tr:log_plain(string.format("\nThis is the configuration used by this training:\nConfiguration name: %s\n", o.config),
     json.encode(intify(conf), { indent = false }), "\n")
   ctx.train_ids, ctx.val_ids = tr_ids, val_ids
-  if o.trainer ~= "nnUNetTrainer" then
-    user_error("trainer '%s' is not available (this build has nnUNetTrainer: SGD + poly)", o.trainer)
-  end
-  ctx.trainer = o.trainer
+  tr:log(string.format("Trainer %s (%s)%s", tdef.name, tdef.path, tdef.summary and (": " .. tdef.summary) or ""))
+  for _, s in ipairs(tdef_log) do tr:log(s) end
+  ctx.trainer, ctx.augmentation, ctx.deep_supervision = tdef.name, tdef.augmentation, tdef.deep_supervision
+  ctx.oversample = tr.oversample_foreground_percent
   ctx.aug = M.augmentation(ctx)
   tr:log("do_dummy_2d_data_aug: " .. (ctx.aug.dummy_2d and "True" or "False"))
   ctx.mirror_axes = ctx.aug.mirror_axes

@@ -142,17 +142,22 @@ end
 
 M.build = augment.pipeline
 
--- Everything a trainer needs: setup{patch =, trainer = "nnUNetTrainer" |
--- "nnUNetTrainer2018", mask_channels = {...}} -> {cfg, train = desc, val = desc,
+-- Everything a trainer needs: setup{patch =, pipeline = "v2" | "2018" | function(AP, cfg)
+-- -> description, mask_channels = {...}} -> {cfg, train = desc, val = desc,
 -- initial_patch, mirror_axes}. Both descriptions are plain tables; build them with
--- M.build.
+-- M.build. (`trainer = "nnUNetTrainer2018"` is the older spelling of pipeline = "2018";
+-- the trainer definitions of lua/nnunet/trainers/ name their pipeline.) A function
+-- pipeline gets the v2 configuration (§8.1).
 function M.setup(args)
-  local is2018 = args.trainer == "nnUNetTrainer2018"
+  local pipe = args.pipeline or (args.trainer == "nnUNetTrainer2018" and "2018" or "v2")
+  local is2018 = pipe == "2018"
+  assert(is2018 or pipe == "v2" or type(pipe) == "function",
+    "augment_pipeline.setup: pipeline must be 'v2', '2018' or a function")
   local cfg = is2018 and M.configure_2018(args.patch) or M.configure(args.patch)
   cfg.mask_channels = args.mask_channels
   return {
     cfg = cfg,
-    train = is2018 and M.v2018(cfg) or M.v2(cfg),
+    train = type(pipe) == "function" and pipe(M, cfg) or (is2018 and M.v2018(cfg) or M.v2(cfg)),
     val = M.validation(cfg),
     initial_patch = cfg.initial_patch,
     mirror_axes = cfg.mirror_axes,

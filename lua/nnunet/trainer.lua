@@ -13,6 +13,9 @@
 -- from nnunet.net and the data loader, or test doubles):
 --   NET:train_step(data, target, lr) -> loss        zero_grad, forward, deep-supervision
 --                                                     loss, backward, clip, optimizer step
+--                                                     (with an `optimizer` setting the third
+--                                                     argument is that table with lr set:
+--                                                     nnunet.net's {optimizer = "adam", ...})
 --   NET:val_step(data, target) -> loss, logits       no update; logits (N, K, ...) of the
 --                                                     highest-resolution output
 --   NET:get_state() -> {params = Tensor, optim = {{name=, tensor=}...}, optim_steps = int}
@@ -22,6 +25,10 @@
 --                                                     e * iterations + i, so a resumed run
 --                                                     draws exactly the batches it would have
 -- Settings use the reference's attribute names (T.DEFAULTS).
+-- Trainer definitions (lua/nnunet/trainers.lua, `-tr`) add: optimizer (step options),
+-- schedule ({init, lr, epoch_end}: its state goes into every checkpoint's JSON text, so
+-- --c continues a plateau schedule exactly) and stop (function(tr, state, epoch) -> true
+-- ends the training after that epoch). Without them: poly learning rate, all epochs.
 local train = require("nnunet.train")
 local json = require("nnunet.json")
 local fs = require("nnunet.fs")
@@ -143,7 +150,16 @@ function M.new(opts)
   local ok, err = fs.mkdir(self.output_folder)
   if not ok and not fs.isdir(self.output_folder) then error(err, 0) end
   self.log_file = self.log_file or (self.output_folder .. "/" .. M.log_file_name(train.time()))
+  self.stopped = false
+  if self.schedule and self.schedule.init then self.sched_state = self.schedule.init(self) end
   return self
+end
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local o = {}
+  for k, v in pairs(t) do o[k] = copy(v) end
+  return o
 end
 
 -- print_to_log_file(*args): "<timestamp>: a b c " + newline, each arg followed by a space
@@ -178,6 +194,8 @@ function Trainer:checkpoint_table()
     num_iterations_per_epoch = self.num_iterations_per_epoch,
     num_val_iterations_per_epoch = self.num_val_iterations_per_epoch,
     seed = self.seed,
+    schedule_state = self.sched_state,     -- nil for the poly schedule (stateless)
+    stopped = self.stopped or nil,         -- the stop rule ended the training
   }, { indent = false })
   local logs = {}
   local n = self.current_epoch
@@ -217,6 +235,10 @@ function Trainer:load_checkpoint(path)
     error(string.format("checkpoint '%s' has %d pseudo-Dice classes, this training %d", path, ck.n_classes,
       self.n_classes), 0)
   end
+  if ck.trainer ~= self.trainer_name then
+    error(string.format("checkpoint '%s' was written by trainer '%s', this training is '%s'", path, ck.trainer,
+      tostring(self.trainer_name)), 0)
+  end
   self.net:set_state({ params = ck.params, optim = ck.optim, optim_steps = ck.optim_steps })
   self.current_epoch = ck.epoch
   self.best_ema = ck.best_ema
@@ -225,6 +247,15 @@ function Trainer:load_checkpoint(path)
   if meta.inference_allowed_mirroring_axes then
     self.inference_allowed_mirroring_axes = meta.inference_allowed_mirroring_axes
   end
+  if self.schedule then
+    if type(meta.schedule_state) == "table" then
+      self.sched_state = meta.schedule_state
+    else
+      self:log("WARNING: the checkpoint holds no learning-rate schedule state: the schedule starts afresh")
+      self.sched_state = self.schedule.init and self.schedule.init(self) or {}
+    end
+  end
+  self.stopped = meta.stopped == true
   if meta.num_epochs and meta.num_epochs ~= self.num_epochs then
     self:log(string.format("WARNING: the checkpoint was written with num_epochs = %d, this run uses %d: the "
       .. "learning-rate schedule changes", meta.num_epochs, self.num_epochs))
@@ -251,11 +282,21 @@ end
 -- ---------------------------------------------------------------- epochs
 
 function Trainer:on_epoch_start()
+  if self.schedule then self.sched_saved = copy(self.sched_state) end   -- restored if interrupted
   self.logs.epoch_start_timestamps[self.current_epoch + 1] = train.time()
 end
 
 function Trainer:on_train_epoch_start()
-  self.lr = M.poly_lr(self.initial_lr, self.current_epoch, self.num_epochs, self.lr_exponent)
+  if self.schedule then
+    self.lr = self.schedule.lr(self, self.sched_state, self.current_epoch)
+  else
+    self.lr = M.poly_lr(self.initial_lr, self.current_epoch, self.num_epochs, self.lr_exponent)
+  end
+  if self.optimizer then
+    self.step_opts = copy(self.optimizer)
+    self.step_opts.lr = self.lr
+    if self.step_opts.weight_decay == nil then self.step_opts.weight_decay = self.weight_decay end
+  end
   self:log("")
   self:log("Epoch " .. self.current_epoch)
   self:log("Current learning rate: " .. M.repr64(M.np_round64(self.lr, 5)))
@@ -273,7 +314,7 @@ function Trainer:train_epoch()
   local sum = 0
   for i = 0, n - 1 do
     local data, target = self.data:train_batch(e * n + i)
-    local l = self.net:train_step(data, target, self.lr)
+    local l = self.net:train_step(data, target, self.step_opts or self.lr)
     sum = sum + f32(l)
     if b then b:step(1, string.format("loss %.4f", l)) end
   end
@@ -322,6 +363,15 @@ function Trainer:plot()
   if not ok then self:log("WARNING: progress.png not written: " .. tostring(err)) end
 end
 
+-- the schedule's end-of-epoch step (plateau: moving average, patience, lr) and the
+-- stop rule, before any checkpoint of this epoch is written
+function Trainer:schedule_epoch_end(e)
+  if self.schedule and self.schedule.epoch_end then
+    self.schedule.epoch_end(self, self.sched_state, e, self.logs.train_losses[e + 1])
+  end
+  if self.stop and self.stop(self, self.sched_state, e) then self.stopped = true end
+end
+
 function Trainer:on_epoch_end()
   local e = self.current_epoch
   self.logs.epoch_end_timestamps[e + 1] = train.time()
@@ -334,8 +384,9 @@ function Trainer:on_epoch_end()
   self:log("Pseudo dice", "[" .. table.concat(parts, ", ") .. "]")
   local dt = self.logs.epoch_end_timestamps[e + 1] - self.logs.epoch_start_timestamps[e + 1]
   self:log("Epoch time: " .. M.repr64(M.np_round64(dt, 2)) .. " s")
+  self:schedule_epoch_end(e)
 
-  if (e + 1) % self.save_every == 0 and e ~= self.num_epochs - 1 then
+  if (e + 1) % self.save_every == 0 and e ~= self.num_epochs - 1 and not self.stopped then
     self.current_epoch = e + 1                  -- the file records epochs completed
     self:save_checkpoint("checkpoint_latest.pth")
     self.current_epoch = e
@@ -367,6 +418,7 @@ function Trainer:save_interrupted()
   for _, k in ipairs(LOG_KEYS) do
     for i = #self.logs[k], n + 1, -1 do self.logs[k][i] = nil end
   end
+  if self.sched_saved then self.sched_state, self.stopped = copy(self.sched_saved), false end
   self:save_checkpoint("checkpoint_latest.pth")
   self:log(string.format("Interrupted during epoch %d: checkpoint_latest.pth written (resume with --c reruns "
     .. "epoch %d)", n, n))
@@ -384,7 +436,7 @@ end
 -- `until_epoch` (tests): stop before that epoch without the end-of-training steps.
 function Trainer:run_training(until_epoch)
   local last = math.min(self.num_epochs, until_epoch or self.num_epochs)
-  while self.current_epoch < last do
+  while self.current_epoch < last and not self.stopped do
     local interrupted = false
     local ok, err = xpcall(self.run_epoch, function(e)
       if type(e) ~= "string" then return e end            -- user errors pass through as tables
@@ -402,7 +454,7 @@ function Trainer:run_training(until_epoch)
       error(err, 0)
     end
   end
-  if self.current_epoch >= self.num_epochs and not until_epoch then self:on_train_end() end
+  if (self.current_epoch >= self.num_epochs or self.stopped) and not until_epoch then self:on_train_end() end
 end
 
 return M
