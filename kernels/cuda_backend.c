@@ -2,7 +2,8 @@
  * Generated from core/nnu_ops.def like the CPU table (R20): slot `name` =
  * nnu_<name>_cuda (ops_cuda.h). The ops find their precision from the table they
  * were called through (nnu_cuda_precision_of(be)), so the signatures stay those
- * of the CPU twins (R19). */
+ * of the CPU twins (R19). memset_ is the stream-ordered cudaMemsetAsync; act_block
+ * is the plain layout (cuDNN has no nCdhw16c: nnu_net keeps every activation plain). */
 #include <string.h>
 
 #include "nnu_cuda.h"
@@ -13,18 +14,22 @@
 static const nnu_backend tables[NNU_CUDA_PRECISION_COUNT] = {
     { .name = "cuda:0", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
       .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+      .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
 #include "nnu_ops.def"
     },
     { .name = "cuda:0:tf32", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
       .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+      .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
 #include "nnu_ops.def"
     },
     { .name = "cuda:0:bf16", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
       .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+      .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
 #include "nnu_ops.def"
     },
     { .name = "cuda:0:fp16", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
       .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+      .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
 #include "nnu_ops.def"
     },
 };

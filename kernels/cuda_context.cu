@@ -146,6 +146,11 @@ nnu_status nnu_cuda_memset(void *dst, int value, size_t nbytes) {
     return NNU_STATUS_OK;
 }
 
+nnu_status nnu_cuda_memset_slot(const nnu_backend *be, void *dst, int value, size_t nbytes) {
+    (void)be;
+    return nnu_cuda_memset(dst, value, nbytes);
+}
+
 /* ---- caching allocator ---- */
 
 typedef struct block { void *ptr; size_t size; int in_use; } block;

@@ -3,6 +3,9 @@
  *   lrelu_fwd   y = x > 0 ? x : a*x           lrelu_bwd  gx = x > 0 ? gy : a*gy
  *   concat_fwd  y = [a, b] along C             concat_bwd ga, gb = the two parts of gy
  *   sgd_step    d = g + wd*w; buf = first ? d : m*buf + d; w -= lr*(nesterov ? d + m*buf : buf)
+ *   adam_step   d = g + wd*w; m = b1*m + (1-b1)*d; v = b2*v + (1-b2)*d^2;
+ *               vmax = max(vmax, v) (amsgrad); w -= step * m / (sqrt(v|vmax)/bc2 + eps)
+ *               (step = lr/(1-b1^t), bc2 = sqrt(1-b2^t) in double on the host, as adam.c)
  *   axpy        y += a*x     scale  x *= a     sumsq  *out = sum x^2 (double, host value)
  * Arithmetic uses __fmul_rn/__fadd_rn where nvcc would contract to an FMA, so
  * the results are bit-identical to the CPU's (tested exactly). Grid-stride loops; concat is two strided copies (cudaMemcpy2DAsync), since in
@@ -29,6 +32,23 @@ __global__ void k_sgd(float *w, const float *g, float *buf, float lr, float m, f
         float b = first ? d : __fadd_rn(__fmul_rn(m, buf[i]), d);
         buf[i] = b;
         w[i] = __fsub_rn(w[i], __fmul_rn(lr, nest ? __fadd_rn(d, __fmul_rn(m, b)) : b));
+    }
+}
+
+__global__ void k_adam(float *w, const float *g, float *m, float *v, float *vmax, float b1,
+                       float b2, float wd, float eps, float step, float bc2, int ams, int64_t n) {
+    GRID_LOOP(i, n) {   /* _rn: the CPU's separate roundings (adam.c, no contraction) */
+        float d = __fadd_rn(g[i], __fmul_rn(wd, w[i]));
+        float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(1.0f - b1, d));
+        float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(1.0f - b2, d), d));
+        m[i] = mi;
+        v[i] = vi;
+        if (ams) {
+            vi = fmaxf(vmax[i], vi);
+            vmax[i] = vi;
+        }
+        float den = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2), eps);
+        w[i] = __fsub_rn(w[i], __fdiv_rn(__fmul_rn(step, mi), den));
     }
 }
 
@@ -120,6 +140,22 @@ nnu_status nnu_sgd_step_cuda(const nnu_backend *be, float *w, const float *g, fl
     k_sgd<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
         w, g, buf, p->lr, p->momentum, p->weight_decay, p->first_step, p->nesterov, p->numel);
     NNU_CU_LAUNCH("k_sgd");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_adam_step_cuda(const nnu_backend *be, float *w, const float *g, float *m,
+                              float *v, float *vmax, const nnu_adam_params *p) {
+    (void)be;
+    NNU_CHECK(p->step >= 1, NNU_STATUS_ERR_ARG, "adam: step %d (1-based)", p->step);
+    NNU_CHECK(!p->amsgrad || vmax, NNU_STATUS_ERR_ARG, "adam: amsgrad needs the vmax buffer");
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    /* bias corrections once per call in double, rounded to float: as adam.c */
+    const float step = (float)(p->lr / (1.0 - pow((double)p->beta1, p->step)));
+    const float bc2 = (float)sqrt(1.0 - pow((double)p->beta2, p->step));
+    k_adam<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
+        w, g, m, v, vmax, p->beta1, p->beta2, p->weight_decay, p->eps, step, bc2, p->amsgrad,
+        p->numel);
+    NNU_CU_LAUNCH("k_adam");
     return NNU_STATUS_OK;
 }
 

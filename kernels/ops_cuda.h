@@ -3,7 +3,7 @@
  * Shapes and gradient conventions: core/nnu_backend.h. Files:
  *   conv_cudnn.cu   conv_* and convt_* (cuDNN; 1x1 stride-1 heads with cuBLAS)
  *   instnorm.cu     instnorm_fwd/bwd (fused instance norm + leaky ReLU)
- *   eltwise.cu      lrelu, concat, sgd_step, axpy, scale, sumsq
+ *   eltwise.cu      lrelu, concat, sgd_step, adam_step, axpy, scale, sumsq
  *   loss.cu         softmax_fwd/bwd, loss_dice_ce_fwd/bwd
  * cuda_backend.c builds the four precision tables from nnu_ops.def. */
 #ifndef NNU_OPS_CUDA_H
@@ -54,6 +54,8 @@ nnu_status nnu_loss_dice_ce_bwd_cuda(const nnu_backend *be, const float *logits,
                                     const nnu_loss_params *p);
 nnu_status nnu_sgd_step_cuda(const nnu_backend *be, float *w, const float *g, float *buf,
                             const nnu_sgd_params *p);
+nnu_status nnu_adam_step_cuda(const nnu_backend *be, float *w, const float *g, float *m,
+                              float *v, float *vmax, const nnu_adam_params *p);
 nnu_status nnu_axpy_cuda(const nnu_backend *be, const float *x, float *y,
                         const nnu_eltwise_params *p);
 nnu_status nnu_scale_cuda(const nnu_backend *be, float *x, const nnu_eltwise_params *p);
@@ -63,6 +65,8 @@ nnu_status nnu_sumsq_cuda(const nnu_backend *be, const float *x, double *out,
 /* backend plumbing (cuda_context.cu) */
 nnu_status nnu_cuda_sync(const nnu_backend *be);
 nnu_status nnu_cuda_memcpy(const nnu_backend *be, void *dst, const void *src, size_t nbytes);
+/* the memset_ slot: stream-ordered byte fill (nnu_cuda_memset) */
+nnu_status nnu_cuda_memset_slot(const nnu_backend *be, void *dst, int value, size_t nbytes);
 void       nnu_cuda_get_stats(const nnu_backend *be, nnu_backend_stats *out);
 nnu_status nnu_cuda_init(void);
 extern const nnu_memory_ops nnu_cuda_memory_ops;
