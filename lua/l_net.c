@@ -7,11 +7,19 @@
  *             conv_bias, norm_op_kwargs={eps}, nonlin_kwargs={negative_slope}}})
  *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
  *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=,
- *              precision="fp32"|"bf16"}  (bf16: bf16 convolutions, nnu_backend_cpu_bf16)
+ *              device="cpu"|"cuda"|"auto", precision=}
+ *             device: "cpu" (default), "cuda" (nnu_backend_cuda; an error without a
+ *             GPU or CUDA build), "auto" (CUDA when available, else the CPU with the
+ *             one-line message "no CUDA GPU found: using the CPU" on stderr).
+ *             precision: CPU "fp32" (default) | "bf16" (bf16 convolutions,
+ *             nnu_backend_cpu_bf16); CUDA "bf16" (default) | "fp32" | "tf32" | "fp16"
+ *             (convolution compute precision; weights and activations stay fp32;
+ *             fp16 has no loss scaling in nnu_net: docs/cuda.md)
  *             (patch_size + batch_size plan the activation arena right away: the
  *             training arena when `train` (default: deep_supervision), else the lean
  *             inference one; forward re-plans when shapes or the mode require it)
  *   net.poly_lr(initial, epoch, max_epochs) -> lr        net.set_threads(n)
+ *   net.cuda_available() -> true, "device description" | false, "reason"
  *   Net:forward(x [, train]) -> {logits...} (train: deep-supervision list, highest
  *       resolution first) | logits (inference); x f32 (N,C,D,H,W) or (N,C,H,W) for 2-D.
  *       Outputs are copies: the arena is reused by the next forward.
@@ -34,13 +42,22 @@
  *   Net:set_flat(which, tensor)     Net:sgd_steps([n]) -> n
  *   Net:save(path [, meta]) -> true | nil, msg, code   (meta: {key = string} in __metadata__)
  *   Net:load(path) -> true | nil, msg, code      net.metadata(path) -> JSON text | nil, msg
- *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=}
+ *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=, dim=,
+ *       num_classes=, device="cpu"|"cuda", precision=, backend=}
+ * The Net's metatable carries "__nnu_slide_predict" (l_infer.h): infer.sliding_window(img,
+ * opts, net) calls the C forward (nnu_net_slide_predict) per batch of windows.
  * Programming errors raise; expected failures (I/O, checkpoint mismatch) return nil, msg. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "l_infer.h"
 #include "l_util.h"
 #include "nnu_net.h"
+#include "nnu_net_slide.h"
+#ifdef NNUNET_HAVE_CUDA
+#include "nnu_cuda.h"
+#endif
 
 #define L_NET_MT "nnunet.Net"
 
@@ -55,6 +72,79 @@ static int l_net_gc(lua_State *L) {
     nnu_net_free(*box);            /* never raises (R11) */
     *box = NULL;
     return 0;
+}
+
+/* ---- devices ---- */
+
+/* 1 when this build has the CUDA backend and a GPU initialises; *why gets the device
+ * description or the reason (static or thread-local text) */
+static int cuda_usable(const char **why) {
+#ifdef NNUNET_HAVE_CUDA
+    if (nnu_cuda_device_count() == 0) {
+        *why = "no CUDA GPU found";
+        return 0;
+    }
+    const nnu_backend *be;
+    if (nnu_backend_cuda(NNU_CUDA_FP32, &be) != NNU_STATUS_OK) {
+        *why = nnu_last_error();
+        return 0;
+    }
+    *why = nnu_cuda_device_info();
+    return 1;
+#else
+    *why = "this build has no CUDA backend";
+    return 0;
+#endif
+}
+
+/* the backend for opts.device / opts.precision (table at index t); raises on bad
+ * names, on "cuda" without a usable GPU (with the backend's HINT), never returns NULL */
+static const nnu_backend *pick_backend(lua_State *L, int t) {
+    lua_getfield(L, t, "device");
+    const char *dev = luaL_optstring(L, -1, "cpu");
+    lua_getfield(L, t, "precision");
+    const char *prec = luaL_optstring(L, -1, NULL);
+    int cuda = 0;
+    if (!strcmp(dev, "auto")) {
+        const char *why;
+        cuda = cuda_usable(&why);
+        if (!cuda && !strcmp(why, "no CUDA GPU found"))
+            fprintf(stderr, "no CUDA GPU found: using the CPU\n");
+        else if (!cuda)
+            fprintf(stderr, "no CUDA GPU found: using the CPU (%s)\n", why);
+    } else if (!strcmp(dev, "cuda")) {
+        cuda = 1;
+    } else if (strcmp(dev, "cpu")) {
+        luaL_error(L, "build: device must be 'cpu', 'cuda' or 'auto', got '%s'", dev);
+    }
+    const nnu_backend *be = NULL;
+    if (!cuda) {
+        if (!prec || !strcmp(prec, "fp32")) be = nnu_backend_cpu();
+        else if (!strcmp(prec, "bf16")) be = nnu_backend_cpu_bf16();
+        else luaL_error(L, "build: precision on the CPU must be 'fp32' or 'bf16', got '%s'", prec);
+    } else {
+#ifdef NNUNET_HAVE_CUDA
+        nnu_cuda_precision p = NNU_CUDA_BF16;   /* the GPU default (docs/cuda.md) */
+        if (prec && !nnu_cuda_precision_from_name(prec, &p))
+            luaL_error(L, "build: precision on CUDA must be 'fp32', 'tf32', 'bf16' or 'fp16', "
+                          "got '%s'", prec);
+        nnu_status st = nnu_backend_cuda(p, &be);
+        if (st) l_raise(L, st);
+#else
+        luaL_error(L, "build: device 'cuda': this build has no CUDA backend (rebuild with the "
+                      "CUDA toolkit, or use device = 'cpu')");
+#endif
+    }
+    lua_pop(L, 2);
+    return be;
+}
+
+static int l_net_cuda_available(lua_State *L) {
+    const char *why;
+    int ok = cuda_usable(&why);
+    lua_pushboolean(L, ok);
+    lua_pushstring(L, why);
+    return 2;
 }
 
 /* ---- reading the plan table ---- */
@@ -152,12 +242,7 @@ static int l_net_build(lua_State *L) {
     c.ignore_label = (int)field_int(L, 2, "ignore_label", -1, 0);
     uint64_t seed = (uint64_t)field_int(L, 2, "seed", 12345, 0);
     int plan_train = field_bool(L, 2, "train", c.deep_supervision);
-    lua_getfield(L, 2, "precision");         /* "fp32" (default) | "bf16" */
-    const char *prec = luaL_optstring(L, -1, "fp32");
-    const nnu_backend *be = !strcmp(prec, "bf16") ? nnu_backend_cpu_bf16() : nnu_backend_cpu();
-    luaL_argcheck(L, !strcmp(prec, "fp32") || !strcmp(prec, "bf16"), 2,
-                  "precision must be 'fp32' or 'bf16'");
-    lua_pop(L, 1);
+    const nnu_backend *be = pick_backend(L, 2);
     int64_t patch[3] = {1, 1, 1}, batch = field_int(L, 2, "batch_size", 0, 0);
     lua_getfield(L, 2, "patch_size");
     int have_patch = lua_istable(L, -1);
@@ -567,10 +652,19 @@ static int l_net_load(lua_State *L) {
 static int l_net_info(lua_State *L) {
     nnu_net *net = l_net_check(L, 1);
     const nnu_net_config *c = nnu_net_get_config(net);
-    int blk = 16;
+    const nnu_backend *be = nnu_net_backend(net);
+    int blk = be->act_block == 16 ? 16 : 1;   /* as nnu_net_create decides */
     for (int s = 0; s < c->n_stages; s++)
         if (c->features[s] % 16) blk = 1;
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 9);
+    int cuda = !strncmp(be->name, "cuda", 4);
+    lua_pushstring(L, cuda ? "cuda" : "cpu");
+    lua_setfield(L, -2, "device");
+    const char *pn = strrchr(be->name, ':');   /* "cpu", "cpu:bf16", "cuda:0", "cuda:0:tf32" */
+    lua_pushstring(L, pn && strcmp(pn + 1, "0") ? pn + 1 : "fp32");
+    lua_setfield(L, -2, "precision");
+    lua_pushstring(L, be->name);
+    lua_setfield(L, -2, "backend");
     lua_pushinteger(L, (lua_Integer)nnu_net_num_params(net));
     lua_setfield(L, -2, "num_params");
     lua_pushinteger(L, nnu_net_num_tensors(net));
@@ -606,6 +700,10 @@ static int l_net_set_threads(lua_State *L) {
     return 0;
 }
 
+/* the sliding window's C predictor (l_infer.h): ctx = the nnu_net of the box */
+static void *net_ctx_of(void *udata) { return *(nnu_net **)udata; }
+static const l_infer_predictor net_predictor = {nnu_net_slide_predict, net_ctx_of};
+
 static const luaL_Reg net_methods[] = {
     {"forward", l_net_forward},       {"loss", l_net_loss},
     {"backward", l_net_backward},     {"zero_grad", l_net_zero_grad},
@@ -624,7 +722,7 @@ static const luaL_Reg net_meta[] = {
 
 static const luaL_Reg net_functions[] = {
     {"build", l_net_build}, {"poly_lr", l_net_poly_lr}, {"set_threads", l_net_set_threads},
-    {"metadata", l_net_metadata},
+    {"metadata", l_net_metadata}, {"cuda_available", l_net_cuda_available},
     {NULL, NULL}};
 
 int luaopen_nnunet_net(lua_State *L) {
@@ -632,6 +730,8 @@ int luaopen_nnunet_net(lua_State *L) {
         luaL_setfuncs(L, net_meta, 0);
         luaL_newlib(L, net_methods);
         lua_setfield(L, -2, "__index");
+        lua_pushlightuserdata(L, (void *)&net_predictor);
+        lua_setfield(L, -2, "__nnu_slide_predict");
     }
     lua_pop(L, 1);
     luaL_newlib(L, net_functions);

@@ -2,6 +2,7 @@
 --
 -- nnunet predict -i INPUT_FOLDER -o OUTPUT_FOLDER -d ID -c CONFIG [-f FOLDS...] [-tr TRAINER] [-p PLANS]
 --   [-step_size 0.5] [--disable_tta] [--save_probabilities] [-device cpu|cuda|auto]
+--   [-precision fp32|tf32|bf16|fp16]
 --   [--continue_prediction] [-num_parts N -part_id K] [-chk checkpoint_final] [-npp N] [-nps N]
 -- As nnUNetv2_predict (nnunet-behaviour.md §9, §14; docs/predict.md). The model is
 --   $nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<config>/{plans.json, dataset.json,
@@ -28,7 +29,10 @@ local M = {
       type = "number", default = 0.5 },
     { "--disable_tta", "disable_tta", "no mirroring test-time augmentation (faster, slightly worse)", flag = true },
     { "--save_probabilities", "save_probabilities", "also write CASE.npz + CASE.json with class probabilities", flag = true },
-    { "-device", "device", "cpu, cuda or auto", default = "auto", choices = { "cpu", "cuda", "auto" } },
+    { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
+      choices = { "cpu", "cuda", "auto" } },
+    { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
+      .. "CUDA (default: fp32 on the CPU, bf16 on CUDA)", choices = { "fp32", "tf32", "bf16", "fp16" } },
     { "--continue_prediction", "continue_prediction", "keep cases whose output exists and predict only the others", flag = true },
     { "-num_parts", "num_parts", "split the cases into this many parts (cases[part_id::num_parts])", type = "int", default = 1 },
     { "-part_id", "part_id", "which part to predict (0-based)", type = "int", default = 0 },
@@ -133,7 +137,7 @@ function M.predict(o)
   end
 
   local model = predictor.load_model(model_dir, o.config, {
-    folds = parse_folds(o.folds), checkpoint = o.checkpoint, device = o.device,
+    folds = parse_folds(o.folds), checkpoint = o.checkpoint, device = o.device, precision = o.precision,
     step_size = o.step_size, tta = not o.disable_tta, log = log,
   })
   local prev_dir = o.prev_stage_predictions

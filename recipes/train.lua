@@ -1,7 +1,7 @@
 -- train one fold of a configuration (nnUNetv2_train): epochs, checkpoints, logs, progress.png, final validation
 --
 -- nnunet train -d ID -c CONFIG -f FOLD [--c] [--val] [--val_best] [--npz] [-tr TRAINER] [-p PLANS]
---   [-device cpu|cuda|auto] [-num_epochs N] [-num_iterations_per_epoch N] [-num_val_iterations N]
+--   [-device cpu|cuda|auto] [-precision fp32|tf32|bf16|fp16] [-num_epochs N] [-num_iterations_per_epoch N] [-num_val_iterations N]
 --   [-save_every N] [-seed S]
 -- As the reference (nnunet-behaviour.md §7, §9.4, §13.3, §14): results go to
 --   $nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<config>/fold_<f>/
@@ -32,7 +32,11 @@ local M = {
     { "--val_best", "val_best", "validate with checkpoint_best instead of checkpoint_final", flag = true },
     { "--npz", "npz", "also save the validation softmax (CASE.npz) for ensembling", flag = true },
     { "--disable_checkpointing", "disable_checkpointing", "write no checkpoints (testing only)", flag = true },
-    { "-device", "device", "cpu, cuda or auto", default = "auto", choices = { "cpu", "cuda", "auto" } },
+    { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
+      choices = { "cpu", "cuda", "auto" } },
+    { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
+      .. "CUDA (default: fp32 on the CPU, bf16 on CUDA; weights and optimizer stay fp32)",
+      choices = { "fp32", "tf32", "bf16", "fp16" } },
     { "-num_epochs", "num_epochs", "epochs (reference: 1000)", type = "int", default = 1000 },
     { "-num_iterations_per_epoch", "num_iterations_per_epoch", "training iterations per epoch (reference: 250)",
       type = "int", default = 250 },
@@ -163,20 +167,23 @@ local function need(mod, what)
 end
 
 -- NET: nnunet.net's Net implements the trainer's contract itself (train_step with the
--- learning rate as third argument, val_step, get_state, set_state).
+-- learning rate as third argument, val_step, get_state, set_state). ctx.device
+-- ("cpu" | "cuda" | "auto" | nil = auto) is resolved here (nnunet.predictor.choose_device)
+-- and ctx.device / ctx.precision hold what the network runs on afterwards.
 function M.make_net(ctx)
   local netmod = need("nnunet.net", "the network engine")
-  if ctx.device == "cuda" then
-    io.stderr:write("WARNING: -device cuda: the engine binding builds CPU networks only for now; training on the CPU\n")
-  end
+  ctx.device = require("nnunet.predictor").choose_device(ctx.device or "auto", netmod, ctx.log)
   local patch = {}
   for i, v in ipairs(ctx.conf.patch_size) do patch[i] = math.tointeger(v) end
-  return netmod.build(ctx.conf.architecture, {
+  local net = netmod.build(ctx.conf.architecture, {
     num_input_channels = ctx.num_input_channels, num_classes = ctx.num_heads,
     deep_supervision = ctx.deep_supervision ~= false, train = true,
     batch_dice = ctx.conf.batch_dice == true, ignore_label = ctx.ignore_label, seed = ctx.seed,
     patch_size = patch, batch_size = math.tointeger(ctx.conf.batch_size),
+    device = ctx.device, precision = ctx.precision,
   })
+  ctx.precision = net:info().precision
+  return net
 end
 
 -- Augmentation (lua/nnunet/augment_pipeline.lua, §8): the trainer's training pipeline
@@ -253,6 +260,7 @@ local function debug_json(path, tr, ctx)
   d.hostname = hf and (hf:read("l") or "") or ""
   if hf then hf:close() end
   d.device = ctx.device
+  d.precision = ctx.precision
   d.engine = "nnunet " .. tostring(sys.version)
   json.write_file_atomic(path, d)
 end
@@ -388,7 +396,7 @@ function M.train_fold(o)
   for _ in pairs(channels) do nch = nch + 1 end
   local ctx = {
     plans = plans, plans_name = o.plans, conf = conf, config_name = o.config, dataset_json = dj, fold = fold,
-    pre_dir = pre_dir, data_dir = data_dir, device = o.device, seed = o.seed, npz = o.npz,
+    pre_dir = pre_dir, data_dir = data_dir, device = o.device, precision = o.precision, seed = o.seed, npz = o.npz,
     num_input_channels = nch, num_heads = lm.has_regions and #lm.regions_or_labels or (#lm.regions_or_labels + 1),
     ignore_label = lm.ignore_label, regions = lm.has_regions and lm.regions_or_labels or nil,
     weight_decay = T.DEFAULTS.weight_decay, model_base = base,
@@ -441,7 +449,9 @@ function M.train_fold(o)
   ctx.mirror_axes = ctx.aug.mirror_axes
   tr.inference_allowed_mirroring_axes = ctx.mirror_axes
 
+  ctx.log = function(s) tr:log(s) end
   tr.net = M.make_net(ctx)
+  tr:log(string.format("Network on %s, convolution precision %s", ctx.device, ctx.precision))
   if o.val_only then
     local ck = join(folder, o.val_best and "checkpoint_best.pth" or "checkpoint_final.pth")
     if not fs.isfile(ck) then user_error("%s not found: train the fold first", ck) end

@@ -226,19 +226,21 @@ local function checkpoint_file(name)
 end
 M.checkpoint_file = checkpoint_file
 
--- The device to run on: "cpu" or "cuda". auto picks CUDA when the engine has it and
--- a GPU is present, and says so either way.
+-- The device to run on: "cpu" or "cuda" (train and predict). auto picks CUDA when the
+-- engine was built with it and a GPU initialises (netmod.cuda_available()), else the
+-- CPU with the one-line message "no CUDA GPU found: using the CPU"; cuda without one
+-- is a user error naming the reason.
 function M.choose_device(requested, netmod, log)
   log = log or function(s) io.stderr:write(s, "\n") end
-  local has_cuda = netmod and type(netmod.cuda_available) == "function" and netmod.cuda_available()
+  local has_cuda, why = false, "this build of the network engine has no CUDA support"
+  if netmod and type(netmod.cuda_available) == "function" then has_cuda, why = netmod.cuda_available() end
   if requested == "cuda" then
-    if not has_cuda then
-      user_error("-device cuda: this build of the network engine has no CUDA support or no GPU is visible; use -device cpu")
-    end
+    if not has_cuda then user_error("-device cuda: %s; use -device cpu (or auto)", tostring(why)) end
+    log("Using the GPU: " .. tostring(why))
     return "cuda"
-  elseif requested == "auto" then
-    if has_cuda then log("Using the GPU (CUDA)."); return "cuda" end
-    log("Using the CPU (no CUDA-capable engine or GPU found). Prediction will be slower.")
+  elseif requested == "auto" or requested == nil then
+    if has_cuda then log("Using the GPU: " .. tostring(why)); return "cuda" end
+    log("no CUDA GPU found: using the CPU" .. (why and why ~= "no CUDA GPU found" and (" (" .. why .. ")") or ""))
     return "cpu"
   end
   log("Using the CPU (-device cpu).")
@@ -250,7 +252,10 @@ end
 -- and fold_k/<checkpoint>.pth for every fold. One network is built; each fold's
 -- weights are kept as a flat tensor and copied into it before that fold predicts
 -- (the reference keeps one state dict per fold and loads it the same way).
--- opts: folds (list or nil = auto-detect), checkpoint, device, step_size, tta, log.
+-- opts: folds (list or nil = auto-detect), checkpoint, device ("cpu" | "cuda" | "auto"),
+-- precision (nil: fp32 on the CPU, bf16 on CUDA; nnunet.net build), step_size, tta, log.
+-- The network plugs into the sliding window at C level (its __nnu_slide_predict), so
+-- every batch of windows runs the C forward on the chosen device without a Lua call.
 function M.load_model(model_dir, config_name, opts)
   opts = opts or {}
   local log = opts.log or function(s) io.stderr:write(s, "\n") end
@@ -295,9 +300,10 @@ function M.load_model(model_dir, config_name, opts)
   local net = netmod.build(model.conf.architecture, {
     num_input_channels = model.net_input_channels or model.num_input_channels, num_classes = model.num_heads,
     deep_supervision = false,
-    patch_size = patch, batch_size = model.slide.batch_size, device = device,
+    patch_size = patch, batch_size = model.slide.batch_size, device = device, precision = opts.precision,
   })
-  model.net, model.device = net, device
+  model.net, model.device, model.precision = net, device, net:info().precision
+  if device == "cuda" then log("Network precision: " .. model.precision) end
   local mt = getmetatable(net)
   local predict = (type(mt) == "table" and mt.__nnu_slide_predict) and net
     or function(batch) return net:forward(batch) end

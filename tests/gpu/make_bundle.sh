@@ -4,7 +4,7 @@
 # machine lacks into .gpubundle/ (ignored by git; name it in the device tool's
 # `carry`). The device has the NVIDIA driver and PyTorch's cuDNN/cuBLAS but no
 # oneDNN, Lua or nifticlib, and no package registry.
-#   .gpubundle/bin/  test_gpu_ops test_gpu_block test_backend_ops unet_bench (stripped)
+#   .gpubundle/bin/  test_gpu_ops test_gpu_block test_gpu_net test_backend_ops unet_bench (stripped)
 #   .gpubundle/lib/  libdnnl.so.2.xz (39 MB -> 7 MB), libgomp.so.1, libOpenCL.so.1,
 #                    libcudart.so.13 (13.0, matching nvcc)
 # cuBLAS/cuBLASLt/cuDNN are too big to carry: run_on_device.sh takes PyTorch's.
@@ -13,10 +13,10 @@ set -eu
 B=${BUILD:-build-cuda}
 export PATH=/usr/local/cuda/bin:$PATH
 cmake -S . -B "$B" -DCMAKE_CUDA_ARCHITECTURES=90 -DNNUNET_BENCH=ON >/dev/null
-cmake --build "$B" -j2 --target test_gpu_ops test_gpu_block test_backend_ops unet_bench
+cmake --build "$B" -j2 --target test_gpu_ops test_gpu_block test_gpu_net test_backend_ops unet_bench
 grep -qx '/.gpubundle/' .git/info/exclude 2>/dev/null || echo '/.gpubundle/' >> .git/info/exclude
 rm -rf .gpubundle && mkdir -p .gpubundle/bin .gpubundle/lib
-for t in test_gpu_ops test_gpu_block test_backend_ops; do cp "$B/tests/$t" .gpubundle/bin/; done
+for t in test_gpu_ops test_gpu_block test_gpu_net test_backend_ops; do cp "$B/tests/$t" .gpubundle/bin/; done
 cp "$B/unet_bench" .gpubundle/bin/
 strip .gpubundle/bin/*
 lib() { ldd "$B/tests/test_gpu_ops" | awk -v n="$1" '$1 == n {print $3}'; }

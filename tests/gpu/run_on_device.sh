@@ -1,11 +1,20 @@
 #!/bin/bash
-# run_on_device.sh: the one prepared device run (issue 9): environment, GPU op
-# tests, then the side-by-side benchmark (ours vs PyTorch eager, same card, same
-# precision). Builds nothing: runs the binaries of .gpubundle/ (tests/gpu/make_bundle.sh)
-# with the carried oneDNN/libgomp/cudart and the device's own driver and PyTorch's
-# cuDNN/cuBLAS. Logs go to $OUT (tests.log, bench.log, env.log, summary.txt).
-#   bash tests/gpu/run_on_device.sh [quick]      (quick: hippo only)
+# run_on_device.sh: the one prepared device run (issue 9): environment, GPU tests
+# (ops, block, whole network), nnu_net training/inference timing, then the
+# side-by-side benchmark (ours vs PyTorch eager, same card, same precision). Builds
+# nothing: runs the binaries of .gpubundle/ (tests/gpu/make_bundle.sh) with the
+# carried oneDNN/libgomp/cudart and the device's own driver and PyTorch's cuDNN/cuBLAS.
+# Logs go to $OUT (env.log, tests.log, net_bench.log, bench.log, summary.txt); every
+# test prints one PASS/FAIL/SKIP line.
+#   bash tests/gpu/run_on_device.sh [full|quick|net] [BUDGET_S]
+#     full  (default) tests, nnu_net timing, unet_bench + PyTorch for hippo and large
+#     quick           the same with hippo only
+#     net             nnu_net tests and timing first, then the op tests, then hippo
+#                     unet_bench/PyTorch (bf16, fp32) while the budget lasts
+#   BUDGET_S (default 400): steps that would not fit in what is left are skipped
+#   (and listed as SKIP in the summary), so the summary is always written.
 set -u
+MODE=${1:-full}; BUDGET=${2:-400}
 OUT=${OUT:-/tmp/nnu_out}; mkdir -p "$OUT"
 ROOT=$(pwd); BUNDLE=$ROOT/.gpubundle; LIB=/tmp/nnu_lib
 mkdir -p $LIB
@@ -21,37 +30,71 @@ done
 export LD_LIBRARY_PATH="$LIB${LIBDIRS:-}:${LD_LIBRARY_PATH:-}"
 {
   echo "== env"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
-  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-  python3 -c "import torch;print('torch', torch.__version__, torch.version.cuda, torch.backends.cudnn.version())"
-  ldd $BUNDLE/bin/test_gpu_ops | grep -E "cud|dnnl|blas|not found"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; nproc
+  ldd $BUNDLE/bin/test_gpu_net | grep -E "cud|dnnl|blas|not found"
 } > "$OUT/env.log" 2>&1
 cat "$OUT/env.log"
 SUMMARY="$OUT/summary.txt"; : > "$SUMMARY"
-runtest() {   # name, timeout
-  local t0=$(date +%s.%N)
-  timeout "$2" "$BUNDLE/bin/$1" >> "$OUT/tests.log" 2>&1; local rc=$?
-  local dt=$(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')")
+left() { echo $((BUDGET - SECONDS)); }
+# fits SECONDS_NEEDED: 0 when at least that much budget is left (else a SKIP line)
+fits() { [ "$(left)" -ge "$1" ] && return 0; echo "SKIP $2 (budget: $(left) s left)" | tee -a "$SUMMARY"; return 1; }
+runtest() {   # name, timeout, [args...]
+  local name=$1 to=$2; shift 2
+  fits 10 "$name $*" || return 0
+  [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
+  local t0=$SECONDS
+  echo "### $name $*" >> "$OUT/tests.log"
+  timeout "$to" "$BUNDLE/bin/$name" "$@" >> "$OUT/tests.log" 2>&1; local rc=$?
   local r=FAIL; [ $rc -eq 0 ] && r=PASS; [ $rc -eq 77 ] && r=SKIP
-  echo "$r $1 (rc=$rc, ${dt}s)" | tee -a "$SUMMARY"
+  echo "$r $name $* (rc=$rc, $((SECONDS - t0)) s)" | tee -a "$SUMMARY"
 }
-echo "== tests" | tee -a "$SUMMARY"
-runtest test_gpu_ops 150
-runtest test_gpu_block 60
-grep -E "^(PASS|FAIL|device)|FAIL:" "$OUT/tests.log" | head -40
-echo "== bench" | tee -a "$SUMMARY"
-bench() {     # plan, precs, iters, timeout
+netbench() {  # prec, iters, timeout
+  fits 20 "nnu_net bench $1" || return 0
+  local to=$3; [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
+  timeout "$to" "$BUNDLE/bin/test_gpu_net" --bench "$1" "$2" > "$OUT/b.tmp" 2>&1; local rc=$?
+  cat "$OUT/b.tmp" >> "$OUT/net_bench.log"
+  if [ $rc -eq 0 ]; then grep '^bench' "$OUT/b.tmp" >> "$SUMMARY"
+  else echo "FAIL nnu_net bench $1 (rc=$rc): $(tail -2 "$OUT/b.tmp" | tr '\n' ' ')" | tee -a "$SUMMARY"; fi
+}
+bench() {     # plan, precs, iters, timeout per unet_bench, timeout torch
   for p in ${2//,/ }; do
+    fits 20 "unet_bench $1 $p" || continue
     timeout "$4" "$BUNDLE/bin/unet_bench" "$1" "$p" "$3" > "$OUT/b.tmp" 2>&1
     rc=$?; cat "$OUT/b.tmp" >> "$OUT/bench.log"
     if [ $rc -eq 0 ]; then grep '^bench' "$OUT/b.tmp" >> "$SUMMARY"
     else echo "FAIL unet_bench $1 $p (rc=$rc): $(tail -2 "$OUT/b.tmp" | tr '\n' ' ')" >> "$SUMMARY"; fi
   done
   rm -f "$OUT/b.tmp"
-  PYTHONUNBUFFERED=1 timeout "$5" python3 tests/gpu/bench_torch.py "$1" "$2" "$3" 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
+  fits 45 "torch bench $1 $2" || return 0
+  local to=$5; [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
+  PYTHONUNBUFFERED=1 timeout "$to" python3 tests/gpu/bench_torch.py "$1" "$2" "$3" 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
 }
-T0=$SECONDS
-bench hippo fp32,tf32,bf16,fp16 15 60 150
-[ "${1:-}" = quick ] || bench large tf32,bf16 6 90 150
-# the rest only while the lease allows (the device run is capped at 420 s)
-[ "${1:-}" = quick ] || [ $((SECONDS - T0)) -gt 240 ] || bench large fp16,fp32 6 90 150
-echo "== summary"; cat "$SUMMARY"
+if [ "$MODE" = net ]; then
+  echo "== net tests" | tee -a "$SUMMARY"
+  runtest test_gpu_net 100
+  grep -E "^(RESULT|PASS|FAIL|device)|FAIL:" "$OUT/tests.log" | tee -a "$SUMMARY"
+  echo "== nnu_net timing (hippo 3d_fullres, batch 9)" | tee -a "$SUMMARY"
+  netbench bf16 15 60
+  netbench fp32 10 60
+  echo "== op tests" | tee -a "$SUMMARY"
+  runtest test_gpu_block 30
+  runtest test_gpu_ops 120
+  grep -E "^(PASS|FAIL)|FAIL:" "$OUT/tests.log" | grep -v "^PASS net\|^FAIL net" | head -20 >> "$SUMMARY"
+  echo "== bench (unet_bench / PyTorch)" | tee -a "$SUMMARY"
+  bench hippo bf16,fp32 15 40 90
+else
+  echo "== tests" | tee -a "$SUMMARY"
+  runtest test_gpu_ops 150
+  runtest test_gpu_block 60
+  runtest test_gpu_net 100
+  grep -E "^(PASS|FAIL|RESULT|device)|FAIL:" "$OUT/tests.log" | head -40
+  echo "== nnu_net timing" | tee -a "$SUMMARY"
+  netbench bf16 15 60
+  netbench fp32 10 60
+  echo "== bench" | tee -a "$SUMMARY"
+  bench hippo fp32,tf32,bf16,fp16 15 60 150
+  [ "$MODE" = quick ] || bench large tf32,bf16 6 90 150
+  [ "$MODE" = quick ] || bench large fp16,fp32 6 90 150
+fi
+rm -f "$OUT/b.tmp"
+echo "== summary (${SECONDS} s)"; cat "$SUMMARY"
