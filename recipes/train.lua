@@ -167,7 +167,8 @@ local function need(mod, what)
 end
 
 -- NET: nnunet.net's Net implements the trainer's contract itself (train_step with the
--- learning rate as third argument, val_step, get_state, set_state). ctx.device
+-- trainer definition's optimizer options, lr included, as third argument, val_step,
+-- get_state, set_state; ctx.deep_supervision = false for the 2018 trainer). ctx.device
 -- ("cpu" | "cuda" | "auto" | nil = auto) is resolved here (nnunet.predictor.choose_device)
 -- and ctx.device / ctx.precision hold what the network runs on afterwards.
 function M.make_net(ctx)
