@@ -1,9 +1,9 @@
 # Thin driver around CMake. `make demo` runs the demo, `make test` the test suite,
-# `make bench` the preprocessing benchmark (seconds per case, peak RSS).
+# `make bench` the engine and preprocessing benchmarks.
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all deps build test demo bench test-asan clean
+.PHONY: all deps build test demo bench bench-learning test-asan clean
 
 all: build
 
@@ -20,11 +20,21 @@ test: build
 demo: build
 	./$(BUILD)/nnunet demo
 
-# Preprocessing of the shared Hippocampus (230 cases) and BraTS sample (6 cases) with 2
-# worker threads: seconds per case and peak RSS per configuration (bench/bench_preprocess.lua;
-# BENCH_ARGS=--large adds two synthetic 300x512x512 CTs).
-bench: build
+# Benchmarks (not part of the tests; figures in docs/engine.md, docs/preprocessing_storage.md,
+# docs/training.md):
+#  - the engine: training iteration and inference per patch for the Hippocampus plans, with
+#    PyTorch (Debian python3-torch) timed on the identical network in the same run;
+#  - preprocessing of the shared Hippocampus (230 cases) and BraTS sample (6 cases): seconds
+#    per case and peak RSS (BENCH_ARGS=--large adds two synthetic 300x512x512 CTs).
+# The learning-on-real-data run (about an hour on 2 cores) is separate: `make bench-learning`.
+bench: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DNNUNET_BENCH=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	cmake --build $(BUILD) --target bench
 	./$(BUILD)/nnunet bench/bench_preprocess.lua $(BENCH_ARGS)
+
+bench-learning: build
+	./$(BUILD)/nnunet bench/train_hippocampus.lua $(BENCH_ARGS)
 
 # The whole suite under AddressSanitizer + UBSan (CUDA off: the sanitizers do not see device code).
 test-asan: deps

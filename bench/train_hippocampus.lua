@@ -22,6 +22,8 @@ local M = {
     { "-num_iterations_per_epoch", "iterations", "iterations per epoch", type = "int", default = 100 },
     { "-num_val_iterations", "val_iterations", "validation iterations per epoch", type = "int", default = 15 },
     { "-device", "device", "cpu, cuda or auto", default = "cpu" },
+    { "-precision", "precision", "convolution precision (fp32; bf16 where the CPU has AVX512-BF16)",
+      default = "fp32" },
   },
 }
 
@@ -49,7 +51,7 @@ function M.run(o)
   end
   local t_pre = sys.clock() - t0
   local fold = work .. "/nnUNet_results/" .. NAME .. "/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
-  local args = { "-d", "4", "-c", "3d_fullres", "-f", "0", "-device", o.device,
+  local args = { "-d", "4", "-c", "3d_fullres", "-f", "0", "-device", o.device, "-precision", o.precision,
     "-num_epochs", tostring(o.epochs), "-num_iterations_per_epoch", tostring(o.iterations),
     "-num_val_iterations", tostring(o.val_iterations) }
   if fs.isfile(fold .. "/checkpoint_latest.pth") or fs.isfile(fold .. "/checkpoint_final.pth") then
@@ -59,9 +61,9 @@ function M.run(o)
   local s = assert(json.decode_file(fold .. "/validation/summary.json"))
   local plans = assert(json.decode_file(pre .. "/nnUNetPlans.json"))
   print(string.format(
-    "bench train_hippocampus epochs=%d iterations=%d batch=%d preprocess_s=%.0f total=%s " ..
+    "bench train_hippocampus precision=%s epochs=%d iterations=%d batch=%d preprocess_s=%.0f total=%s " ..
     "val_dice_anterior=%.4f val_dice_posterior=%.4f val_dice_mean=%.4f",
-    o.epochs, o.iterations, plans.configurations["3d_fullres"].batch_size, t_pre,
+    o.precision, o.epochs, o.iterations, plans.configurations["3d_fullres"].batch_size, t_pre,
     progress.format_time(sys.clock() - t0), s.mean["1"].Dice, s.mean["2"].Dice, s.foreground_mean.Dice))
   print("curve: " .. fold .. "/progress.png")
   return 0
