@@ -48,22 +48,9 @@ function M.fnv1a64(s)
   return h
 end
 
--- configuration `name` of plans with inherits_from resolved (cycles are an error)
-function M.resolve_configuration(plans, name, seen)
-  seen = seen or {}
-  if seen[name] then user_error("plans: configuration inheritance cycle at '%s'", name) end
-  seen[name] = true
-  local c = plans.configurations and plans.configurations[name]
-  if c == nil then return nil end
-  local out = {}
-  if c.inherits_from then
-    local parent = M.resolve_configuration(plans, c.inherits_from, seen)
-    if not parent then user_error("plans: '%s' inherits from unknown '%s'", name, c.inherits_from) end
-    for k, v in pairs(parent) do out[k] = v end
-  end
-  for k, v in pairs(c) do if k ~= "inherits_from" then out[k] = v end end
-  return out
-end
+-- configuration `name` of plans with inherits_from resolved (cycles are an error);
+-- the rule lives in lua/nnunet/plans.lua (recipes/train.lua still has its own copy)
+M.resolve_configuration = require("nnunet.plans").resolve_configuration
 
 -- The class-location keys of the LabelManager (Appendix B, §7.3): foreground labels,
 -- or foreground regions; plus all labels when an ignore label is declared.

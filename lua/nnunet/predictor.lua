@@ -108,22 +108,9 @@ end
 
 -- ---------------------------------------------------------------- model description
 
--- configuration `name` of plans with inherits_from resolved (same rule as training)
-function M.resolve_configuration(plans, name, seen)
-  seen = seen or {}
-  if seen[name] then user_error("plans: configuration inheritance cycle at '%s'", name) end
-  seen[name] = true
-  local c = plans.configurations and plans.configurations[name]
-  if c == nil then return nil end
-  local out = {}
-  if c.inherits_from then
-    local parent = M.resolve_configuration(plans, c.inherits_from, seen)
-    if not parent then user_error("plans: '%s' inherits from unknown '%s'", name, c.inherits_from) end
-    for k, v in pairs(parent) do out[k] = v end
-  end
-  for k, v in pairs(c) do if k ~= "inherits_from" then out[k] = v end end
-  return out
-end
+-- configuration `name` of plans with inherits_from resolved (cycles are an error);
+-- the rule lives in lua/nnunet/plans.lua (recipes/train.lua still has its own copy)
+M.resolve_configuration = require("nnunet.plans").resolve_configuration
 
 -- The preprocessing cfg of a configuration: the training preprocessor's own function
 -- (recipes/preprocess.lua case_config) when it is there, so both stay identical.
