@@ -35,14 +35,7 @@ end
 
 local join = evaluate.join
 
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = a:byte(i), b:byte(i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+local bytes_less = require("nnunet.dataset").bytes_less   -- byte order, as Python's sorted()
 
 -- Byte copy of a file, in chunks (NIfTI files and json).
 function M.copy_file(src, dst)

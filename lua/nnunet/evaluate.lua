@@ -33,14 +33,7 @@ local function user_error(fmt, ...)
   error({ user_error = true, message = string.format(fmt, ...) }, 0)
 end
 
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = a:byte(i), b:byte(i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+local bytes_less = require("nnunet.dataset").bytes_less   -- byte order, as Python's sorted()
 
 -- os.path.join(a, b)
 local function join(a, b)

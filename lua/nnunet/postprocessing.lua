@@ -26,19 +26,9 @@ local function user_error(fmt, ...)
   error({ user_error = true, message = string.format(fmt, ...) }, 0)
 end
 
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = a:byte(i), b:byte(i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+local bytes_less = require("nnunet.dataset").bytes_less   -- byte order, as Python's sorted()
 
-local function join(a, b)
-  if a == "" or a:sub(-1) == "/" then return a .. b end
-  return a .. "/" .. b
-end
+local join = require("nnunet.evaluate").join      -- os.path.join(a, b)
 
 -- labels_or_regions as a flat list of integer labels (the union)
 local function flatten(lr, out)

@@ -37,14 +37,7 @@ end
 
 local function join(a, b) return (a:gsub("/+$", "")) .. "/" .. b end
 
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = a:byte(i), b:byte(i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+local bytes_less = require("nnunet.dataset").bytes_less   -- byte order, as Python's sorted()
 
 local function escape_pattern(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 
