@@ -23,25 +23,16 @@ local nifti = require("nnunet.nifti")
 local sys = require("nnunet.sys")
 local tensor = require("nnunet.tensor")
 
-for _, m in ipairs({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case",
-                     "nnunet.cascade_ops" }) do
-  if not pcall(require, m) then
-    print("SKIP: module " .. m .. " is not built")
-    os.exit(77)
-  end
-end
+local TL = dofile("tests/lua/testlib.lua")
+TL.skip_unless_modules({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case",
+                         "nnunet.cascade_ops" })
 local ops = require("nnunet.cascade_ops")
 local loader = require("nnunet.loader")
 local AP = require("nnunet.augment_pipeline")
 local infer = require("nnunet.infer")
 local synth = dofile("tests/lua/synth_dataset.lua")
 
-local failures = 0
-local function check(cond, fmt, ...)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n") end
-  return cond
-end
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local check, sh = TL.check, TL.sh
 
 -- ---------------------------------------------------------------- 1. stack_onehot
 do
@@ -173,19 +164,12 @@ do -- cascade_aug: the morphology / component removal changes the one-hot channe
 end
 
 -- ---------------------------------------------------------------- 3. end to end
-local tmp = os.tmpname()
-os.remove(tmp)
-local ROOT = tmp .. "_cascade"
+local ROOT = TL.temp_root("_cascade")
 local raw, pre, res = ROOT .. "/raw", ROOT .. "/pre", ROOT .. "/res"
 local ts = ROOT .. "/imagesTs"
 synth.write(raw .. "/Dataset996_CascadeSmoke", { cases = 6, size = 16, test_cases = 2, test_folder = ts })
 local function nnunet(args)
-  local cmd = string.format("env nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s nnUNet_n_proc_DA=1 %s %s 2>&1",
-    sh(raw), sh(pre), sh(res), sh(sys.exe()), args)
-  local p = io.popen(cmd)
-  local o = p:read("a")
-  local _, _, code = p:close()
-  return code, o
+  return TL.nnunet({ raw = raw, pre = pre, res = res, env = "nnUNet_n_proc_DA=1" }, args)
 end
 local T = "-num_epochs 1 -num_iterations_per_epoch 2 -num_val_iterations 1 --no_plot"
 
@@ -262,9 +246,4 @@ for i = 1, 2 do
   ti:release()
 end
 
-if failures == 0 and not os.getenv("KEEP") then os.execute("rm -rf " .. sh(ROOT)) end
-if failures > 0 then
-  io.stderr:write(string.format("%d failure(s); files kept in %s\n", failures, ROOT))
-  os.exit(1)
-end
-print("test_cascade: ok")
+TL.finish("test_cascade", ROOT)

@@ -14,43 +14,20 @@ local json = require("nnunet.json")
 local nifti = require("nnunet.nifti")
 local sys = require("nnunet.sys")
 
-for _, m in ipairs({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" }) do
-  if not pcall(require, m) then
-    print("SKIP: module " .. m .. " is not built")
-    os.exit(77)
-  end
-end
+local TL = dofile("tests/lua/testlib.lua")
+TL.skip_unless_modules({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" })
 local synth = dofile("tests/lua/synth_dataset.lua")
 
-local failures = 0
-local function check(cond, fmt, ...)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n") end
-  return cond
-end
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local check, sh, read = TL.check, TL.sh, TL.read
 
-local tmp = os.tmpname()
-os.remove(tmp)
-local ROOT = tmp .. "_default"
+local ROOT = TL.temp_root("_default")
 local raw, pre, res = ROOT .. "/raw", ROOT .. "/pre", ROOT .. "/res"
 local ds = raw .. "/Dataset994_DefaultSmoke"
 local ts, out = ROOT .. "/imagesTs", ROOT .. "/pred"
 synth.write(ds, { cases = 8, size = 16, test_cases = 2, test_folder = ts })
 
 local function nnunet(args)
-  local cmd = string.format("env nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s nnUNet_n_proc_DA=1 %s %s 2>&1",
-    sh(raw), sh(pre), sh(res), sh(sys.exe()), args)
-  local p = io.popen(cmd)
-  local o = p:read("a")
-  local _, _, code = p:close()
-  return code, o
+  return TL.nnunet({ raw = raw, pre = pre, res = res, env = "nnUNet_n_proc_DA=1" }, args)
 end
 local ARGS = string.format("default -d 994 -c 2d 3d_fullres -f 0 -num_epochs 1 -num_iterations_per_epoch 2 "
   .. "-num_val_iterations 1 -i %s -o %s -np 2 --no_fsync --quiet --disable_tta", sh(ts), sh(out))
@@ -168,9 +145,4 @@ for i = 1, 2 do
   check(fs.isfile(string.format("%s_raw/2d/test_%03d.npz", out2, i)), "member probabilities %d", i)
 end
 
-if failures == 0 and not os.getenv("KEEP") then os.execute("rm -rf " .. sh(ROOT)) end
-if failures > 0 then
-  io.stderr:write(string.format("%d failure(s); files kept in %s\n", failures, ROOT))
-  os.exit(1)
-end
-print("test_default_recipe: ok")
+TL.finish("test_default_recipe", ROOT)

@@ -16,17 +16,10 @@ local ops = require("nnunet.ensemble_ops")
 local ens = require("nnunet.ensemble")
 local ms = require("nnunet.model_selection")
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. msg .. "\n") end
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check = TL.check_msg
 
-local function run(argstr)
-  local p = io.popen(string.format("%q %s 2>&1; echo \"rc=$?\"", sys.exe(), argstr))
-  local out = p:read("a")
-  p:close()
-  return out:gsub("rc=%d+%s*$", ""), tonumber(out:match("rc=(%d+)%s*$"))
-end
+local function run(argstr) return TL.run_host(argstr) end
 
 local function f32(x) return (string.unpack("<f", string.pack("<f", x))) end
 local function flat(t) return table.concat(t:totable(), ",") end
@@ -207,8 +200,8 @@ end
 
 ms.rmtree(root)
 check(not fs.exists(root), "temporary folder removed")
-if failures > 0 then
-  io.stderr:write(failures .. " checks failed\n")
+if TL.failures > 0 then
+  io.stderr:write(TL.failures .. " checks failed\n")
   os.exit(1)
 end
 print("test_ensemble: all checks passed")

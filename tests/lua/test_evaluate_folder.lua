@@ -16,10 +16,8 @@ local json = require("nnunet.json")
 local infer = require("nnunet.infer")
 local evaluate = require("nnunet.evaluate")
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. msg .. "\n") end
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check = TL.check_msg
 
 local function parse(s)
   local v = {}
@@ -27,27 +25,8 @@ local function parse(s)
   return tensor.from_table(v, { 2, 3, 4 }, "u8")
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function run(argstr)
-  local p = io.popen(string.format("%q %s 2>&1; echo \"rc=$?\"", sys.exe(), argstr))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return out:gsub("rc=%d+%s*$", ""), rc
-end
+local write_file, read_file = TL.write_file, TL.read
+local function run(argstr) return TL.run_host(argstr) end
 
 local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 
@@ -169,8 +148,8 @@ local okerr, err = pcall(infer.sliding_window, img, { patch = { 2, 2 }, num_head
 check(not okerr and tostring(err):find("boom", 1, true), "a Lua error in predict surfaces: " .. tostring(err))
 
 if os.getenv("KEEP") then print(root) else os.execute(string.format("rm -rf %q", root)) end
-if failures > 0 then
-  io.stderr:write(failures .. " checks failed\n")
+if TL.failures > 0 then
+  io.stderr:write(TL.failures .. " checks failed\n")
   os.exit(1)
 end
 print("test_evaluate_folder: all checks passed")

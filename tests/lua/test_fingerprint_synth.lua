@@ -19,15 +19,8 @@ local pp = require("nnunet.preproc_case")
 local pre = require("nnunet.preprocess")
 local tensor = require("nnunet.tensor")
 
-local failures, checks = 0, 0
-local function check(cond, fmt, ...)
-  checks = checks + 1
-  if not cond then
-    failures = failures + 1
-    io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n")
-  end
-  return cond
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check = TL.check
 local function box_str(b)
   local out = {}
   for a = 1, 3 do out[a] = string.format("[%d,%d)", b[a][1], b[a][2]) end
@@ -119,9 +112,9 @@ end
 -- 5./6. the shared BraTS cases
 local shared = "../shared/data/Dataset501_BraTS2013Sample"
 if not fs.isdir(shared) then
-  print(string.format("test_fingerprint_synth: %d checks, %d failures (BraTS part skipped: %s absent)", checks,
-    failures, shared))
-  os.exit(failures == 0 and 0 or 1)
+  print(string.format("test_fingerprint_synth: %d checks, %d failures (BraTS part skipped: %s absent)", TL.checks,
+    TL.failures, shared))
+  os.exit(TL.failures == 0 and 0 or 1)
 end
 
 local function read_case(id)
@@ -167,5 +160,5 @@ for _, id in ipairs({ "brats_2013_pat0001_1", "brats_2013_pat0005_1" }) do
   io.stderr:write(string.format("%s: brain box %s, relative size %.4f\n", id, box_str(b), rec.relative_size_after_cropping))
 end
 
-print(string.format("test_fingerprint_synth: %d checks, %d failures", checks, failures))
-os.exit(failures == 0 and 0 or 1)
+print(string.format("test_fingerprint_synth: %d checks, %d failures", TL.checks, TL.failures))
+os.exit(TL.failures == 0 and 0 or 1)

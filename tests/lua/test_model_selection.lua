@@ -21,31 +21,12 @@ local prob = require("nnunet.probabilities")
 local args = require("nnunet.args")
 local ms = require("nnunet.model_selection")
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. msg .. "\n") end
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check = TL.check_msg
 local function close(a, b) return type(a) == "number" and math.abs(a - b) <= 1e-12 end
 
-local function run(env, argstr)
-  local p = io.popen(string.format("%s %q %s 2>&1; echo \"rc=$?\"", env, sys.exe(), argstr))
-  local out = p:read("a")
-  p:close()
-  return out:gsub("rc=%d+%s*$", ""), tonumber(out:match("rc=(%d+)%s*$"))
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local function run(env, argstr) return TL.run_host(argstr, env) end
+local read_file, write_file = TL.read, TL.write_file
 
 -- "0110/0100 ; ..." -> u8 tensor of the given shape
 local function vol(s, shape)
@@ -366,8 +347,8 @@ end
 
 ms.rmtree(root)
 check(not fs.exists(root), "temporary folder removed")
-if failures > 0 then
-  io.stderr:write(failures .. " checks failed\n")
+if TL.failures > 0 then
+  io.stderr:write(TL.failures .. " checks failed\n")
   os.exit(1)
 end
 print("test_model_selection: all checks passed")

@@ -19,42 +19,15 @@ if not fs.isfile(MSD .. "/Dataset004_Hippocampus/plans.json") then
   os.exit(77)
 end
 
-local failures, checks = 0, 0
-local function check(cond, fmt, ...)
-  checks = checks + 1
-  if not cond then
-    failures = failures + 1
-    io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n")
-  end
-  return cond
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check, sh, read_file, write_file = TL.check, TL.sh, TL.read_file, TL.write_file
 
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function read_file(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function write_file(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local tmp = os.tmpname()
-os.remove(tmp)
-local ROOT = tmp .. "_plan"
+local ROOT = TL.temp_root("_plan")
 local RAW, PRE = ROOT .. "/raw", ROOT .. "/pre"
 assert(fs.mkdir(RAW) and fs.mkdir(PRE))
 
 local function nnunet(args)
-  local cmd = string.format("env nnUNet_raw=%s nnUNet_preprocessed=%s NNUNET_PROGRESS=0 %s %s 2>&1",
-    sh(RAW), sh(PRE), sh(sys.exe()), args)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
+  return TL.nnunet({ raw = RAW, pre = PRE, env = "NNUNET_PROGRESS=0" }, args)
 end
 
 -- The written file without the extra key. The key is the last top-level key, so the
@@ -145,7 +118,7 @@ for _, d in ipairs(DATASETS) do
       check(not fs.isfile(plans_path .. ".tmp"), "%s: no .tmp left", name)
     end
   end
-  print(string.format("%-24s -d %-28s %s", name, table.concat(spellings, ", "), failures == 0 and "OK" or "..."))
+  print(string.format("%-24s -d %-28s %s", name, table.concat(spellings, ", "), TL.failures == 0 and "OK" or "..."))
 end
 
 -- an unknown id is a user error naming the id
@@ -153,5 +126,5 @@ local code, out = nnunet("plan_experiment -d 7")
 check(code ~= 0 and out:find("7", 1, true) ~= nil, "unknown id: exit %s, %s", tostring(code), out)
 
 os.execute("rm -rf " .. sh(ROOT))
-print(string.format("test_plan_recipe: %d checks, %d failures", checks, failures))
-if failures > 0 then os.exit(1) end
+print(string.format("test_plan_recipe: %d checks, %d failures", TL.checks, TL.failures))
+if TL.failures > 0 then os.exit(1) end

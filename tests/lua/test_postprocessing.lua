@@ -14,10 +14,8 @@ local sys = require("nnunet.sys")
 local json = require("nnunet.json")
 local pp = require("nnunet.postprocessing")
 
-local failures = 0
-local function check(cond, msg)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. msg .. "\n") end
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check = TL.check_msg
 
 local function parse(s, shape)
   local v = {}
@@ -27,12 +25,7 @@ end
 local function flat(t) return table.concat(t:totable(), "") end
 local function digits(s) return (s:gsub("[^%d]", "")) end
 
-local function run(argstr)
-  local p = io.popen(string.format("%q %s 2>&1; echo \"rc=$?\"", sys.exe(), argstr))
-  local out = p:read("a")
-  p:close()
-  return out:gsub("rc=%d+%s*$", ""), tonumber(out:match("rc=(%d+)%s*$"))
-end
+local function run(argstr) return TL.run_host(argstr) end
 
 local L6 = "110000/110000/000002/000002/000000/100000 ; 000000/000000/001100/001000/000001/000011 ; "
   .. "002200/000000/000000/000000/000011/000011"
@@ -93,8 +86,8 @@ check(c1.TP == 7 and c1.FN == 8 and c1.FP == 0, string.format("evaluate_simple c
   tostring(c1.TP), tostring(c1.FN), tostring(c1.FP)))
 
 os.execute(string.format("rm -rf %q", root))
-if failures > 0 then
-  io.stderr:write(failures .. " checks failed\n")
+if TL.failures > 0 then
+  io.stderr:write(TL.failures .. " checks failed\n")
   os.exit(1)
 end
 print("test_postprocessing: all checks passed")

@@ -17,45 +17,16 @@ local pp = require("nnunet.preproc_case")
 local sys = require("nnunet.sys")
 local tensor = require("nnunet.tensor")
 
-local failures, checks = 0, 0
-local function check(cond, fmt, ...)
-  checks = checks + 1
-  if not cond then
-    failures = failures + 1
-    io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n")
-  end
-  return cond
-end
+local TL = dofile("tests/lua/testlib.lua")
+local check, sh, read_file, write_file = TL.check, TL.sh, TL.read_file, TL.write_file
 
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local tmp = os.tmpname()
-os.remove(tmp)
-local ROOT = tmp .. "_pp"
+local ROOT = TL.temp_root("_pp")
 assert(fs.mkdir(ROOT))
 local here = fs.realpath(".")
 
 -- runs `nnunet <args>` with the temp roots; returns exit code, output
 local function nnunet(raw, pre, args)
-  local cmd = string.format("env nnUNet_raw=%s nnUNet_preprocessed=%s NNUNET_PROGRESS=0 %s %s 2>&1",
-    sh(raw), sh(pre), sh(sys.exe()), args)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
-end
-
-local function read_file(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
+  return TL.nnunet({ raw = raw, pre = pre, env = "NNUNET_PROGRESS=0" }, args)
 end
 
 local function same_values(a, b)
@@ -326,5 +297,5 @@ do
 end
 
 os.execute("rm -rf " .. sh(ROOT))
-print(string.format("%d checks, %d failures", checks, failures))
-os.exit(failures == 0 and 0 or 1)
+print(string.format("%d checks, %d failures", TL.checks, TL.failures))
+os.exit(TL.failures == 0 and 0 or 1)

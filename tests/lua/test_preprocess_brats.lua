@@ -25,20 +25,9 @@ if not fs.isdir(shared) then
   os.exit(77)
 end
 
-local failures, checks = 0, 0
-local function check(cond, fmt, ...)
-  checks = checks + 1
-  if not cond then
-    failures = failures + 1
-    io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n")
-  end
-  return cond
-end
-
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local tmp = os.tmpname()
-os.remove(tmp)
-local ROOT = tmp .. "_brats"
+local TL = dofile("tests/lua/testlib.lua")
+local check, sh = TL.check, TL.sh
+local ROOT = TL.temp_root("_brats")
 local raw, pre = ROOT .. "/raw", ROOT .. "/pre"
 local name = "Dataset502_BraTSZeroBg"
 local ds = raw .. "/" .. name
@@ -75,11 +64,8 @@ assert(json.write_file_atomic(pre .. "/" .. name .. "/dataset_fingerprint.json",
 check(fp.median_relative_size_after_cropping < 0.75, "median relative size after cropping %g < 0.75",
   fp.median_relative_size_after_cropping)
 
-local cmd = string.format("env nnUNet_raw=%s nnUNet_preprocessed=%s NNUNET_PROGRESS=0 %s " ..
-  "plan_and_preprocess -d 502 -c 3d_fullres -np 2 --no_fsync 2>&1", sh(raw), sh(pre), sh(sys.exe()))
-local p = io.popen(cmd)
-local out = p:read("a")
-local _, _, code = p:close()
+local code, out = TL.nnunet({ raw = raw, pre = pre, env = "NNUNET_PROGRESS=0" },
+  "plan_and_preprocess -d 502 -c 3d_fullres -np 2 --no_fsync")
 check(code == 0, "plan_and_preprocess exit %s:\n%s", tostring(code), out)
 
 local pd = pre .. "/" .. name
@@ -132,5 +118,5 @@ if check(plans, "plans written") then
 end
 io.stderr:write(string.format("BraTS: %.1f s\n", sys.clock() - t0))
 os.execute("rm -rf " .. sh(ROOT))
-print(string.format("%d checks, %d failures", checks, failures))
-os.exit(failures == 0 and 0 or 1)
+print(string.format("%d checks, %d failures", TL.checks, TL.failures))
+os.exit(TL.failures == 0 and 0 or 1)

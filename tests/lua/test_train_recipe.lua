@@ -14,30 +14,12 @@ local sys = require("nnunet.sys")
 local tensor = require("nnunet.tensor")
 local train = require("nnunet.train")
 
-for _, m in ipairs({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" }) do
-  if not pcall(require, m) then
-    print("SKIP: module " .. m .. " is not built")
-    os.exit(77)
-  end
-end
+local TL = dofile("tests/lua/testlib.lua")
+TL.skip_unless_modules({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" })
 
-local failures = 0
-local function check(cond, fmt, ...)
-  if not cond then failures = failures + 1; io.stderr:write("FAIL: " .. string.format(fmt, ...) .. "\n") end
-  return cond
-end
-local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local check, sh, read = TL.check, TL.sh, TL.read
 
-local tmp = os.tmpname()
-os.remove(tmp)
-local ROOT = tmp .. "_train"
+local ROOT = TL.temp_root("_train")
 local raw, pre, res = ROOT .. "/raw", ROOT .. "/pre", ROOT .. "/res"
 local ds = raw .. "/Dataset991_TrainSmoke"
 assert(fs.mkdir(ds .. "/imagesTr")); assert(fs.mkdir(ds .. "/labelsTr")); assert(fs.mkdir(pre)); assert(fs.mkdir(res))
@@ -65,12 +47,7 @@ do
 end
 
 local function nnunet(args)
-  local cmd = string.format("env nnUNet_raw=%s nnUNet_preprocessed=%s nnUNet_results=%s nnUNet_n_proc_DA=1 %s %s 2>&1",
-    sh(raw), sh(pre), sh(res), sh(sys.exe()), args)
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
+  return TL.nnunet({ raw = raw, pre = pre, res = res, env = "nnUNet_n_proc_DA=1" }, args)
 end
 
 local code, out = nnunet("plan_and_preprocess -d 991 -c 3d_fullres -np 2 --no_fsync --quiet")
@@ -129,8 +106,8 @@ check(code == 0, "--val exit %s:\n%s", tostring(code), out)
 check(read(F .. "/checkpoint_final.pth") == before, "--val leaves checkpoint_final untouched")
 check(fs.isfile(F .. "/validation/summary.json"), "--val writes summary.json")
 if not os.getenv("KEEP") then os.execute("rm -rf " .. sh(ROOT)) end
-if failures > 0 then
-  io.stderr:write(failures .. " failure(s)\n")
+if TL.failures > 0 then
+  io.stderr:write(TL.failures .. " failure(s)\n")
   os.exit(1)
 end
 print("test_train_recipe: ok")
