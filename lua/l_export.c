@@ -41,47 +41,11 @@
 #define L_PROPS_MT "nnunet.CaseProps"
 #define L_POINTWISE_MT "nnunet.PointwiseNet"
 
-static int raise_status(lua_State *L, nnu_status st) {
-    if (st == NNU_STATUS_ERR_INTERRUPTED) return luaL_error(L, "interrupted! (%s)", nnu_last_error());
-    return l_raise(L, st);
-}
-
-/* ---- table readers ---- */
-
-static int num_array(lua_State *L, int t, const char *k, double *out, int max, int required) {
-    int ty = lua_getfield(L, t, k);
-    if (ty == LUA_TNIL && !required) { lua_pop(L, 1); return 0; }
-    if (ty != LUA_TTABLE) luaL_error(L, "field '%s' must be an array of numbers", k);
-    int n = (int)luaL_len(L, -1);
-    if (n > max) luaL_error(L, "field '%s' has %d entries, at most %d", k, n, max);
-    for (int i = 0; i < n; i++) {
-        lua_geti(L, -1, i + 1);
-        int ok;
-        out[i] = lua_tonumberx(L, -1, &ok);
-        if (!ok) luaL_error(L, "field '%s'[%d] is not a number", k, i + 1);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return n;
-}
-
-static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def) {
-    lua_getfield(L, t, k);
-    lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static double opt_num(lua_State *L, int t, const char *k, double def) {
-    lua_getfield(L, t, k);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
+/* ---- table readers (the generic ones: l_util.h) ---- */
 
 static void transpose_field(lua_State *L, int t, int out[3]) {
     double tf[3];
-    int n = num_array(L, t, "transpose_forward", tf, 3, 0);
+    int n = l_num_array_field(L, t, "transpose_forward", tf, 3, 0);
     if (n == 0) { out[0] = 0; out[1] = 1; out[2] = 2; return; }
     if (n != 3) luaL_error(L, "field 'transpose_forward' must have 3 entries");
     for (int a = 0; a < 3; a++) out[a] = (int)tf[a];
@@ -94,49 +58,13 @@ static void check_config(lua_State *L, int idx, nnu_preproc_config *cfg) {
     idx = lua_absindex(L, idx);
     luaL_checktype(L, idx, LUA_TTABLE);
     *cfg = nnu_preproc_config_default();
-    if (lua_getfield(L, idx, "schemes") != LUA_TTABLE) luaL_error(L, "cfg.schemes must be an array of class names");
-    int C = (int)luaL_len(L, -1);
-    if (C <= 0 || C > 1024) luaL_error(L, "cfg.schemes must have 1..1024 entries");
-    int sch = lua_absindex(L, -1);
-    nnu_norm_scheme *schemes = lua_newuserdatauv(L, (size_t)C * sizeof *schemes, 0);
-    int *mask = lua_newuserdatauv(L, (size_t)C * sizeof *mask, 0);
-    nnu_norm_ct_props *ct = lua_newuserdatauv(L, (size_t)C * sizeof *ct, 0);
-    memset(mask, 0, (size_t)C * sizeof *mask);
-    memset(ct, 0, (size_t)C * sizeof *ct);
-    for (int c = 0; c < C; c++) {
-        lua_geti(L, sch, c + 1);
-        const char *name = luaL_checkstring(L, -1);
-        if (nnu_normalize_scheme_from_name(name, &schemes[c]) != NNU_STATUS_OK)
-            luaL_error(L, "cfg.schemes[%d]: unknown normalization '%s'", c + 1, name);
-        lua_pop(L, 1);
-    }
-    if (lua_getfield(L, idx, "use_mask_for_norm") == LUA_TTABLE)
-        for (int c = 0; c < C; c++) { lua_geti(L, -1, c + 1); mask[c] = lua_toboolean(L, -1); lua_pop(L, 1); }
-    lua_pop(L, 1);
-    if (lua_getfield(L, idx, "ct") == LUA_TTABLE)
-        for (int c = 0; c < C; c++) {
-            if (lua_geti(L, -1, c + 1) == LUA_TTABLE) {
-                int t = lua_absindex(L, -1);
-                ct[c].mean = opt_num(L, t, "mean", 0);
-                ct[c].std = opt_num(L, t, "std", 1);
-                ct[c].percentile_00_5 = opt_num(L, t, "percentile_00_5", -HUGE_VAL);
-                ct[c].percentile_99_5 = opt_num(L, t, "percentile_99_5", HUGE_VAL);
-            } else if (schemes[c] == NNU_NORM_CT) {
-                luaL_error(L, "cfg.ct[%d] is needed for CTNormalization", c + 1);
-            }
-            lua_pop(L, 1);
-        }
-    lua_pop(L, 1);
-    cfg->n_channels = C;
-    cfg->schemes = schemes;
-    cfg->use_mask_for_norm = mask;
-    cfg->ct = ct;
+    l_check_preproc_channels(L, idx, cfg);     /* pushes the schemes table + 3 userdata */
     transpose_field(L, idx, cfg->transpose_forward);
-    cfg->spacing_ndim = num_array(L, idx, "spacing", cfg->spacing, 3, 1);
+    cfg->spacing_ndim = l_num_array_field(L, idx, "spacing", cfg->spacing, 3, 1);
     if (cfg->spacing_ndim < 2) luaL_error(L, "cfg.spacing must have 2 or 3 entries");
-    cfg->data_opts.order = (int)opt_int(L, idx, "data_order", 3);
-    cfg->seg_opts.order = (int)opt_int(L, idx, "seg_order", 1);
-    cfg->data_opts.order_z = cfg->seg_opts.order_z = (int)opt_int(L, idx, "order_z", 0);
+    cfg->data_opts.order = (int)l_opt_int_field(L, idx, "data_order", 3);
+    cfg->seg_opts.order = (int)l_opt_int_field(L, idx, "seg_order", 1);
+    cfg->data_opts.order_z = cfg->seg_opts.order_z = (int)l_opt_int_field(L, idx, "order_z", 0);
     cfg->n_keys = 0;
 }
 
@@ -153,40 +81,20 @@ static nnu_preproc_props *props_check(lua_State *L, int arg) {
     return (nnu_preproc_props *)luaL_checkudata(L, arg, L_PROPS_MT);
 }
 
-static void set_nums(lua_State *L, const char *k, const double *v, int n) {
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) { lua_pushnumber(L, v[i]); lua_rawseti(L, -2, i + 1); }
-    lua_setfield(L, -2, k);
-}
-
-static void set_ints(lua_State *L, const char *k, const int64_t *v, int n) {
-    l_pushshape(L, n, v);
-    lua_setfield(L, -2, k);
-}
-
 static int l_props_table(lua_State *L) {
     const nnu_preproc_props *p = props_check(L, 1);
-    lua_createtable(L, 0, 9);
-    set_nums(L, "spacing", p->spacing, 3);
-    set_nums(L, "spacing_transposed", p->spacing_transposed, 3);
-    set_nums(L, "target_spacing", p->target_spacing, 3);
-    set_ints(L, "shape_before_cropping", p->shape_before_cropping, 3);
-    lua_createtable(L, 3, 0);
-    for (int a = 0; a < 3; a++) { l_pushshape(L, 2, p->bbox[a]); lua_rawseti(L, -2, a + 1); }
-    lua_setfield(L, -2, "bbox_used_for_cropping");
-    set_ints(L, "shape_after_cropping_and_before_resampling", p->shape_after_cropping, 3);
-    set_ints(L, "shape_after_resampling", p->shape_after_resampling, 3);
+    l_push_preproc_props(L, p);
     lua_createtable(L, 0, 3);
-    set_nums(L, "spacing", p->nifti.spacing_itk, 3);
-    set_nums(L, "origin", p->nifti.origin, 3);
-    set_nums(L, "direction", p->nifti.direction, 9);
+    l_set_nums_field(L, "spacing", p->nifti.spacing_itk, 3);
+    l_set_nums_field(L, "origin", p->nifti.origin, 3);
+    l_set_nums_field(L, "direction", p->nifti.direction, 9);
     lua_setfield(L, -2, "sitk_stuff");
     return 1;
 }
 
 static void int3_field(lua_State *L, int t, const char *k, int64_t out[3]) {
     double v[3];
-    if (num_array(L, t, k, v, 3, 1) != 3) luaL_error(L, "field '%s' must have 3 entries", k);
+    if (l_num_array_field(L, t, k, v, 3, 1) != 3) luaL_error(L, "field '%s' must have 3 entries", k);
     for (int a = 0; a < 3; a++) out[a] = (int64_t)v[a];
 }
 
@@ -194,10 +102,10 @@ static int l_export_props(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *ref = luaL_optstring(L, 2, NULL);
     nnu_preproc_props *p = props_push(L);
-    if (num_array(L, 1, "spacing_transposed", p->spacing_transposed, 3, 1) != 3 ||
-        num_array(L, 1, "target_spacing", p->target_spacing, 3, 1) != 3)
+    if (l_num_array_field(L, 1, "spacing_transposed", p->spacing_transposed, 3, 1) != 3 ||
+        l_num_array_field(L, 1, "target_spacing", p->target_spacing, 3, 1) != 3)
         luaL_error(L, "props: spacing_transposed and target_spacing need 3 entries");
-    num_array(L, 1, "spacing", p->spacing, 3, 0);
+    l_num_array_field(L, 1, "spacing", p->spacing, 3, 0);
     int3_field(L, 1, "shape_before_cropping", p->shape_before_cropping);
     int3_field(L, 1, "shape_after_cropping_and_before_resampling", p->shape_after_cropping);
     if (lua_getfield(L, 1, "shape_after_resampling") == LUA_TTABLE) {
@@ -288,7 +196,7 @@ static int l_prefetch_next(lua_State *L) {
     double secs;
     nnu_status st = nnu_prefetch_next(p, &index, dbox, props, &secs);
     if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);   /* unreadable case */
-    if (st) return raise_status(L, st);
+    if (st) return l_raise_interruptible(L, st);
     if (index < 0) { lua_pushnil(L); return 1; }
     props->has_nifti = 1;
     lua_pushinteger(L, (lua_Integer)index + 1);
@@ -305,9 +213,9 @@ static void check_export_opts(lua_State *L, int idx, nnu_export_opts *o) {
     idx = lua_absindex(L, idx);
     luaL_checktype(L, idx, LUA_TTABLE);
     transpose_field(L, idx, o->transpose_forward);
-    o->n_foreground_labels = (int)opt_int(L, idx, "n_foreground_labels", 1);
-    o->resample.order = (int)opt_int(L, idx, "order", 1);
-    o->resample.order_z = (int)opt_int(L, idx, "order_z", 0);
+    o->n_foreground_labels = (int)l_opt_int_field(L, idx, "n_foreground_labels", 1);
+    o->resample.order = (int)l_opt_int_field(L, idx, "order", 1);
+    o->resample.order_z = (int)l_opt_int_field(L, idx, "order_z", 0);
     lua_getfield(L, idx, "force_separate_z");
     o->resample.force_separate_z = lua_isnil(L, -1) ? -1 : lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -333,7 +241,7 @@ static int l_export_case(lua_State *L) {
     nnu_tensor **sbox = l_tensor_newbox(L);
     nnu_tensor **pbox = want ? l_tensor_newbox(L) : NULL;
     nnu_status st = nnu_export_case(logits, p, &o, sbox, pbox);
-    if (st) return raise_status(L, st);
+    if (st) return l_raise_interruptible(L, st);
     return want ? 2 : 1;
 }
 
@@ -344,7 +252,7 @@ static int l_export_resample_logits(lua_State *L) {
     check_export_opts(L, 3, &o);
     nnu_tensor **box = l_tensor_newbox(L);
     nnu_status st = nnu_export_resample_logits(logits, p, &o.resample, box);
-    if (st) return raise_status(L, st);
+    if (st) return l_raise_interruptible(L, st);
     return 1;
 }
 

@@ -31,43 +31,12 @@
 
 #define L_STORE_MT "nnunet.Store"
 
-/* ---- small table readers (raise on malformed input: programming errors) ---- */
-
-static double opt_num_field(lua_State *L, int t, const char *k, double def) {
-    lua_getfield(L, t, k);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer def) {
-    lua_getfield(L, t, k);
-    lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-/* numeric array field with n entries (n_out receives the length, max entries) */
-static int num_array_field(lua_State *L, int t, const char *k, double *out, int max, int required) {
-    int ty = lua_getfield(L, t, k);
-    if (ty == LUA_TNIL && !required) { lua_pop(L, 1); return 0; }
-    if (ty != LUA_TTABLE) luaL_error(L, "field '%s' must be an array of numbers", k);
-    int n = (int)luaL_len(L, -1);
-    if (n > max) luaL_error(L, "field '%s' has %d entries, at most %d", k, n, max);
-    for (int i = 0; i < n; i++) {
-        lua_geti(L, -1, i + 1);
-        int ok;
-        out[i] = lua_tonumberx(L, -1, &ok);
-        if (!ok) luaL_error(L, "field '%s'[%d] is not a number", k, i + 1);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return n;
-}
+/* ---- small table readers (raise on malformed input: programming errors; the
+ * generic ones: l_util.h) ---- */
 
 static void int_array_field(lua_State *L, int t, const char *k, int64_t *out, int n) {
     double v[8];
-    if (num_array_field(L, t, k, v, 8, 1) != n) luaL_error(L, "field '%s' must have %d entries", k, n);
+    if (l_num_array_field(L, t, k, v, 8, 1) != n) luaL_error(L, "field '%s' must have %d entries", k, n);
     for (int i = 0; i < n; i++) out[i] = (int64_t)v[i];
 }
 
@@ -76,54 +45,17 @@ static void check_config(lua_State *L, int idx, nnu_preproc_config *cfg) {
     idx = lua_absindex(L, idx);
     luaL_checktype(L, idx, LUA_TTABLE);
     *cfg = nnu_preproc_config_default();
-    lua_getfield(L, idx, "schemes");
-    if (!lua_istable(L, -1)) luaL_error(L, "cfg.schemes must be an array of class names");
-    int C = (int)luaL_len(L, -1);
-    if (C <= 0 || C > 1024) luaL_error(L, "cfg.schemes must have 1..1024 entries");
-    nnu_norm_scheme *schemes = lua_newuserdatauv(L, (size_t)C * sizeof *schemes, 0);
-    int *mask = lua_newuserdatauv(L, (size_t)C * sizeof *mask, 0);
-    nnu_norm_ct_props *ct = lua_newuserdatauv(L, (size_t)C * sizeof *ct, 0);
-    int sch = lua_absindex(L, -4);
-    for (int c = 0; c < C; c++) {
-        lua_geti(L, sch, c + 1);
-        const char *name = luaL_checkstring(L, -1);
-        if (nnu_normalize_scheme_from_name(name, &schemes[c]) != NNU_STATUS_OK)
-            luaL_error(L, "cfg.schemes[%d]: unknown normalization '%s'", c + 1, name);
-        lua_pop(L, 1);
-        mask[c] = 0;
-        memset(&ct[c], 0, sizeof ct[c]);
-    }
-    if (lua_getfield(L, idx, "use_mask_for_norm") == LUA_TTABLE)
-        for (int c = 0; c < C; c++) { lua_geti(L, -1, c + 1); mask[c] = lua_toboolean(L, -1); lua_pop(L, 1); }
-    lua_pop(L, 1);
-    if (lua_getfield(L, idx, "ct") == LUA_TTABLE)
-        for (int c = 0; c < C; c++) {
-            if (lua_geti(L, -1, c + 1) == LUA_TTABLE) {
-                int t = lua_absindex(L, -1);
-                ct[c].mean = opt_num_field(L, t, "mean", 0);
-                ct[c].std = opt_num_field(L, t, "std", 1);
-                ct[c].percentile_00_5 = opt_num_field(L, t, "percentile_00_5", -HUGE_VAL);
-                ct[c].percentile_99_5 = opt_num_field(L, t, "percentile_99_5", HUGE_VAL);
-            } else if (schemes[c] == NNU_NORM_CT) {
-                luaL_error(L, "cfg.ct[%d] is needed for CTNormalization", c + 1);
-            }
-            lua_pop(L, 1);
-        }
-    lua_pop(L, 1);
-    cfg->n_channels = C;
-    cfg->schemes = schemes;
-    cfg->use_mask_for_norm = mask;
-    cfg->ct = ct;
+    l_check_preproc_channels(L, idx, cfg);     /* pushes the schemes table + 3 userdata */
     double tf[3] = {0, 1, 2};
-    if (num_array_field(L, idx, "transpose_forward", tf, 3, 0) == 0) { tf[0] = 0; tf[1] = 1; tf[2] = 2; }
+    if (l_num_array_field(L, idx, "transpose_forward", tf, 3, 0) == 0) { tf[0] = 0; tf[1] = 1; tf[2] = 2; }
     for (int a = 0; a < 3; a++) cfg->transpose_forward[a] = (int)tf[a];
-    cfg->spacing_ndim = num_array_field(L, idx, "spacing", cfg->spacing, 3, 1);
-    cfg->data_opts.order = (int)opt_int_field(L, idx, "data_order", 3);
-    cfg->seg_opts.order = (int)opt_int_field(L, idx, "seg_order", 1);
-    cfg->data_opts.order_z = cfg->seg_opts.order_z = (int)opt_int_field(L, idx, "order_z", 0);
-    cfg->seed = (uint32_t)opt_int_field(L, idx, "seed", 1234);
-    cfg->max_locations = (int64_t)opt_int_field(L, idx, "max_locations", 10000);
-    cfg->min_coverage = opt_num_field(L, idx, "min_coverage", 0.01);
+    cfg->spacing_ndim = l_num_array_field(L, idx, "spacing", cfg->spacing, 3, 1);
+    cfg->data_opts.order = (int)l_opt_int_field(L, idx, "data_order", 3);
+    cfg->seg_opts.order = (int)l_opt_int_field(L, idx, "seg_order", 1);
+    cfg->data_opts.order_z = cfg->seg_opts.order_z = (int)l_opt_int_field(L, idx, "order_z", 0);
+    cfg->seed = (uint32_t)l_opt_int_field(L, idx, "seed", 1234);
+    cfg->max_locations = (int64_t)l_opt_int_field(L, idx, "max_locations", 10000);
+    cfg->min_coverage = l_opt_num_field(L, idx, "min_coverage", 0.01);
     /* class-location keys */
     int nk = 0, nv = 0;
     if (lua_getfield(L, idx, "keys") == LUA_TTABLE) {
@@ -150,44 +82,16 @@ static void check_config(lua_State *L, int idx, nnu_preproc_config *cfg) {
     /* stack: schemes tbl, 3 userdata, keys tbl, 2 userdata: all stay until the call returns */
 }
 
-static int raise_status(lua_State *L, nnu_status st) {
-    if (st == NNU_STATUS_ERR_INTERRUPTED) return luaL_error(L, "interrupted! (%s)", nnu_last_error());
-    return l_raise(L, st);
-}
-
 /* ---- props and class locations as tables ---- */
-
-static void set_ints(lua_State *L, const char *k, const int64_t *v, int n) {
-    l_pushshape(L, n, v);
-    lua_setfield(L, -2, k);
-}
-static void set_nums(lua_State *L, const char *k, const double *v, int n) {
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) { lua_pushnumber(L, v[i]); lua_rawseti(L, -2, i + 1); }
-    lua_setfield(L, -2, k);
-}
-
-static void push_props(lua_State *L, const nnu_preproc_props *p) {
-    lua_createtable(L, 0, 10);
-    set_nums(L, "spacing", p->spacing, 3);
-    set_nums(L, "spacing_transposed", p->spacing_transposed, 3);
-    set_nums(L, "target_spacing", p->target_spacing, 3);
-    set_ints(L, "shape_before_cropping", p->shape_before_cropping, 3);
-    lua_createtable(L, 3, 0);
-    for (int a = 0; a < 3; a++) { l_pushshape(L, 2, p->bbox[a]); lua_rawseti(L, -2, a + 1); }
-    lua_setfield(L, -2, "bbox_used_for_cropping");
-    set_ints(L, "shape_after_cropping_and_before_resampling", p->shape_after_cropping, 3);
-    set_ints(L, "shape_after_resampling", p->shape_after_resampling, 3);
-}
 
 static void check_props(lua_State *L, int idx, nnu_preproc_props *p) {
     idx = lua_absindex(L, idx);
     luaL_checktype(L, idx, LUA_TTABLE);
     memset(p, 0, sizeof *p);
-    if (num_array_field(L, idx, "spacing_transposed", p->spacing_transposed, 3, 1) != 3 ||
-        num_array_field(L, idx, "target_spacing", p->target_spacing, 3, 1) != 3)
+    if (l_num_array_field(L, idx, "spacing_transposed", p->spacing_transposed, 3, 1) != 3 ||
+        l_num_array_field(L, idx, "target_spacing", p->target_spacing, 3, 1) != 3)
         luaL_error(L, "props: spacing_transposed and target_spacing need 3 entries");
-    num_array_field(L, idx, "spacing", p->spacing, 3, 0);
+    l_num_array_field(L, idx, "spacing", p->spacing, 3, 0);
     int_array_field(L, idx, "shape_before_cropping", p->shape_before_cropping, 3);
     int_array_field(L, idx, "shape_after_cropping_and_before_resampling", p->shape_after_cropping, 3);
     if (lua_getfield(L, idx, "bbox_used_for_cropping") != LUA_TTABLE) luaL_error(L, "props: bbox_used_for_cropping missing");
@@ -278,14 +182,14 @@ static int l_pp_run_dataset(lua_State *L) {
     lua_getfield(L, 3, "no_fsync");
     o.store.no_fsync = lua_toboolean(L, -1);
     lua_pop(L, 7);                             /* the strings stay referenced by opts */
-    o.store.plans_hash = (uint64_t)opt_int_field(L, 3, "plans_hash", 0);
-    o.store.level = (int)opt_int_field(L, 3, "level", 1);
-    o.n_threads = (int)opt_int_field(L, 3, "threads", 1);
+    o.store.plans_hash = (uint64_t)l_opt_int_field(L, 3, "plans_hash", 0);
+    o.store.level = (int)l_opt_int_field(L, 3, "level", 1);
+    o.n_threads = (int)l_opt_int_field(L, 3, "threads", 1);
     double patch[3];
-    o.patch_ndim = num_array_field(L, 3, "patch", patch, 3, 0);
+    o.patch_ndim = l_num_array_field(L, 3, "patch", patch, 3, 0);
     for (int a = 0; a < o.patch_ndim; a++) o.patch[a] = (int64_t)patch[a];
     nnu_status st = nnu_preproc_dataset(&cfg, cases, n, &o);
-    if (st) return raise_status(L, st);
+    if (st) return l_raise_interruptible(L, st);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -309,12 +213,12 @@ static int l_pp_run_case(lua_State *L) {
     memset(&props, 0, sizeof props);
     nnu_status st = nnu_preproc_case_load(paths, ni, label, &image, label ? &lab : NULL, &props.nifti);
     if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);
-    if (st) return raise_status(L, st);
+    if (st) return l_raise_interruptible(L, st);
     nnu_class_locations cl = {0, NULL};
     double spacing[3] = {props.nifti.spacing[0], props.nifti.spacing[1], props.nifti.spacing[2]};
     st = nnu_preproc_case_run(&cfg, image, lab, spacing, dbox, sbox, &cl, &props);   /* steals */
-    if (st) return raise_status(L, st);
-    push_props(L, &props);
+    if (st) return l_raise_interruptible(L, st);
+    l_push_preproc_props(L, &props);
     push_locations(L, &cl);
     nnu_class_locations_free(&cl);
     return 4;
@@ -363,8 +267,8 @@ static int l_store_info(lua_State *L) {
     lua_createtable(L, 0, 9);
     lua_pushinteger(L, in->n_channels);
     lua_setfield(L, -2, "n_channels");
-    set_ints(L, "shape", in->shape, 3);
-    set_ints(L, "chunk", in->chunk, 3);
+    l_set_ints_field(L, "shape", in->shape, 3);
+    l_set_ints_field(L, "chunk", in->chunk, 3);
     lua_pushstring(L, nnu_dtype_name(in->data_dtype));
     lua_setfield(L, -2, "data_dtype");
     lua_pushstring(L, nnu_dtype_name(in->seg_dtype));
@@ -447,12 +351,12 @@ static int l_pp_revert_seg(lua_State *L) {
     }
     nnu_resample_opts o = nnu_resample_opts_seg();
     if (lua_istable(L, 4)) {
-        o.order = (int)opt_int_field(L, 4, "seg_order", 1);
-        o.order_z = (int)opt_int_field(L, 4, "order_z", 0);
+        o.order = (int)l_opt_int_field(L, 4, "seg_order", 1);
+        o.order_z = (int)l_opt_int_field(L, 4, "order_z", 0);
     }
     nnu_tensor **box = l_tensor_newbox(L);
     nnu_status st = nnu_preproc_revert_seg(seg, &p, t, &o, box);
-    if (st) return raise_status(L, st);
+    if (st) return l_raise_interruptible(L, st);
     return 1;
 }
 

@@ -29,4 +29,33 @@ void l_pushshape(lua_State *L, int ndim, const int64_t *shape);
 /* Reads a dtype name at arg (default def when absent). */
 nnu_dtype l_optdtype(lua_State *L, int arg, nnu_dtype def);
 
+/* l_raise, except NNU_STATUS_ERR_INTERRUPTED raises "interrupted! (<message>)" (Ctrl-C). */
+int l_raise_interruptible(lua_State *L, nnu_status st);
+
+/* ---- option-table readers (raise on malformed input: programming errors) ---- */
+
+/* Field k of the table at t as a number / integer; def when nil. */
+double l_opt_num_field(lua_State *L, int t, const char *k, double def);
+lua_Integer l_opt_int_field(lua_State *L, int t, const char *k, lua_Integer def);
+/* Numeric array field k of the table at t into out (at most max entries); returns
+ * its length. Absent: 0 when !required, else an error like any non-table value. */
+int l_num_array_field(lua_State *L, int t, const char *k, double *out, int max, int required);
+/* t[k] = {v[0], ..., v[n-1]} (numbers / integers) on the table at the stack top. */
+void l_set_nums_field(lua_State *L, const char *k, const double *v, int n);
+void l_set_ints_field(lua_State *L, const char *k, const int64_t *v, int n);
+
+/* ---- nnunet.preproc_case / nnunet.export: the preprocessing cfg and case props ---- */
+
+struct nnu_preproc_config;
+struct nnu_preproc_props;
+/* Reads cfg.schemes, cfg.use_mask_for_norm and cfg.ct of the cfg table at idx into
+ * cfg->n_channels, schemes, use_mask_for_norm, ct (the other fields untouched). The
+ * arrays live in 3 userdata pushed above the schemes table, which also stays on the
+ * stack (4 slots): keep them there until the core call returns. */
+void l_check_preproc_channels(lua_State *L, int idx, struct nnu_preproc_config *cfg);
+/* Pushes a new table with the props fields spacing, spacing_transposed, target_spacing,
+ * shape_before_cropping, bbox_used_for_cropping (0-based half-open), shape_after_
+ * cropping_and_before_resampling, shape_after_resampling. */
+void l_push_preproc_props(lua_State *L, const struct nnu_preproc_props *p);
+
 #endif
