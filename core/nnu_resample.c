@@ -409,6 +409,41 @@ static nnu_status plane_passes(double *a, double *b, int64_t *h, int64_t *w, con
     return NNU_STATUS_OK;
 }
 
+/* data_slab's pass over the input planes of channel c (parallel over z when par): each
+ * plane loaded, the in-plane passes `pre` applied, then either stored as output plane z
+ * of res, clipped to [lo, hi] when clip (M == NULL: axis 0 unchanged), or copied into
+ * M's slot z + npad (S1 values; step 1 of the axis-0 path). maxS: the largest plane. */
+static nnu_status input_plane_passes(const nnu_tensor *in, int64_t c, const int *pre, int npre,
+                                     const int64_t ns[3], int order, int64_t maxS, int par, int clip,
+                                     double lo, double hi, nnu_tensor *res, double *M, int64_t npad,
+                                     int64_t S1) {
+    const int64_t *shape = in->shape + 1;
+    nnu_status st = NNU_STATUS_OK;
+    #pragma omp parallel if (par && shape[0] > 1)
+    {
+        double *a = malloc((size_t)maxS * sizeof *a), *b = malloc((size_t)maxS * sizeof *b);
+        if (!a || !b) FAIL_SHARED(&st, NNU_FAIL(NNU_STATUS_ERR_OOM, "resample: out of memory (planes)"));
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t z = 0; z < shape[0]; z++) {
+            if (!a || !b || st) continue;
+            int64_t h = shape[1], w = shape[2];
+            double *r = NULL;
+            load_plane(in, c, 0, z, a);
+            nnu_status s = plane_passes(a, b, &h, &w, pre, npre, ns, order, &r);
+            if (!s && M) {
+                memcpy(M + (z + npad) * S1, r, (size_t)S1 * sizeof *M);
+            } else if (!s) {
+                if (clip) clip_plane(r, h * w, lo, hi);
+                store_plane(res, c, 0, z, r);
+            }
+            FAIL_SHARED(&st, s);
+        }
+        free(a);
+        free(b);
+    }
+    return st;
+}
+
 /* data, order != 1, no separate-z: see the header comment (data_slab) */
 static nnu_status data_slab(const nnu_tensor *in, int64_t c, const int64_t ns[3], int order,
                             nnu_tensor *res) {
@@ -445,29 +480,8 @@ static nnu_status data_slab(const nnu_tensor *in, int64_t c, const int64_t ns[3]
     const int par = !nnu_parallel_in_worker();
     nnu_status st = NNU_STATUS_OK;
 
-    if (k0 < 0) {                                   /* axis 0 unchanged: plane by plane */
-        #pragma omp parallel if (par && shape[0] > 1)
-        {
-            double *a = malloc((size_t)maxS * sizeof *a), *b = malloc((size_t)maxS * sizeof *b);
-            if (!a || !b) FAIL_SHARED(&st, NNU_FAIL(NNU_STATUS_ERR_OOM, "resample: out of memory (planes)"));
-            #pragma omp for schedule(dynamic, 1)
-            for (int64_t z = 0; z < shape[0]; z++) {
-                if (!a || !b || st) continue;
-                int64_t h = shape[1], w = shape[2];
-                double *r = NULL;
-                load_plane(in, c, 0, z, a);
-                nnu_status s = plane_passes(a, b, &h, &w, pre, npre, ns, order, &r);
-                if (!s) {
-                    if (clip) clip_plane(r, h * w, lo, hi);
-                    store_plane(res, c, 0, z, r);
-                }
-                FAIL_SHARED(&st, s);
-            }
-            free(a);
-            free(b);
-        }
-        return st;
-    }
+    if (k0 < 0)                                     /* axis 0 unchanged: plane by plane */
+        return input_plane_passes(in, c, pre, npre, ns, order, maxS, par, clip, lo, hi, res, NULL, 0, 0);
 
     nnu_rs_axis_plan pz;
     NNU_TRY(nnu_rs_plan_make(&pz, shape[0], ns[0], order));
@@ -479,23 +493,7 @@ static nnu_status data_slab(const nnu_tensor *in, int64_t c, const int64_t ns[3]
                         (long long)S1);
     }
     /* 1. in-plane passes before the axis-0 pass, per input plane, into M (edge-padded) */
-    #pragma omp parallel if (par && shape[0] > 1)
-    {
-        double *a = malloc((size_t)maxS * sizeof *a), *b = malloc((size_t)maxS * sizeof *b);
-        if (!a || !b) FAIL_SHARED(&st, NNU_FAIL(NNU_STATUS_ERR_OOM, "resample: out of memory (planes)"));
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t z = 0; z < shape[0]; z++) {
-            if (!a || !b || st) continue;
-            int64_t h = shape[1], w = shape[2];
-            double *r = NULL;
-            load_plane(in, c, 0, z, a);
-            nnu_status s = plane_passes(a, b, &h, &w, pre, npre, ns, order, &r);
-            if (!s) memcpy(M + (z + npad) * S1, r, (size_t)S1 * sizeof *M);
-            FAIL_SHARED(&st, s);
-        }
-        free(a);
-        free(b);
-    }
+    st = input_plane_passes(in, c, pre, npre, ns, order, maxS, par, 0, 0, 0, NULL, M, npad, S1);
     for (int64_t k = 0; k < npad && !st; k++) {
         memcpy(M + k * S1, M + npad * S1, (size_t)S1 * sizeof *M);
         memcpy(M + (npad + shape[0] + k) * S1, M + (npad + shape[0] - 1) * S1, (size_t)S1 * sizeof *M);
