@@ -216,6 +216,7 @@ function M.encode_summary(result)
   return json.encode(result, { indent = 4 })
 end
 
+-- names of the files in dir ending in `ending`, sorted bytewise (user error if dir cannot be listed)
 local function list_files(dir, ending)
   local names, err = fs.listdir(dir)
   if not names then user_error("cannot list '%s': %s", dir, tostring(err)) end
@@ -226,6 +227,7 @@ local function list_files(dir, ending)
   table.sort(out, bytes_less)
   return out
 end
+M.list_files = list_files
 
 function M.compute_metrics_on_folder(folder_ref, folder_pred, output_file, file_ending, regions_or_labels,
                                      ignore_label, opts)

@@ -26,9 +26,9 @@ local function user_error(fmt, ...)
   error({ user_error = true, message = string.format(fmt, ...) }, 0)
 end
 
-local bytes_less = require("nnunet.dataset").bytes_less   -- byte order, as Python's sorted()
-
-local join = require("nnunet.evaluate").join      -- os.path.join(a, b)
+local evaluate = require("nnunet.evaluate")
+local join = evaluate.join                 -- os.path.join(a, b)
+local list_files = evaluate.list_files     -- names ending in `ending`, sorted bytewise
 
 -- labels_or_regions as a flat list of integer labels (the union)
 local function flatten(lr, out)
@@ -85,17 +85,6 @@ function M.apply(seg, steps)
     changed = changed + infer.keep_largest(seg, flatten(s.labels_or_regions), s.background or 0)
   end
   return changed
-end
-
-local function list_files(dir, ending)
-  local names, err = fs.listdir(dir)
-  if not names then user_error("cannot list '%s': %s", dir, tostring(err)) end
-  local out = {}
-  for _, n in ipairs(names) do
-    if #n >= #ending and n:sub(-#ending) == ending and fs.isfile(join(dir, n)) then out[#out + 1] = n end
-  end
-  table.sort(out, bytes_less)
-  return out
 end
 
 -- Reads every segmentation of input_dir, applies the steps, writes it to
