@@ -28,13 +28,26 @@ local M = {
   summary = "the demo: plan, preprocess, train briefly, predict held-back cases, evaluate",
   options = {
     { "-o", "workdir", "working folder (its own nnUNet_raw/_preprocessed/_results)", default = "build/demo" },
-    { "-num_epochs", "num_epochs", "training epochs", type = "int", default = 8 },
-    { "-num_iterations_per_epoch", "iterations", "training iterations per epoch", type = "int", default = 40 },
+    { "-num_epochs", "num_epochs", "training epochs (default: 12 with bf16, 8 with fp32)", type = "int" },
+    { "-num_iterations_per_epoch", "iterations", "training iterations per epoch (default: 50 with bf16, 40 with fp32)",
+      type = "int" },
+    { "-precision", "precision", "convolution precision: auto (bf16 where the CPU has AVX512-BF16, else fp32), "
+      .. "fp32 or bf16", default = "auto", choices = { "auto", "fp32", "bf16" } },
     { "-num_val_iterations", "val_iterations", "validation iterations per epoch", type = "int", default = 4 },
     { "-device", "device", "cpu, cuda or auto", default = "auto" },
     { "--fresh", "fresh", "delete WORKDIR's previous results first", flag = true },
   },
 }
+
+-- bf16 convolutions run natively (about 3x faster than fp32 in oneDNN) only where the
+-- CPU has AVX512-BF16; elsewhere oneDNN would emulate them slowly, so fp32 is used.
+local function cpu_has_bf16()
+  local f = io.open("/proc/cpuinfo", "r")
+  if not f then return false end
+  local info = f:read("a")
+  f:close()
+  return info:find("avx512_bf16", 1, true) ~= nil or info:find("amx_bf16", 1, true) ~= nil
+end
 
 local function check(status, step)
   if status ~= 0 then
@@ -100,6 +113,10 @@ end
 
 function M.run(opts)
   local t0 = sys.clock()
+  local precision = opts.precision
+  if precision == "auto" then precision = cpu_has_bf16() and "bf16" or "fp32" end
+  opts.num_epochs = opts.num_epochs or (precision == "bf16" and 12 or 8)
+  opts.iterations = opts.iterations or (precision == "bf16" and 50 or 40)
   local work = opts.workdir
   if opts.fresh then rmtree(work) end
   assert(fs.mkdir(work))
@@ -122,11 +139,11 @@ function M.run(opts)
     table.concat(cfg.patch_size, "x"), cfg.batch_size, cfg.architecture.arch_kwargs.n_stages,
     table.concat(cfg.architecture.arch_kwargs.features_per_stage, ",")))
 
-  print(string.format("\n== 3. train 3d_fullres fold 0 (%d of %d cases): %d epochs x %d iterations",
-    n_train - math.ceil(n_train / 5), n_train, opts.num_epochs, opts.iterations))
+  print(string.format("\n== 3. train 3d_fullres fold 0 (%d of %d cases): %d epochs x %d iterations, %s",
+    n_train - math.ceil(n_train / 5), n_train, opts.num_epochs, opts.iterations, precision))
   local fold_dir = string.format("%s/%s/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0", res, DEMO_NAME)
   local train_args = { "-d", DEMO_NAME, "-c", "3d_fullres", "-f", "0", "-device", opts.device,
-    "-num_epochs", tostring(opts.num_epochs), "-num_iterations_per_epoch", tostring(opts.iterations),
+    "-precision", precision, "-num_epochs", tostring(opts.num_epochs), "-num_iterations_per_epoch", tostring(opts.iterations),
     "-num_val_iterations", tostring(opts.val_iterations) }
   if fs.isfile(fold_dir .. "/checkpoint_final.pth") and fs.isfile(fold_dir .. "/validation/summary.json") then
     print("   already trained: " .. fold_dir)
@@ -140,7 +157,7 @@ function M.run(opts)
   print(string.format("\n== 4. predict the %d held-back cases", N_TEST))
   local pred_dir = work .. "/predictions"
   check(recipe.call("predict", { "-i", raw_ds .. "/imagesTs", "-o", pred_dir, "-d", DEMO_NAME,
-    "-c", "3d_fullres", "-f", "0", "-device", opts.device, "--continue_prediction" }), "predict")
+    "-c", "3d_fullres", "-f", "0", "-device", opts.device, "-precision", precision, "--continue_prediction" }), "predict")
 
   print("\n== 5. evaluate against the held-back labels")
   local summary = work .. "/test_summary.json"
