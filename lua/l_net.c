@@ -33,7 +33,8 @@
  *       weight_decay=3e-5, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=true, clip=0
  *   Net:val_step(x, target) -> loss, logits      (no update; full-resolution logits)
  *   Net:get_state() -> {params=, optim={{name="momentum", tensor=}, (Adam: exp_avg,
- *       exp_avg_sq, max_exp_avg_sq)}, optim_steps=}
+ *       exp_avg_sq, max_exp_avg_sq)}, optim_steps=, layout=Net:layout()}
+ *   Net:layout() -> {{name=, shape={...}}, ...}   the tensors of the flat blocks in order
  *   Net:set_state(state)                         (nnunet.trainer's checkpoint contract)
  *   Net:parameters() -> {name = Tensor copy, ...}, {names in order}
  *   Net:gradients()  -> the same for the gradients
@@ -498,6 +499,28 @@ static int l_net_gradients(lua_State *L) {
     return push_tensors(L, net, nnu_net_grads(net));
 }
 
+/* Net:layout() -> {{name = s, shape = {...}}, ...}: the tensors of the flat blocks in
+ * order (the checkpoint layout of nnunet.train) */
+static int l_net_layout(lua_State *L) {
+    nnu_net *net = l_net_check(L, 1);
+    int nt = nnu_net_num_tensors(net);
+    lua_createtable(L, nt, 0);
+    for (int i = 0; i < nt; i++) {
+        const nnu_net_tensor_info *ti = nnu_net_tensor(net, i);
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, ti->name);
+        lua_setfield(L, -2, "name");
+        lua_createtable(L, ti->ndim, 0);
+        for (int d = 0; d < ti->ndim; d++) {
+            lua_pushinteger(L, (lua_Integer)ti->shape[d]);
+            lua_rawseti(L, -2, d + 1);
+        }
+        lua_setfield(L, -2, "shape");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int l_net_flat(lua_State *L) {
     nnu_net *net = l_net_check(L, 1);
     const float *b = flat_block(L, net, 2);
@@ -557,6 +580,10 @@ static int l_net_get_state(lua_State *L) {
     lua_setfield(L, -2, "optim");
     lua_pushinteger(L, nnu_net_get_sgd_steps(net));
     lua_setfield(L, -2, "optim_steps");
+    lua_pushcfunction(L, l_net_layout);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_setfield(L, -2, "layout");
     return 1;
 }
 
@@ -713,7 +740,7 @@ static const luaL_Reg net_methods[] = {
     {"sgd_steps", l_net_sgd_steps},   {"save", l_net_save},
     {"load", l_net_load},             {"info", l_net_info},
     {"val_step", l_net_val_step},     {"get_state", l_net_get_state},
-    {"set_state", l_net_set_state},
+    {"set_state", l_net_set_state},   {"layout", l_net_layout},
     {"close", l_net_gc},              {NULL, NULL}};
 
 static const luaL_Reg net_meta[] = {

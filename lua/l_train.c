@@ -2,14 +2,21 @@
  * (core/nnu_checkpoint.h, core/nnu_plot.h, core/nnu_pseudo_dice.h).
  *
  *   train.checkpoint_save(path, ck [, {no_fsync=, stop_before_rename=}]) -> true | nil, msg, code
- *   train.checkpoint_load(path) -> ck | nil, msg, code
+ *   train.checkpoint_load(path [, layout]) -> ck | nil, msg, code
  *       ck = { trainer = s, identity = s, plans_hash = int, epoch = int,
- *              best_ema = number | nil, optim_steps = int, params = Tensor (f32),
+ *              best_ema = number | nil, optim_steps = int, params = Tensor (f32, flat),
+ *              layout = { {name = "encoder...weight", shape = {...}}, ... } (the tensors
+ *              of params in order; save: optional, default one tensor "params"),
  *              optim = { {name = "momentum", tensor = Tensor}, ... },
  *              n_classes = int, logs = { train_losses = {...}, val_losses, mean_fg_dice,
  *              ema_fg_dice, lrs, epoch_start_timestamps, epoch_end_timestamps,
  *              dice_per_class_or_region = { {c1, c2, ...}, ... } },
- *              rng = string, meta = string }
+ *              seed = int, train_batches = int, val_batches = int, meta = string (JSON) }
+ *       The file is safetensors (core/nnu_checkpoint.h). With `layout` (a network's,
+ *       e.g. Net:layout()) the file's must match it: else nil, message naming the
+ *       first mismatching tensor, "ERR_SHAPE".
+ *   train.check_layout(path, got, want) -> true | nil, msg, code   (the same comparison;
+ *       path only names the file in the message)
  *   train.plot_available() -> bool
  *   train.plot_progress(path, logs [, width, height]) -> true | nil, msg, code
  *       logs: the same keys as ck.logs (epoch times = end - start)
@@ -68,6 +75,53 @@ static lua_Integer int_field(lua_State *L, int idx, const char *k, lua_Integer d
     return v;
 }
 
+/* A layout list {{name=, shape={...}}, ...} at idx as a GC-owned array (left on the
+ * stack); *n gets its length. */
+static nnu_checkpoint_tensor *check_layout_arg(lua_State *L, int idx, int *n) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    idx = lua_absindex(L, idx);
+    *n = (int)luaL_len(L, idx);
+    nnu_checkpoint_tensor *t = lua_newuserdatauv(L, sizeof *t * (size_t)(*n ? *n : 1), 0);
+    memset(t, 0, sizeof *t * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        if (lua_geti(L, idx, i + 1) != LUA_TTABLE) luaL_error(L, "layout[%d] must be {name = s, shape = {...}}", i + 1);
+        lua_getfield(L, -1, "name");
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (!s || len == 0 || len >= NNU_CKPT_TENSOR_NAME) luaL_error(L, "layout[%d].name missing or too long", i + 1);
+        memcpy(t[i].name, s, len);
+        lua_pop(L, 1);
+        if (lua_getfield(L, -1, "shape") != LUA_TTABLE) luaL_error(L, "layout[%d].shape must be a list", i + 1);
+        t[i].ndim = (int)luaL_len(L, -1);
+        if (t[i].ndim > NNU_ST_MAX_DIMS) luaL_error(L, "layout[%d] has more than %d dimensions", i + 1, NNU_ST_MAX_DIMS);
+        for (int d = 0; d < t[i].ndim; d++) {
+            lua_geti(L, -1, d + 1);
+            int ok;
+            t[i].shape[d] = (int64_t)lua_tointegerx(L, -1, &ok);
+            if (!ok || t[i].shape[d] < 0) luaL_error(L, "layout[%d].shape[%d] must be a non-negative integer", i + 1, d + 1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 2);
+    }
+    return t;
+}
+
+static void push_layout(lua_State *L, const nnu_checkpoint_tensor *t, int n) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, t[i].name);
+        lua_setfield(L, -2, "name");
+        lua_createtable(L, t[i].ndim, 0);
+        for (int d = 0; d < t[i].ndim; d++) {
+            lua_pushinteger(L, (lua_Integer)t[i].shape[d]);
+            lua_rawseti(L, -2, d + 1);
+        }
+        lua_setfield(L, -2, "shape");
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
 static int l_train_checkpoint_save(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -89,6 +143,13 @@ static int l_train_checkpoint_save(lua_State *L) {
     ck.epoch = (int64_t)int_field(L, 2, "epoch", 0);
     ck.optim_steps = (int64_t)int_field(L, 2, "optim_steps", 0);
     ck.n_classes = (int)int_field(L, 2, "n_classes", 0);
+    ck.seed = (int64_t)int_field(L, 2, "seed", 0);
+    ck.train_batches = (int64_t)int_field(L, 2, "train_batches", 0);
+    ck.val_batches = (int64_t)int_field(L, 2, "val_batches", 0);
+    if (lua_getfield(L, 2, "layout") != LUA_TNIL)
+        ck.tensors = check_layout_arg(L, -1, &ck.n_tensors);   /* the array stays on the stack */
+    else
+        lua_pop(L, 1);
     lua_getfield(L, 2, "best_ema");
     ck.best_ema = lua_isnil(L, -1) ? NAN : luaL_checknumber(L, -1);
     lua_pop(L, 1);
@@ -115,8 +176,6 @@ static int l_train_checkpoint_save(lua_State *L) {
     }
     lua_pop(L, 1);
 
-    s = opt_string_field(L, 2, "rng", &len);
-    ck.rng = (uint8_t *)s; ck.rng_len = len;
     s = opt_string_field(L, 2, "meta", &len);
     ck.meta = (char *)s; ck.meta_len = len;
 
@@ -166,12 +225,18 @@ static void push_numbers(lua_State *L, const double *v, int64_t n, int64_t strid
 
 static int l_train_checkpoint_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    int nw = 0;
+    const nnu_checkpoint_tensor *want = lua_isnoneornil(L, 2) ? NULL : check_layout_arg(L, 2, &nw);
     /* box the checkpoint so a Lua memory error cannot leak it (R12) */
     nnu_checkpoint *ck = lua_newuserdatauv(L, sizeof *ck, 0);
     memset(ck, 0, sizeof *ck);
     int box = lua_gettop(L);
     nnu_status st = nnu_checkpoint_load(path, ck);
     if (st) return l_fail(L, st);
+    if (want && (st = nnu_checkpoint_check_layout(path, ck->tensors, ck->n_tensors, want, nw))) {
+        nnu_checkpoint_free(ck);
+        return l_fail(L, st);
+    }
     lua_createtable(L, 0, 14);
     lua_pushstring(L, ck->trainer); lua_setfield(L, -2, "trainer");
     lua_pushstring(L, ck->identity); lua_setfield(L, -2, "identity");
@@ -180,7 +245,10 @@ static int l_train_checkpoint_load(lua_State *L) {
     lua_pushinteger(L, ck->optim_steps); lua_setfield(L, -2, "optim_steps");
     lua_pushinteger(L, ck->n_classes); lua_setfield(L, -2, "n_classes");
     if (!isnan(ck->best_ema)) { lua_pushnumber(L, ck->best_ema); lua_setfield(L, -2, "best_ema"); }
-    lua_pushlstring(L, ck->rng ? (const char *)ck->rng : "", ck->rng_len); lua_setfield(L, -2, "rng");
+    lua_pushinteger(L, ck->seed); lua_setfield(L, -2, "seed");
+    lua_pushinteger(L, ck->train_batches); lua_setfield(L, -2, "train_batches");
+    lua_pushinteger(L, ck->val_batches); lua_setfield(L, -2, "val_batches");
+    push_layout(L, ck->tensors, ck->n_tensors); lua_setfield(L, -2, "layout");
     lua_pushlstring(L, ck->meta ? ck->meta : "", ck->meta_len); lua_setfield(L, -2, "meta");
     /* tensors: move ownership into Lua boxes (the box owns, ck forgets) */
     *l_tensor_newbox(L) = ck->params;
@@ -210,6 +278,16 @@ static int l_train_checkpoint_load(lua_State *L) {
     lua_setfield(L, -2, "logs");
     nnu_checkpoint_free(ck);
     lua_remove(L, box);
+    return 1;
+}
+
+static int l_train_check_layout(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    int ng, nw;
+    const nnu_checkpoint_tensor *got = check_layout_arg(L, 2, &ng), *want = check_layout_arg(L, 3, &nw);
+    nnu_status st = nnu_checkpoint_check_layout(path, got, ng, want, nw);
+    if (st) return l_fail(L, st);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -350,6 +428,7 @@ static const luaL_Reg train_functions[] = {
     {"time", l_train_time},
     {"checkpoint_save", l_train_checkpoint_save},
     {"checkpoint_load", l_train_checkpoint_load},
+    {"check_layout", l_train_check_layout},
     {"plot_available", l_train_plot_available},
     {"plot_progress", l_train_plot_progress},
     {"pseudo_dice", l_train_pseudo_dice},

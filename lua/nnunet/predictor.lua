@@ -270,7 +270,7 @@ function M.load_model(model_dir, config_name, opts)
     if meta.inference_allowed_mirroring_axes and not mirror_axes then
       mirror_axes = meta.inference_allowed_mirroring_axes
     end
-    loaded[#loaded + 1] = { name = fname, params = ck.params, path = path }
+    loaded[#loaded + 1] = { name = fname, params = ck.params, layout = ck.layout, path = path }
     for _, o in ipairs(ck.optim or {}) do if o.tensor then o.tensor:release() end end
   end
   local model = M.describe(plans, config_name, dj, {
@@ -287,6 +287,13 @@ function M.load_model(model_dir, config_name, opts)
   local mt = getmetatable(net)
   local predict = (type(mt) == "table" and mt.__nnu_slide_predict) and net
     or function(batch) return net:forward(batch) end
+  -- each fold's tensors must be the network's (names, shapes, order): else the error
+  -- names the first mismatching tensor
+  local layout = net:layout()
+  for _, l in ipairs(loaded) do
+    local lok, lerr = train.check_layout(l.path, l.layout, layout)
+    if not lok then user_error("%s", lerr) end
+  end
   for _, l in ipairs(loaded) do
     model.folds[#model.folds + 1] = {
       name = l.name, predictor = predict, path = l.path,

@@ -203,11 +203,11 @@ function Trainer:checkpoint_table()
   return {
     trainer = self.trainer_name, identity = self.identity, plans_hash = self.plans_hash,
     epoch = self.current_epoch, best_ema = self.best_ema, optim_steps = st.optim_steps or 0,
-    params = st.params, optim = st.optim or {}, n_classes = self.n_classes, logs = logs,
+    params = st.params, layout = st.layout, optim = st.optim or {}, n_classes = self.n_classes, logs = logs,
     -- the loader's randomness depends only on (seed, batch index); the counters are
     -- implied by the epoch but kept for inspection
-    rng = string.pack("<i8i8i8", self.seed, self.current_epoch * self.num_iterations_per_epoch,
-      self.current_epoch * self.num_val_iterations_per_epoch),
+    seed = self.seed, train_batches = self.current_epoch * self.num_iterations_per_epoch,
+    val_batches = self.current_epoch * self.num_val_iterations_per_epoch,
     meta = meta,
   }
 end
@@ -224,6 +224,8 @@ function Trainer:save_checkpoint(name)
   if not ok then error("saving " .. name .. " failed: " .. tostring(err), 0) end
 end
 
+-- A network with a layout (nnunet.net's Net:layout()) must match the file's tensors
+-- (names, shapes, order): else the error names the first mismatching tensor.
 function Trainer:load_checkpoint(path)
   local ck, err = train.checkpoint_load(path)
   if not ck then error(err, 0) end
@@ -238,6 +240,10 @@ function Trainer:load_checkpoint(path)
   if ck.trainer ~= self.trainer_name then
     error(string.format("checkpoint '%s' was written by trainer '%s', this training is '%s'", path, ck.trainer,
       tostring(self.trainer_name)), 0)
+  end
+  if type(self.net.layout) == "function" then
+    local ok, lerr = train.check_layout(path, ck.layout, self.net:layout())
+    if not ok then error(lerr, 0) end
   end
   self.net:set_state({ params = ck.params, optim = ck.optim, optim_steps = ck.optim_steps })
   self.current_epoch = ck.epoch

@@ -233,8 +233,8 @@ else
     assert(fs.mkdir(join(model_dir, "fold_" .. fold)))
     assert(train.checkpoint_save(join(join(model_dir, "fold_" .. fold), "checkpoint_final.pth"), {
       trainer = "nnUNetTrainer", identity = name .. "/nnUNetPlans/3d_fullres", plans_hash = 1, epoch = 1,
-      optim_steps = 0, params = st.params, optim = {}, n_classes = 2, logs = {},
-      rng = "", meta = json.encode({ inference_allowed_mirroring_axes = { 0, 1, 2 } }),
+      optim_steps = 0, params = st.params, layout = st.layout, optim = {}, n_classes = 2, logs = {},
+      meta = json.encode({ inference_allowed_mirroring_axes = { 0, 1, 2 } }),
     }, { no_fsync = true }))
     net:close()
   end
@@ -314,7 +314,7 @@ else
     seed = 7, patch_size = { 32, 24 }, batch_size = 1 })
   assert(train.checkpoint_save(join(join(dir2, "fold_0"), "checkpoint_final.pth"), {
     trainer = "nnUNetTrainer", identity = name .. "/nnUNetPlans/2d", plans_hash = 1, epoch = 1, optim_steps = 0,
-    params = net2:get_state().params, optim = {}, n_classes = 2, logs = {}, rng = "",
+    params = net2:get_state().params, layout = net2:layout(), optim = {}, n_classes = 2, logs = {},
     meta = json.encode({ inference_allowed_mirroring_axes = { 0, 1 } }) }, { no_fsync = true }))
   net2:close()
   out, config = join(root, "hippo_out_2d"), "2d"
