@@ -18,8 +18,12 @@
 --                                                     nnunet.net's {optimizer = "adam", ...})
 --   NET:val_step(data, target) -> loss, logits       no update; logits (N, K, ...) of the
 --                                                     highest-resolution output
---   NET:get_state() -> {params = Tensor, optim = {{name=, tensor=}...}, optim_steps = int}
+--   NET:get_state() -> {params = Tensor, optim = {{name=, tensor=}...}, optim_steps = int,
+--                       layout = {{name=, shape=}...} (optional: the tensors of params
+--                       in order, their names in the checkpoint; else one tensor "params")}
 --   NET:set_state(state)
+--   NET:layout()        (optional) -> the same layout: checked against a checkpoint's
+--                       before set_state (the error names the first mismatching tensor)
 --   DATA:train_batch(b) -> data, target             batch b (0-based, counted over the
 --   DATA:val_batch(b)   -> data, target             whole run): batch b of epoch e is
 --                                                     e * iterations + i, so a resumed run
