@@ -145,9 +145,12 @@ static nnu_status check_entries(const nnu_st_tensor *t, int nt, const char *cons
                   "safetensors: tensor '%s' has unknown dtype '%s'", t[i].name, t[i].dtype);
         NNU_CHECK(t[i].ndim >= 0 && t[i].ndim <= NNU_ST_MAX_DIMS, NNU_STATUS_ERR_ARG,
                   "safetensors: tensor '%s' has %d dimensions", t[i].name, t[i].ndim);
-        for (int d = 0; d < t[i].ndim; d++)
-            NNU_CHECK(t[i].shape[d] >= 0, NNU_STATUS_ERR_ARG, "safetensors: tensor '%s' has a negative extent",
-                      t[i].name);
+        uint64_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++) {
+            NNU_CHECK(t[i].shape[d] >= 0 && (!t[i].shape[d] || numel <= ((uint64_t)1 << 60) / (uint64_t)t[i].shape[d]),
+                      NNU_STATUS_ERR_ARG, "safetensors: tensor '%s' has a negative or too large extent", t[i].name);
+            numel *= (uint64_t)t[i].shape[d];
+        }
         NNU_CHECK(t[i].data || numel_of(&t[i]) == 0, NNU_STATUS_ERR_ARG, "safetensors: tensor '%s' has no data",
                   t[i].name);
         for (int j = 0; j < i; j++)
@@ -340,6 +343,15 @@ static int parse_entry(const char *name, const nnu_json *e, nnu_st_tensor *t, ch
             return 0;
         }
         t->shape[d] = sh->items[d].integer;
+    }
+    /* the product must not overflow (an empty extent would let a wrapped product of 0 pass) */
+    uint64_t numel = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] && numel > ((uint64_t)1 << 60) / (uint64_t)t->shape[d]) {
+            snprintf(msg, ml, "has a shape too large for any file");
+            return 0;
+        }
+        numel *= (uint64_t)t->shape[d];
     }
     if (of->type != NNU_JSON_ARRAY || of->n != 2 || !of->items[0].is_int || !of->items[1].is_int ||
         of->items[0].integer < 0 || of->items[1].integer < of->items[0].integer) {

@@ -364,6 +364,15 @@ static void test_damage(void) {
     free_fixture(&fx);
 }
 
+/* recomputes the nnunet_crc32 digits of a file image edited by hand */
+static void fix_crc(unsigned char *b, long n) {
+    char *cr = strstr((char *)b + 8, "\"nnunet_crc32\":\"") + 16;
+    memcpy(cr, "00000000", 8);
+    char dig[9];
+    snprintf(dig, sizeof dig, "%08lx", crc32(0, b, (uInt)n));
+    memcpy(cr, dig, 8);
+}
+
 /* Files with a valid container (and CRC) but wrong contents, written with the generic
  * writer: a foreign safetensors file, the engine's Net:save format, a gap in the data,
  * a missing metadata field, an incomplete optimizer buffer, a wrong dtype. */
@@ -418,6 +427,10 @@ static void test_contents(void) {
     CHECK_OK(nnu_st_save(p, t, 3, k, v, 14, &crc));
     expect_reject(p, "tensor 'b' is F64, not F32");
 
+    /* a shape whose product wraps around to 0: refused by the writer and the reader */
+    nnu_st_tensor huge = {.name = "h", .dtype = "F32", .ndim = 3, .shape = {1 << 30, 1 << 30, 1 << 30}};
+    CHECK_FAILS(nnu_st_save(p, &huge, 1, NULL, NULL, 0, &crc), NNU_STATUS_ERR_ARG, "too large");
+
     /* a gap in the data: the header's offsets edited by hand and the CRC fixed */
     CHECK_OK(nnu_st_save(p, t, 2, k, v, 14, &crc));
     long n;
@@ -427,13 +440,22 @@ static void test_contents(void) {
     CHECK(o != NULL, "offsets of the second tensor");
     if (o) {
         memcpy(o, "\"data_offsets\":[28,48]", 22);   /* a hole of 4 bytes, same size */
-        char *cr = strstr(h, "\"nnunet_crc32\":\"") + 16;
-        memcpy(cr, "00000000", 8);
-        char dig[9];
-        snprintf(dig, sizeof dig, "%08lx", crc32(0, b, (uInt)n));
-        memcpy(cr, dig, 8);
+        fix_crc(b, n);
         write_all(p, b, n);
         expect_reject(p, "leaves a gap");
+    }
+    free(b);
+    /* the reader's side of the wrapped product: [0, 2^16 x4] edited to [1, 2^16 x4] */
+    huge = (nnu_st_tensor){.name = "h", .dtype = "F32", .ndim = 5, .shape = {0, 65536, 65536, 65536, 65536}};
+    CHECK_OK(nnu_st_save(p, &huge, 1, NULL, NULL, 0, &crc));
+    b = read_all(p, &n);
+    o = strstr((char *)b + 8, "[0,65536");
+    CHECK(o != NULL, "shape text");
+    if (o) {
+        o[1] = '1';
+        fix_crc(b, n);
+        write_all(p, b, n);
+        expect_reject(p, "shape too large");
     }
     free(b);
 }
