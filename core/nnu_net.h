@@ -157,15 +157,17 @@ nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
 int  nnu_net_get_sgd_steps(const nnu_net *net);
 void nnu_net_set_sgd_steps(nnu_net *net, int steps);
 
-/* Parameters as safetensors (F32, PyTorch names and shapes); written to a
- * temporary file and renamed. Loading checks names and shapes and names the first
- * mismatching tensor. */
+/* Parameters as safetensors (F32, PyTorch names and shapes) through nnu_safetensors.h:
+ * written atomically (tmp + fsync + rename) with the whole-file CRC-32 in metadata
+ * "nnunet_crc32". Loading validates the file, checks the CRC when present (older files
+ * have none), checks names and shapes and names the first mismatching tensor. */
 nnu_status nnu_net_save(const nnu_net *net, const char *path);
 /* the same with string metadata (epoch, plan identity, ...) in __metadata__;
- * "format" and "sgd_steps" are reserved */
+ * "format", "sgd_steps" and "nnunet_crc32" are reserved */
 nnu_status nnu_net_save_meta(const nnu_net *net, const char *path, int nmeta,
                              const char *const *keys, const char *const *values);
-/* the __metadata__ object of a safetensors file as JSON text ("{}" when absent) */
+/* the __metadata__ object of a safetensors file as JSON text ("{}" when absent),
+ * after the same checks as loading */
 nnu_status nnu_net_read_metadata(const char *path, char *buf, size_t len);
 nnu_status nnu_net_load(nnu_net *net, const char *path);
 

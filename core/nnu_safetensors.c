@@ -364,6 +364,11 @@ static int parse_entry(const char *name, const nnu_json *e, nnu_st_tensor *t, ch
 }
 
 nnu_status nnu_st_open(const char *path, const char *what, const char *crc_key, nnu_st_file *out) {
+    return nnu_st_open_opt(path, what, crc_key, 0, out);
+}
+
+nnu_status nnu_st_open_opt(const char *path, const char *what, const char *crc_key, int crc_optional,
+                           nnu_st_file *out) {
     NNU_CHECK(path && out, NNU_STATUS_ERR_ARG, "safetensors open: NULL argument");
     memset(out, 0, sizeof *out);
     out->what = what ? what : "file";
@@ -438,7 +443,7 @@ nnu_status nnu_st_open(const char *path, const char *what, const char *crc_key, 
             unsigned long sv = strtoul(stored, &endp, 16);
             if (*endp || (uint32_t)sv != crc)
                 BAD("%s '%s': CRC mismatch (stored %s, computed %08x): the file is corrupt", W, path, stored, crc);
-        } else if (tree) {
+        } else if (tree && !crc_optional) {
             BAD("%s '%s': no %s in the header's __metadata__ (not written by nnunet, or damaged)", W, path, crc_key);
         }
     }

@@ -89,6 +89,11 @@ typedef struct nnu_st_file {
  * "not a safetensors file (...)", "CRC mismatch (...)", "malformed header (...)",
  * "tensor 'x': ...". On failure *out is left closed. */
 nnu_status nnu_st_open(const char *path, const char *what, const char *crc_key, nnu_st_file *out);
+/* the same; with crc_optional a file whose header parses without crc_key in its
+ * __metadata__ is accepted unchecked (files written before the CRC), one with it is
+ * checked (Net:load of older weight files) */
+nnu_status nnu_st_open_opt(const char *path, const char *what, const char *crc_key, int crc_optional,
+                           nnu_st_file *out);
 
 /* metadata value of key (NULL when absent) */
 const char *nnu_st_meta(const nnu_st_file *f, const char *key);

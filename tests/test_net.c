@@ -6,7 +6,10 @@
  * parameter gradient, the gradient norm and the parameters after one clipped
  * Nesterov SGD step. Plus: He initialisation statistics, the poly schedule and DS
  * weights against §7.1/§7.4 values, and a safetensors save/load round trip with
- * an architecture-mismatch error. */
+ * an architecture-mismatch error, a CRC mismatch and a file without CRC. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* memmem */
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,6 +304,46 @@ static nnu_net_config small_config(int f0) {
     return c;
 }
 
+/* the file carries the whole-file CRC-32 (nnu_safetensors.h): a flipped data bit is
+ * refused and leaves the net as it was; a file without the key (written before it
+ * existed: here the key renamed in place) loads unchecked. */
+static void test_crc(nnu_net *net, const nnu_net_config *c, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { CHECK(0, "reopen %s", path); return; }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    unsigned char *img = malloc((size_t)size);
+    rewind(f);
+    CHECK(fread(img, 1, (size_t)size, f) == (size_t)size, "read back");
+    fclose(f);
+    char meta[4096];
+    CHECK_OK(nnu_net_read_metadata(path, meta, sizeof meta));
+    CHECK(strstr(meta, "\"nnunet_crc32\":\"") && strstr(meta, "\"sgd_steps\":\""), "metadata: %s", meta);
+    nnu_net *b = NULL;
+    CHECK_OK(nnu_net_create(nnu_backend_cpu(), c, 99, &b));
+    const float before = nnu_net_params(b)[0];
+    const char *copy = "build/test_net_crc.safetensors";
+    img[size - 3] ^= 0x10;                          /* a bit of the last tensor's data */
+    f = fopen(copy, "wb");
+    fwrite(img, 1, (size_t)size, f);
+    fclose(f);
+    CHECK_FAILS(nnu_net_load(b, copy), NNU_STATUS_ERR_FORMAT, "CRC mismatch");
+    CHECK(nnu_net_params(b)[0] == before, "a refused file leaves the net untouched");
+    img[size - 3] ^= 0x10;
+    char *key = memmem(img, (size_t)size, "nnunet_crc32", 12);
+    CHECK(key != NULL, "nnunet_crc32 in the header");
+    if (key) key[11] = 'x';                          /* "nnunet_crc3x": no CRC any more */
+    f = fopen(copy, "wb");
+    fwrite(img, 1, (size_t)size, f);
+    fclose(f);
+    CHECK_OK(nnu_net_load(b, copy));
+    CHECK(!memcmp(nnu_net_params(b), nnu_net_params(net), (size_t)nnu_net_num_params(net) * 4),
+          "a file without CRC loads");
+    nnu_net_free(b);
+    free(img);
+    remove(copy);
+}
+
 static void test_init_and_schedule(void) {
     nnu_net_config c = small_config(16);
     nnu_net *net = NULL;
@@ -359,6 +402,7 @@ static void test_init_and_schedule(void) {
     CHECK_FAILS(nnu_net_load(b, path), NNU_STATUS_ERR_SHAPE,
                 "'encoder.stages.0.0.convs.0.conv.weight' is F32 [16,1,3,3,3]");
     nnu_net_free(b);
+    test_crc(net, &c, path);
     remove(path);
     free(x);
     nnu_net_free(net);
