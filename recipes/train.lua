@@ -78,21 +78,7 @@ end
 -- ---------------------------------------------------------------- plans
 
 -- configuration `name` with inherits_from resolved (cycles are an error), §13.1
-function M.resolve_configuration(plans, name, seen)
-  seen = seen or {}
-  if seen[name] then user_error("plans: configuration inheritance cycle at '%s'", name) end
-  seen[name] = true
-  local c = plans.configurations and plans.configurations[name]
-  if c == nil then return nil end
-  local out = {}
-  if c.inherits_from then
-    local parent = M.resolve_configuration(plans, c.inherits_from, seen)
-    if not parent then user_error("plans: '%s' inherits from unknown '%s'", name, c.inherits_from) end
-    for k, v in pairs(parent) do out[k] = v end
-  end
-  for k, v in pairs(c) do if k ~= "inherits_from" then out[k] = v end end
-  return out
-end
+M.resolve_configuration = require("nnunet.plans").resolve_configuration
 
 -- identifiers of the preprocessed cases of a configuration, sorted bytewise (np.sort)
 function M.case_ids(folder)
