@@ -111,4 +111,35 @@ function M.finish(name, root)
   print(name .. ": ok")
 end
 
+-- A tiny real U-Net for trainer tests: its architecture table (2 stages, 4 and 8
+-- features, one conv per stage) and a data object whose batch b (patch 8^3, batch 2,
+-- labels {0, 1}) is a cube whose corner depends on b (validation batches use another
+-- salt). Deterministic, so straight and resumed runs can be compared bit for bit.
+function M.tiny_unet()
+  local tensor = require("nnunet.tensor")
+  local arch = { network_class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+    arch_kwargs = { n_stages = 2, features_per_stage = { 4, 8 }, conv_op = "torch.nn.modules.conv.Conv3d",
+      kernel_sizes = { { 3, 3, 3 }, { 3, 3, 3 } }, strides = { { 1, 1, 1 }, { 2, 2, 2 } },
+      n_conv_per_stage = { 1, 1 }, n_conv_per_stage_decoder = { 1 }, conv_bias = true,
+      norm_op_kwargs = { eps = 1e-5, affine = true }, nonlin_kwargs = { inplace = true } } }
+  local function cube_batch(b, salt)
+    local x, y = {}, {}
+    for n = 0, 1 do
+      local o = (b * 3 + n * 5 + salt) % 4
+      for z = 0, 7 do for yy = 0, 7 do for xx = 0, 7 do
+        local inside = z >= o and z < o + 4 and yy >= o and yy < o + 4 and xx >= 1 and xx < 5
+        local i = ((n * 8 + z) * 8 + yy) * 8 + xx + 1
+        x[i] = inside and 1.0 or -0.5 + 0.01 * ((i * 37) % 11)
+        y[i] = inside and 1 or 0
+      end end end
+    end
+    return tensor.from_table(x, { 2, 1, 8, 8, 8 }), tensor.from_table(y, { 2, 1, 8, 8, 8 }, "i16")
+  end
+  local data = {
+    train_batch = function(_, b) return cube_batch(b, 0) end,
+    val_batch = function(_, b) return cube_batch(b, 1) end,
+  }
+  return arch, data
+end
+
 return M
