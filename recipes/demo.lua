@@ -55,14 +55,6 @@ local function check(status, step)
   end
 end
 
-local function rmtree(path)
-  -- the demo only ever deletes its own workspace, and only with --fresh
-  if fs.isdir(path) and not fs.isfile(path) then
-    for _, name in ipairs(fs.listdir(path) or {}) do rmtree(path .. "/" .. name) end
-  end
-  fs.remove(path)
-end
-
 -- Lays out the raw demo dataset: 32 training cases + 8 held-back test cases.
 local function build_raw(raw_root)
   local src = assert(dataset.open(sys.home .. "/data/Dataset004_Hippocampus_demo"))
@@ -118,7 +110,9 @@ function M.run(opts)
   opts.num_epochs = opts.num_epochs or (precision == "bf16" and 12 or 8)
   opts.iterations = opts.iterations or (precision == "bf16" and 50 or 40)
   local work = opts.workdir
-  if opts.fresh then rmtree(work) end
+  -- the demo only ever deletes its own workspace, and only with --fresh; the shared
+  -- rmtree unlinks symbolic links instead of following them
+  if opts.fresh then require("nnunet.model_selection").rmtree(work) end
   assert(fs.mkdir(work))
   work = assert(fs.realpath(work))
   local raw, pre, res = work .. "/nnUNet_raw", work .. "/nnUNet_preprocessed", work .. "/nnUNet_results"
