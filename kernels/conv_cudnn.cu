@@ -385,6 +385,35 @@ static nnu_status from_low_run(nnu_cuda_precision prec, const void *x, float *y,
 
 /* ---- running one primitive ---- */
 
+/* The one place that executes a cuDNN primitive of entry e with the algorithm
+ * chosen by choose_algo (its math type and workspace size):
+ *   FWD:        a = cx data -> out = cy          (out = conv(a))
+ *   BWD_DATA:   a = cy data -> out = cx          (out = conv^T(a))
+ *   BWD_FILTER: a = cx, b = cy -> out = filter  (out = beta*out + dconv)
+ * Operands are in e's data type (fp32, or bf16/fp16 for the low precisions);
+ * FWD and BWD_DATA overwrite out (beta 0). */
+static nnu_status exec_prim(conv_entry *e, int prim, const void *a, const void *b,
+                            const void *w, void *out, float beta) {
+    nnu_cuda_ctx *c = nnu_cuda_ctx_get();
+    void *ws = NULL;
+    if (e->ws[prim]) NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_WORKSPACE, e->ws[prim], &ws));
+    NNU_CUDNN(cudnnSetConvolutionMathType(e->cd, e->math[prim]));
+    const float one = 1.0f, zero = 0.0f;
+    if (prim == PRIM_FWD)
+        NNU_CUDNN(cudnnConvolutionForward(c->cudnn, &one, e->cx, a, e->fw, w, e->cd,
+                                          (cudnnConvolutionFwdAlgo_t)e->algo[prim], ws,
+                                          e->ws[prim], &zero, e->cy, out));
+    else if (prim == PRIM_BWD_DATA)
+        NNU_CUDNN(cudnnConvolutionBackwardData(c->cudnn, &one, e->fw, w, e->cy, a, e->cd,
+                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[prim],
+                                               ws, e->ws[prim], &zero, e->cx, out));
+    else
+        NNU_CUDNN(cudnnConvolutionBackwardFilter(c->cudnn, &one, e->cx, a, e->cy, b, e->cd,
+                                                 (cudnnConvolutionBwdFilterAlgo_t)e->algo[prim],
+                                                 ws, e->ws[prim], &beta, e->fw, out));
+    return NNU_STATUS_OK;
+}
+
 /* FWD: a = cx src -> out = cy;  BWD_DATA: a = cy src -> out = cx;
  * BWD_FILTER: a = cx, b = cy, out = w (+=). bias (FWD/BWD_DATA outputs) may be NULL. */
 static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, int prim,
@@ -393,29 +422,12 @@ static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, in
     conv_entry *e = NULL;
     NNU_TRY(entry_get(p, prec, &e));
     NNU_TRY(choose_algo(e, prim, prec));
-    nnu_cuda_ctx *c = nnu_cuda_ctx_get();
-    void *ws = NULL;
-    if (e->ws[prim]) NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_WORKSPACE, e->ws[prim], &ws));
-    NNU_CUDNN(cudnnSetConvolutionMathType(e->cd, e->math[prim]));
     const int low = prec == NNU_CUDA_BF16 || prec == NNU_CUDA_FP16;
-    const float one = 1.0f, zero = 0.0f;
     /* output channels/voxels for the bias */
     const int64_t oc = prim == PRIM_FWD ? e->ccy : e->ccx, os = prim == PRIM_FWD ? e->scy : e->scx;
     const int64_t nout = prim == PRIM_FWD ? e->ncy : prim == PRIM_BWD_DATA ? e->ncx : e->nw;
     if (!low) {
-        if (prim == PRIM_FWD)
-            NNU_CUDNN(cudnnConvolutionForward(c->cudnn, &one, e->cx, a, e->fw, w, e->cd,
-                                              (cudnnConvolutionFwdAlgo_t)e->algo[prim], ws,
-                                              e->ws[prim], &zero, e->cy, out));
-        else if (prim == PRIM_BWD_DATA)
-            NNU_CUDNN(cudnnConvolutionBackwardData(c->cudnn, &one, e->fw, w, e->cy, a, e->cd,
-                                                   (cudnnConvolutionBwdDataAlgo_t)e->algo[prim],
-                                                   ws, e->ws[prim], &zero, e->cx, out));
-        else
-            NNU_CUDNN(cudnnConvolutionBackwardFilter(
-                c->cudnn, &one, e->cx, a, e->cy, b, e->cd,
-                (cudnnConvolutionBwdFilterAlgo_t)e->algo[prim], ws, e->ws[prim], &one, e->fw,
-                out));
+        NNU_TRY(exec_prim(e, prim, a, b, w, out, 1.0f));
         if (bias) NNU_TRY(bias_add(out, bias, oc, os, nout));
         return NNU_STATUS_OK;
     }
@@ -427,24 +439,19 @@ static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, in
     if (prim == PRIM_FWD) {
         NNU_TRY(to_low_run(prec, a, lx, e->ncx));
         NNU_TRY(to_low_run(prec, w, lw, e->nw));
-        NNU_CUDNN(cudnnConvolutionForward(c->cudnn, &one, e->cx, lx, e->fw, lw, e->cd,
-                                          (cudnnConvolutionFwdAlgo_t)e->algo[prim], ws,
-                                          e->ws[prim], &zero, e->cy, ly));
+        NNU_TRY(exec_prim(e, prim, lx, NULL, lw, ly, 0.0f));
         return from_low_run(prec, ly, out, bias, oc, os, nout, 0);
     }
     if (prim == PRIM_BWD_DATA) {
         NNU_TRY(to_low_run(prec, a, ly, e->ncy));
         NNU_TRY(to_low_run(prec, w, lw, e->nw));
-        NNU_CUDNN(cudnnConvolutionBackwardData(c->cudnn, &one, e->fw, lw, e->cy, ly, e->cd,
-                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[prim], ws,
-                                               e->ws[prim], &zero, e->cx, lx));
+        NNU_TRY(exec_prim(e, prim, ly, NULL, lw, lx, 0.0f));
         return from_low_run(prec, lx, out, bias, oc, os, nout, 0);
     }
+    /* the low-precision weight gradient is written (beta 0), then accumulated in fp32 */
     NNU_TRY(to_low_run(prec, a, lx, e->ncx));
     NNU_TRY(to_low_run(prec, b, ly, e->ncy));
-    NNU_CUDNN(cudnnConvolutionBackwardFilter(c->cudnn, &one, e->cx, lx, e->cy, ly, e->cd,
-                                             (cudnnConvolutionBwdFilterAlgo_t)e->algo[prim], ws,
-                                             e->ws[prim], &zero, e->fw, lw));
+    NNU_TRY(exec_prim(e, prim, lx, ly, NULL, lw, 0.0f));
     return from_low_run(prec, lw, out, NULL, 0, 1, nout, 1);
 }
 
