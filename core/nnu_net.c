@@ -51,6 +51,8 @@ struct nnu_net {
     int ntensors;
     nnu_net_tensor_info tensors[NNU_NET_MAX_STAGES * 32];
     int sgd_steps;
+    nnu_loss_scaler scaler;         /* dynamic loss scaling (off unless set) */
+    int last_skipped;               /* the last optimizer step was skipped */
     /* layer descriptors: encoder blocks first, then decoder blocks */
     int nblocks;
     block blocks[NNU_NET_MAX_STAGES * 16];
@@ -311,6 +313,42 @@ int nnu_net_find_tensor(const nnu_net *net, const char *name) {
 }
 size_t nnu_net_arena_bytes(const nnu_net *net) { return net->arena_bytes; }
 int nnu_net_get_sgd_steps(const nnu_net *net) { return net->sgd_steps; }
+
+void nnu_loss_scaler_default(nnu_loss_scaler *s) {
+    *s = (nnu_loss_scaler){.enabled = 1, .scale = 65536.0, .growth = 2.0, .backoff = 0.5,
+                           .growth_interval = 2000};
+}
+
+nnu_status nnu_net_set_loss_scaler(nnu_net *net, const nnu_loss_scaler *s) {
+    if (s->enabled) {
+        NNU_CHECK(isfinite(s->scale) && s->scale > 0, NNU_STATUS_ERR_ARG,
+                  "loss scaler: scale %g must be finite and positive", s->scale);
+        NNU_CHECK(s->growth >= 1 && s->backoff > 0 && s->backoff < 1 && s->growth_interval >= 1,
+                  NNU_STATUS_ERR_ARG, "loss scaler: growth %g (>= 1), backoff %g (in (0, 1)), "
+                  "interval %d (>= 1)", s->growth, s->backoff, s->growth_interval);
+    }
+    net->scaler = *s;
+    return NNU_STATUS_OK;
+}
+
+const nnu_loss_scaler *nnu_net_loss_scaler(const nnu_net *net) { return &net->scaler; }
+int nnu_net_last_step_skipped(const nnu_net *net) { return net->last_skipped; }
+
+/* a non-finite gradient or loss: no update, the scale backs off (GradScaler.update) */
+static void scaler_skip(nnu_net *net) {
+    net->scaler.scale *= net->scaler.backoff;
+    net->scaler.growth_tracker = 0;
+    net->scaler.skipped++;
+    net->last_skipped = 1;
+}
+
+/* a finite step: growth after growth_interval of them in a row */
+static void scaler_grow(nnu_net *net) {
+    if (++net->scaler.growth_tracker < net->scaler.growth_interval) return;
+    double grown = net->scaler.scale * net->scaler.growth;
+    if (isfinite(grown)) net->scaler.scale = grown;
+    net->scaler.growth_tracker = 0;
+}
 void nnu_net_set_sgd_steps(nnu_net *net, int steps) { net->sgd_steps = steps; }
 
 /* ---- planning ---- */
@@ -627,7 +665,8 @@ nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss) {
         } else {
             NNU_TRY(ds_target(net, target, d->r, d->target));
         }
-        d->lp.weight = (float)w;
+        /* the loss scale enters here only: every gradient downstream is scaled */
+        d->lp.weight = (float)(net->scaler.enabled ? w * net->scaler.scale : w);
         NNU_TRY(be->loss_dice_ce_fwd(be, d->logits, d->target, d->loss_ws, &l, &d->lp));
         NNU_TRY(be->loss_dice_ce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits, &d->lp));
         total += w * l;
@@ -736,17 +775,26 @@ nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_
     }
     nnu_eltwise_params ep = {net->nparams, 1.0f};
     double ss;
+    net->last_skipped = 0;
     NNU_TRY(be->sumsq(be, net->grads, &ss, &ep));
-    double norm = sqrt(ss);
+    /* the gradients hold scale * g: sumsq is exact in double for a power-of-two scale */
+    const double inv = net->scaler.enabled ? 1.0 / net->scaler.scale : 1.0;
+    double norm = sqrt(ss) * inv;
     if (grad_norm) *grad_norm = norm;
+    if (!isfinite(norm) && net->scaler.enabled) {   /* GradScaler: skip the step */
+        scaler_skip(net);
+        return NNU_STATUS_OK;
+    }
     NNU_CHECK(isfinite(norm), NNU_STATUS_ERR_ARG, "net: gradient norm is %g", norm);
-    /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when < 1 */
-    if (c->clip_norm > 0) {
-        double coef = c->clip_norm / (norm + 1e-6);
-        if (coef < 1.0) {
-            ep.alpha = (float)coef;
-            NNU_TRY(be->scale(be, net->grads, &ep));
-        }
+    /* unscale (1/scale) and torch.nn.utils.clip_grad_norm_ (max_norm / (norm + 1e-6)
+     * when < 1) in one pass: both factors are exact powers of two or one rounding,
+     * as PyTorch's two multiplications */
+    double coef = inv;
+    if (c->clip_norm > 0 && c->clip_norm / (norm + 1e-6) < 1.0)
+        coef = (double)(float)(c->clip_norm / (norm + 1e-6)) * inv;
+    if (coef != 1.0) {
+        ep.alpha = (float)coef;
+        NNU_TRY(be->scale(be, net->grads, &ep));
     }
     /* Heads whose loss weight is 0 get no gradient in the reference (grad None), and
      * PyTorch's SGD skips such parameters entirely (no weight decay, no momentum):
@@ -779,6 +827,7 @@ nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_
         if (frozen) run = at + net->tensors[i].numel;
     }
     net->sgd_steps++;
+    if (net->scaler.enabled) scaler_grow(net);
     return NNU_STATUS_OK;
 }
 
@@ -788,6 +837,10 @@ nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
     NNU_TRY(nnu_net_zero_grad(net));
     NNU_TRY(nnu_net_forward(net, input, n, patch, 1));
     NNU_TRY(nnu_net_loss(net, target, loss));
+    if (!isfinite(*loss) && net->scaler.enabled) {   /* an fp16 overflow in the forward */
+        scaler_skip(net);
+        return NNU_STATUS_OK;
+    }
     NNU_CHECK(isfinite(*loss), NNU_STATUS_ERR_ARG, "net: loss is %g", *loss);
     NNU_TRY(nnu_net_backward(net));
     return nnu_net_sgd_step(net, c, NULL);

@@ -152,6 +152,36 @@ nnu_status nnu_net_train_step(nnu_net *net, const float *input, int64_t n,
                               const int64_t patch[3], const nnu_tensor *target,
                               const nnu_sgd_config *c, double *loss);
 
+/* Dynamic loss scaling, PyTorch's GradScaler (the reference trains with fp16 autocast +
+ * GradScaler on CUDA): nnu_net_loss multiplies the loss gradient by `scale`, so every
+ * gradient of the backward is scaled (fp16 convolutions keep small gradients above
+ * fp16's underflow); nnu_net_sgd_step takes the norm of the scaled gradients, and
+ *   - if it is not finite (an fp16 overflow): skips the update (parameters, momentum,
+ *     Adam state and the step count unchanged), scale *= backoff, tracker = 0;
+ *   - else: divides by scale and clips in one pass (the unscaled norm is reported and
+ *     clipped, as unscale_ + clip_grad_norm_), updates, and after growth_interval
+ *     finite steps in a row scale *= growth.
+ * nnu_net_train_step also skips (backoff, no backward) when the loss itself is not
+ * finite. With scale a power of two, scaling is exact in fp32: a scaled fp32 training
+ * is bit-identical to an unscaled one (tests/test_net_loss_scale.c). */
+typedef struct nnu_loss_scaler {
+    int     enabled;
+    double  scale;                 /* 65536 (2^16) */
+    double  growth, backoff;       /* 2, 0.5 */
+    int     growth_interval;       /* 2000 */
+    int     growth_tracker;        /* finite steps since the scale last changed */
+    int64_t skipped;               /* steps skipped since creation (for the log) */
+} nnu_loss_scaler;
+
+/* enabled, with GradScaler's defaults */
+void nnu_loss_scaler_default(nnu_loss_scaler *s);
+/* copies s into the net (enabled = 0 turns scaling off); ERR_ARG on a scale that is
+ * not finite and positive, growth < 1, backoff outside (0, 1) or interval < 1 */
+nnu_status nnu_net_set_loss_scaler(nnu_net *net, const nnu_loss_scaler *s);
+const nnu_loss_scaler *nnu_net_loss_scaler(const nnu_net *net);
+/* 1 when the last nnu_net_sgd_step / nnu_net_train_step skipped its update */
+int nnu_net_last_step_skipped(const nnu_net *net);
+
 /* optimizer steps taken (SGD: 0 means the next step initialises the momentum
  * buffer, as PyTorch; Adam: the bias-correction step count) */
 int  nnu_net_get_sgd_steps(const nnu_net *net);

@@ -14,7 +14,11 @@
  *             precision: CPU "fp32" (default) | "bf16" (bf16 convolutions,
  *             nnu_backend_cpu_bf16); CUDA "bf16" (default) | "fp32" | "tf32" | "fp16"
  *             (convolution compute precision; weights and activations stay fp32;
- *             fp16 has no loss scaling in nnu_net: docs/cuda.md)
+ *             fp16 trains with dynamic loss scaling by default: loss_scale below)
+ *             loss_scale: nil (fp16 on CUDA: dynamic, else off) | false | true |
+ *             "dynamic" | initial scale | {scale=, growth=, backoff=, growth_interval=}:
+ *             PyTorch's GradScaler (nnu_net.h); a skipped step returns a non-finite
+ *             loss or grad_norm and counts in Net:info().skipped_steps
  *             (patch_size + batch_size plan the activation arena right away: the
  *             training arena when `train` (default: deep_supervision), else the lean
  *             inference one; forward re-plans when shapes or the mode require it)
@@ -209,6 +213,37 @@ static void field_triples(lua_State *L, int t, const char *k, int n, int dim, in
     lua_pop(L, 1);
 }
 
+/* opts.loss_scale: nil = dynamic loss scaling for fp16 on CUDA (the reference's
+ * GradScaler; fp16 gradients underflow without it), off otherwise; false = off; true or
+ * "dynamic" = on with GradScaler's defaults; a number = on from that scale; a table
+ * {scale=, growth=, backoff=, growth_interval=} = on with those settings */
+static nnu_status loss_scale_opts(lua_State *L, int t, nnu_net *net, const nnu_backend *be) {
+    nnu_loss_scaler s;
+    nnu_loss_scaler_default(&s);
+    lua_getfield(L, t, "loss_scale");
+    const int v = lua_gettop(L);
+    switch (lua_type(L, v)) {
+    case LUA_TNIL: s.enabled = strncmp(be->name, "cuda", 4) == 0 && strstr(be->name, ":fp16");
+                   break;
+    case LUA_TBOOLEAN: s.enabled = lua_toboolean(L, v); break;
+    case LUA_TNUMBER: s.scale = lua_tonumber(L, v); break;
+    case LUA_TSTRING:
+        luaL_argcheck(L, !strcmp(lua_tostring(L, v), "dynamic"), t,
+                      "loss_scale must be nil, false, true, 'dynamic', a number or a table");
+        break;
+    case LUA_TTABLE:
+        s.scale = field_num(L, v, "scale", s.scale);
+        s.growth = field_num(L, v, "growth", s.growth);
+        s.backoff = field_num(L, v, "backoff", s.backoff);
+        s.growth_interval = (int)field_int(L, v, "growth_interval", s.growth_interval, 0);
+        break;
+    default:
+        luaL_argerror(L, t, "loss_scale must be nil, false, true, 'dynamic', a number or a table");
+    }
+    lua_pop(L, 1);
+    return nnu_net_set_loss_scaler(net, &s);
+}
+
 static int l_net_build(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -260,6 +295,7 @@ static int l_net_build(lua_State *L) {
     *box = NULL;
     luaL_setmetatable(L, L_NET_MT);
     nnu_status st = nnu_net_create(be, &c, seed, box);
+    if (st == NNU_STATUS_OK) st = loss_scale_opts(L, 2, *box, be);
     /* eager plan: training arena unless told otherwise; a net built without deep
      * supervision (the predictor's) gets the lean inference arena */
     if (st == NNU_STATUS_OK && have_patch && batch > 0)
@@ -580,6 +616,15 @@ static int l_net_get_state(lua_State *L) {
     lua_setfield(L, -2, "optim");
     lua_pushinteger(L, nnu_net_get_sgd_steps(net));
     lua_setfield(L, -2, "optim_steps");
+    const nnu_loss_scaler *ls = nnu_net_loss_scaler(net);
+    if (ls->enabled) {   /* GradScaler's state_dict: scale and growth tracker */
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, ls->scale);
+        lua_setfield(L, -2, "scale");
+        lua_pushinteger(L, ls->growth_tracker);
+        lua_setfield(L, -2, "growth_tracker");
+        lua_setfield(L, -2, "loss_scale");
+    }
     lua_pushcfunction(L, l_net_layout);
     lua_pushvalue(L, 1);
     lua_call(L, 1, 1);
@@ -621,6 +666,17 @@ static int l_net_set_state(lua_State *L) {
         steps = 0;
     }
     nnu_net_set_sgd_steps(net, steps);
+    /* {scale=, growth_tracker=} from a scaled training; ignored when this net does not
+     * scale (e.g. resumed on another precision), and absent state keeps the net's */
+    lua_getfield(L, 2, "loss_scale");
+    nnu_loss_scaler ls = *nnu_net_loss_scaler(net);
+    if (lua_istable(L, -1) && ls.enabled) {
+        ls.scale = field_num(L, lua_gettop(L), "scale", ls.scale);
+        ls.growth_tracker = (int)field_int(L, lua_gettop(L), "growth_tracker", 0, 0);
+        nnu_status st = nnu_net_set_loss_scaler(net, &ls);
+        if (st) return l_raise(L, st);
+    }
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -704,6 +760,13 @@ static int l_net_info(lua_State *L) {
     lua_setfield(L, -2, "dim");
     lua_pushinteger(L, c->num_classes);
     lua_setfield(L, -2, "num_classes");
+    const nnu_loss_scaler *ls = nnu_net_loss_scaler(net);
+    if (ls->enabled) {   /* absent when off */
+        lua_pushnumber(L, ls->scale);
+        lua_setfield(L, -2, "loss_scale");
+        lua_pushinteger(L, (lua_Integer)ls->skipped);
+        lua_setfield(L, -2, "skipped_steps");
+    }
     return 1;
 }
 

@@ -35,7 +35,8 @@ local M = {
     { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
       choices = { "cpu", "cuda", "auto" } },
     { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
-      .. "CUDA (default: fp32 on the CPU, bf16 on CUDA; weights and optimizer stay fp32)",
+      .. "CUDA (default: fp32 on the CPU, bf16 on CUDA; weights and optimizer stay fp32; fp16 trains with dynamic "
+      .. "loss scaling as the reference's GradScaler)",
       choices = { "fp32", "tf32", "bf16", "fp16" } },
     { "-num_epochs", "num_epochs", "epochs (reference: 1000)", type = "int", default = 1000 },
     { "-num_iterations_per_epoch", "num_iterations_per_epoch", "training iterations per epoch (reference: 250)",

@@ -200,6 +200,7 @@ function Trainer:checkpoint_table()
     seed = self.seed,
     schedule_state = self.sched_state,     -- nil for the poly schedule (stateless)
     stopped = self.stopped or nil,         -- the stop rule ended the training
+    grad_scaler = st.loss_scale,           -- {scale=, growth_tracker=} with loss scaling (fp16)
   }, { indent = false })
   local logs = {}
   local n = self.current_epoch
@@ -249,11 +250,12 @@ function Trainer:load_checkpoint(path)
     local ok, lerr = train.check_layout(path, ck.layout, self.net:layout())
     if not ok then error(lerr, 0) end
   end
-  self.net:set_state({ params = ck.params, optim = ck.optim, optim_steps = ck.optim_steps })
+  local meta = json.decode(ck.meta) or {}
+  self.net:set_state({ params = ck.params, optim = ck.optim, optim_steps = ck.optim_steps,
+    loss_scale = meta.grad_scaler })
   self.current_epoch = ck.epoch
   self.best_ema = ck.best_ema
   for _, k in ipairs(LOG_KEYS) do self.logs[k] = ck.logs[k] or {} end
-  local meta = json.decode(ck.meta) or {}
   if meta.inference_allowed_mirroring_axes then
     self.inference_allowed_mirroring_axes = meta.inference_allowed_mirroring_axes
   end
@@ -394,6 +396,13 @@ function Trainer:on_epoch_end()
   self:log("Pseudo dice", "[" .. table.concat(parts, ", ") .. "]")
   local dt = self.logs.epoch_end_timestamps[e + 1] - self.logs.epoch_start_timestamps[e + 1]
   self:log("Epoch time: " .. M.repr64(M.np_round64(dt, 2)) .. " s")
+  -- dynamic loss scaling (fp16): say when steps were skipped (the reference is silent)
+  local info = type(self.net.info) == "function" and self.net:info() or {}
+  if info.skipped_steps and info.skipped_steps ~= (self.skipped_seen or 0) then
+    self:log(string.format("Loss scaling: %d step(s) skipped for non-finite gradients, scale now %g",
+      info.skipped_steps - (self.skipped_seen or 0), info.loss_scale))
+    self.skipped_seen = info.skipped_steps
+  end
   self:schedule_epoch_end(e)
 
   if (e + 1) % self.save_every == 0 and e ~= self.num_epochs - 1 and not self.stopped then
