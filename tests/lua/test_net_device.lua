@@ -101,6 +101,30 @@ tmp:close()
 ok, err = pcall(infer.sliding_window, img, sopts, tmp)
 check(not ok, "sliding window with a released net fails")
 
+-- non-contiguous inputs (issue 9): a narrowed and a permuted view give the logits of
+-- their contiguous copies on every device the machine has (the net copies strided
+-- inputs into its arena; nothing reads a view's storage as if it were packed)
+local big_vals = {}
+for i = 1, 8 * 16 * 20 do big_vals[i] = math.cos(i * 0.071) + ((i % 20) > 9 and 0.5 or -0.3) end
+local big = tensor.from_table(big_vals, { 1, 1, 8, 16, 20 })
+local narrowed = big:narrow(5, 3, 16)                                  -- (1,1,8,16,16), strided
+local permuted = tensor.from_table(big_vals, { 1, 1, 20, 16, 8 }):narrow(3, 1, 16):permute({ 1, 2, 5, 4, 3 })
+check(not narrowed:is_contiguous() and not permuted:is_contiguous(), "the views are not contiguous")
+local function same_logits(net, view, what)
+  local a1 = flat(net:forward(view):contiguous():totable())
+  local a2 = flat(net:forward(view:contiguous()):contiguous():totable())
+  local md = 0
+  for i = 1, #a1 do md = math.max(md, math.abs(a1[i] - a2[i])) end
+  check(#a1 == 3 * 8 * 16 * 16 and md == 0, what .. ": view vs contiguous copy, max diff " .. md)
+end
+same_logits(cpu, narrowed, "cpu narrowed input")
+same_logits(cpu, permuted, "cpu permuted input")
+if has_cuda then
+  local g = netmod.build(arch, opts({ device = "cuda", precision = "fp32" }))
+  same_logits(g, narrowed, "cuda narrowed input")
+  same_logits(g, permuted, "cuda permuted input")
+end
+
 -- with a GPU: the CUDA net (same seed, same weights) gives the CPU's logits
 if has_cuda then
   for _, prec in ipairs({ "fp32", "bf16" }) do
