@@ -26,7 +26,24 @@
  *                 backward shares its reductions, so it is one op.
  * Parameters (weights) are always plain, PyTorch layout, in the flat parameter
  * block of the network (R7): conv w [Cout, Cin, kd, kh, kw], transposed conv
- * w [Cin, Cout, kd, kh, kw] (PyTorch ConvTranspose), bias [Cout]. */
+ * w [Cin, Cout, kd, kh, kw] (PyTorch ConvTranspose), bias [Cout].
+ *
+ * Activation storage (be->act_bytes, be->act_dtype). A table stores activations
+ * either as fp32 (act_bytes 0 or 4: the CPU and the fp32-storage CUDA tables) or
+ * as 16-bit bf16/fp16 (act_bytes 2: the CUDA "-act16" tables). The op signatures
+ * stay `float *`; with act_bytes 2 the arguments that are "activation storage"
+ * point to act_bytes-sized elements of type act_dtype instead:
+ *   conv/convt   x, y (fwd), gy, gx (bwd_data), x, gy (bwd_params) - except y/gy
+ *                of a convolution with p->f32_out (the segmentation heads:
+ *                fp32 logits and logit gradients);
+ *   instnorm     x, y (fwd), x, gy, gx (bwd);   lrelu  x, y, gy, gx;
+ *   concat       a, b, y, gy, ga, gb;           axpy   x, y (used only on
+ *                activation gradients: 16-bit storage, fp32 arithmetic).
+ * Everything else is fp32 in every table: weights, biases, gamma/beta, their
+ * gradients (accumulated in fp32), optimizer state, instance-norm stats, scale and
+ * sumsq (used only on parameter gradients), softmax, the loss (logits, targets,
+ * workspace, glogits). Ops on 16-bit storage compute in fp32 and round once on
+ * store. A host fp32 input reaches 16-bit storage through be->upload_act. */
 #ifndef NNU_BACKEND_H
 #define NNU_BACKEND_H
 
@@ -39,6 +56,9 @@
 typedef struct nnu_backend nnu_backend;
 
 enum { NNU_LAYOUT_PLAIN = 1, NNU_LAYOUT_C16 = 16 };
+
+/* element type of activation storage (nnu_backend.act_dtype) */
+enum { NNU_ACT_F32 = 0, NNU_ACT_BF16 = 1, NNU_ACT_F16 = 2 };
 
 /* flat offset of element (n, c, s) of an activation with C channels, S voxels */
 static inline int64_t nnu_act_index(int64_t n, int64_t c, int64_t s, int64_t C, int64_t S,
@@ -59,6 +79,8 @@ typedef struct nnu_conv_params {
     int     transposed;     /* 1: transposed convolution (set by init) */
     int     cblk_in, cblk_out;  /* activation layouts of x and y */
     int     has_bias;
+    int     f32_out;        /* 1: y and gy are fp32 whatever the table's activation
+                             * storage (a segmentation head's logits); 0 by init */
 } nnu_conv_params;
 
 /* Fills out[] and pad[]; checks the supported geometry. transposed = 1 requires
@@ -213,11 +235,23 @@ struct nnu_backend {
     /* preferred activation layout block: 16 (oneDNN's nCdhw16c) or 0/1 (plain);
      * the network uses it when every feature count is a multiple of it */
     int         act_block;
+    /* activation storage (header comment): act_bytes 0 or 4 = fp32, 2 = 16-bit of
+     * type act_dtype (NNU_ACT_BF16 | NNU_ACT_F16); 0/0 in the CPU tables */
+    int         act_bytes;
+    int         act_dtype;
+    /* copies n host floats into activation storage dst (converting to act_dtype);
+     * NULL: fp32 storage, callers use memcpy_ */
+    nnu_status (*upload_act)(const nnu_backend *be, void *dst, const float *host, int64_t n);
 #define NNU_OP(name, ptype) nnu_##name##_fn name;
 #include "nnu_ops.def"
 #undef NNU_OP
 };
 #undef NNU_OP_NEW
+
+/* bytes per stored activation element of be: 4 or 2 */
+static inline size_t nnu_backend_act_size(const nnu_backend *be) {
+    return be->act_bytes == 2 ? 2 : 4;
+}
 
 const char *nnu_op_name(nnu_op op);                 /* "conv_fwd" */
 /* 1 if be fills the slot of op */

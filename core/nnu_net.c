@@ -9,7 +9,13 @@
  * Every block keeps pre (conv output, N*F*S) and act (its activation, N*F*S) and
  * stats (N*F*2); the backward recomputes the normalised values from pre + stats.
  * Gradient buffers: ga/gb ping-pong (largest activation), gt scratch (head and
- * upsampling gradients), gskip_r per encoder stage (filled by the decoder). */
+ * upsampling gradients), gskip_r per encoder stage (filled by the decoder).
+ * Storage: activations and their gradients (input, pre, act, cat, up, ga/gb/gt,
+ * gskip) take the backend's activation size (4 bytes, or 2 in the CUDA -act16
+ * tables: nnu_backend.h); stats, logits, glogits, targets and the loss workspace
+ * are fp32 in every table, so outputs read back as floats. The heads are the only
+ * convolutions with an fp32 output (hp.f32_out). The input is uploaded through
+ * be->upload_act when the backend has it. */
 #include "nnu_net.h"
 
 #include <math.h>
@@ -355,13 +361,24 @@ void nnu_net_set_sgd_steps(nnu_net *net, int steps) { net->sgd_steps = steps; }
 
 static int64_t spn(const int64_t s[3]) { return s[0] * s[1] * s[2]; }
 
-/* arena carving: pass 1 (base NULL) measures, pass 2 assigns */
+/* arena carving: pass 1 (base NULL) measures, pass 2 assigns; every piece starts
+ * on a 64-byte boundary */
 typedef struct carver { char *base; size_t off; } carver;
-static void *carve(carver *cv, int64_t nfloats) {
-    size_t b = ((size_t)nfloats * sizeof(float) + 63) & ~(size_t)63;
+static void *carve_bytes(carver *cv, size_t nbytes) {
+    size_t b = (nbytes + 63) & ~(size_t)63;
     void *p = cv->base ? cv->base + cv->off : NULL;
     cv->off += b;
     return p;
+}
+/* fp32 pieces: stats, logits and their gradients, targets, loss workspace */
+static void *carve(carver *cv, int64_t nfloats) {
+    return carve_bytes(cv, (size_t)nfloats * sizeof(float));
+}
+/* activation storage (nnu_backend.h): n elements of the backend's activation size,
+ * 4 bytes or 2 (the 16-bit tables). The pointers stay `float *` and are only passed
+ * to ops, never indexed here. */
+static void *carve_act(const nnu_net *net, carver *cv, int64_t n) {
+    return carve_bytes(cv, (size_t)n * nnu_backend_act_size(net->be));
 }
 
 /* Training plan: every block keeps pre, act and stats for the backward, plus the
@@ -383,10 +400,10 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
     /* inference: shared buffers (pre scratch, two activations, concat, stats) */
     float *scratch = NULL, *pp[2] = {NULL, NULL}, *catbuf = NULL, *stats = NULL;
     if (!train) {
-        scratch = carve(cv, maxact);
-        pp[0] = carve(cv, maxact);
-        pp[1] = carve(cv, maxact);
-        catbuf = carve(cv, maxact);
+        scratch = carve_act(net, cv, maxact);
+        pp[0] = carve_act(net, cv, maxact);
+        pp[1] = carve_act(net, cv, maxact);
+        catbuf = carve_act(net, cv, maxact);
         stats = carve(cv, N * maxf * 2);
     }
     int flip = 0;
@@ -405,13 +422,13 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
             int64_t sz = N * c->features[s] * spn(net->sp[s]);
             bl->in = prev;
             if (train) {
-                bl->pre = carve(cv, sz);
-                bl->act = carve(cv, sz);
+                bl->pre = carve_act(net, cv, sz);
+                bl->act = carve_act(net, cv, sz);
                 bl->stats = carve(cv, N * c->features[s] * 2);
             } else {
                 int skip = j == net->enc_n[s] - 1;      /* the stage output is kept */
                 bl->pre = scratch;
-                bl->act = skip ? carve(cv, sz) : pp[flip ^= 1];
+                bl->act = skip ? carve_act(net, cv, sz) : pp[flip ^= 1];
                 bl->stats = stats;
             }
             prev = bl->act;
@@ -426,7 +443,7 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
         d->tp.has_bias = c->conv_bias;
         d->catp = (nnu_concat_params){N, F, F, S, L};
         d->below = prev;
-        d->cat = train ? carve(cv, N * 2 * F * S) : catbuf;
+        d->cat = train ? carve_act(net, cv, N * 2 * F * S) : catbuf;
         for (int j = 0; j < net->dec_n[t]; j++) {
             block *bl = &net->blocks[net->dec_first[t] + j];
             const int one[3] = {1, 1, 1};
@@ -435,13 +452,14 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
             bl->cp.has_bias = c->conv_bias;
             bl->np = (nnu_norm_params){N, F, S, L, c->norm_eps, c->slope};
             bl->in = j ? prev : d->cat;
-            bl->pre = train ? carve(cv, N * F * S) : scratch;
-            bl->act = train ? carve(cv, N * F * S) : pp[flip ^= 1];
+            bl->pre = train ? carve_act(net, cv, N * F * S) : scratch;
+            bl->act = train ? carve_act(net, cv, N * F * S) : pp[flip ^= 1];
             bl->stats = train ? carve(cv, N * F * 2) : stats;
             prev = bl->act;
         }
         const int one[3] = {1, 1, 1};
         NNU_TRY(nnu_conv_params_init(&d->hp, N, F, c->num_classes, net->sp[r], one, one, 0, L, 1));
+        d->hp.f32_out = 1;      /* the head writes fp32 logits in every activation storage */
         d->lp = (nnu_loss_params){N, c->num_classes, S, c->batch_dice, 0, c->ignore_label,
                                   1e-5f, 1.0f};
         if (!train) {   /* only the full-resolution head runs */
@@ -457,15 +475,16 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
         size_t ws = nnu_loss_ws_size(&d->lp);
         d->loss_ws = carve(cv, (int64_t)((ws + 3) / 4));
     }
-    net->up = carve(cv, maxact);
+    net->up = carve_act(net, cv, maxact);
     /* the input is copied in: the backward of the first layer reads it, and the
      * caller's buffer need not outlive the forward (nor be device memory) */
-    net->input = carve(cv, N * c->in_channels * spn(net->patch));
-    net->ga = train ? carve(cv, maxact) : NULL;
-    net->gb = train ? carve(cv, maxact) : NULL;
-    net->gt = train ? carve(cv, maxact) : NULL;
+    net->input = carve_act(net, cv, N * c->in_channels * spn(net->patch));
+    /* activation gradients share the activations' storage type */
+    net->ga = train ? carve_act(net, cv, maxact) : NULL;
+    net->gb = train ? carve_act(net, cv, maxact) : NULL;
+    net->gt = train ? carve_act(net, cv, maxact) : NULL;
     for (int s = 0; s < n - 1; s++)
-        net->gskip[s] = train ? carve(cv, N * c->features[s] * spn(net->sp[s])) : NULL;
+        net->gskip[s] = train ? carve_act(net, cv, N * c->features[s] * spn(net->sp[s])) : NULL;
     return NNU_STATUS_OK;
 }
 
@@ -545,8 +564,14 @@ nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const in
     NNU_CHECK(!nnu_interrupt_requested(), NNU_STATUS_ERR_INTERRUPTED, "net: interrupted");
     const nnu_backend *be = net->be;
     const int ns = net->cfg.n_stages;
-    NNU_TRY(be->memcpy_(be, net->input, input,
-                        (size_t)(n * net->cfg.in_channels * spn(patch)) * sizeof(float)));
+    const int64_t nin = n * net->cfg.in_channels * spn(patch);
+    if (be->upload_act) {          /* fp32 host values -> the backend's activation storage */
+        NNU_TRY(be->upload_act(be, net->input, input, nin));
+    } else {
+        NNU_CHECK(nnu_backend_act_size(be) == sizeof(float), NNU_STATUS_ERR_UNSUPPORTED,
+                  "net: backend '%s' stores 16-bit activations but has no upload_act", be->name);
+        NNU_TRY(be->memcpy_(be, net->input, input, (size_t)nin * sizeof(float)));
+    }
     net->blocks[0].in = net->input;
     for (int b = 0; b < net->enc_first[ns - 1] + net->enc_n[ns - 1]; b++)
         NNU_TRY(block_fwd(net, &net->blocks[b]));
@@ -714,7 +739,7 @@ nnu_status nnu_net_backward(nnu_net *net) {
             }
         }
         if (!have) {   /* no gradient reaches this stage (e.g. only the lowest head) */
-            NNU_TRY(nnu_backend_memset(be, g, 0, (size_t)act * sizeof(float)));
+            NNU_TRY(nnu_backend_memset(be, g, 0, (size_t)act * nnu_backend_act_size(be)));
             have = 1;
         }
         for (int j = net->dec_n[t] - 1; j >= 0; j--) {

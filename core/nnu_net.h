@@ -15,7 +15,11 @@
  * forward calls it when the input's shape changes); a training step allocates
  * nothing. Inside the arena activations use the channel-blocked layout (cblk 16)
  * when every stage's feature count is a multiple of 16, plain otherwise; network
- * input and outputs are always plain (N, C, D, H, W).
+ * input and outputs are always plain (N, C, D, H, W). Activations and activation
+ * gradients are stored in the backend's activation type (fp32, or bf16/fp16 in the
+ * CUDA -act16 tables, be->act_bytes 2); the input is given as host floats and
+ * uploaded, and outputs (logits) and output gradients are fp32 in every table, so
+ * nnu_net_read/nnu_net_write/nnu_net_output work on floats everywhere.
  *
  * Outputs: in training mode (and with deep supervision) the n_stages-1 head
  * outputs from the highest resolution down; otherwise only the full-resolution one.

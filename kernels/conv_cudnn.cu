@@ -19,6 +19,9 @@
  * the algorithm found by cudnnFind* on first use (like PyTorch's
  * cudnn.benchmark = True; NNU_CUDNN_HEURISTIC=1 takes the heuristic's first choice
  * instead) and its workspace size; the workspace is one grow-once buffer.
+ * NNU_CUDNN_API=graph (or nnu_cuda_conv_set_api) runs the same primitives through
+ * the cuDNN graph (backend) API instead: engine heuristics + autotuned execution
+ * plans, per entry and primitive (conv_cudnn_graph.inc, included below).
  *
  * 1x1 stride-1 convolutions (the segmentation heads) are GEMMs on cuBLAS:
  *   y[n] (Cout x S) = W (Cout x Cin) x[n] (Cin x S)    strided-batched over n
@@ -30,6 +33,7 @@
  * accumulation, and convert the result back (adding the bias, or accumulating the
  * weight gradient) in the same pass; cuBLAS uses COMPUTE_32F_FAST_16BF/16F on the
  * fp32 data directly. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +60,13 @@ typedef struct conv_entry {
     size_t  ws[3];
     int64_t ncx, ncy, nw;                /* elements of cx, cy, filter */
     int64_t ccx, scx, ccy, scy;          /* channels and voxels of cx, cy */
+    float   find_ms[3];                  /* cudnnFind's time of the chosen algorithm */
+    nnu_cuda_precision prec;             /* the precision of the key */
+    /* the same geometry for the graph API (int64 attributes): nd = 4 (2-D) or 5 dims,
+     * dims of cx (N,Ccx,sp), cy (N,Ccy,sp), filter [Ccy,Ccx,k], per spatial dim pad/stride */
+    int     nd;
+    int64_t dcx[5], dcy[5], dw[5], pad[3], str[3];
+    struct graph_prim *g[3];             /* graph-API plan per primitive (NULL: none yet) */
 } conv_entry;
 
 static conv_entry **cache;
@@ -121,6 +132,17 @@ static nnu_status entry_create(const nnu_conv_params *p, nnu_cuda_precision prec
         pad[k] = p->pad[a];
         str[k] = p->stride[a];
     }
+    e->nd = nd;
+    e->dcx[0] = e->dcy[0] = p->n;
+    e->dcx[1] = e->ccx;
+    e->dcy[1] = e->ccy;
+    for (int k = 0; k < nd; k++) e->dw[k] = fdims[k];
+    for (int a = two_d ? 1 : 0, k = 0; a < 3; a++, k++) {
+        e->dcx[2 + k] = sx[a];
+        e->dcy[2 + k] = sy[a];
+        e->pad[k] = pad[k];
+        e->str[k] = str[k];
+    }
     NNU_CUDNN(cudnnSetFilterNdDescriptor(e->fw, t, CUDNN_TENSOR_NCHW, nd, fdims));
     NNU_CUDNN(cudnnSetConvolutionNdDescriptor(e->cd, nsp, pad, str, dil,
                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
@@ -149,6 +171,7 @@ static nnu_status entry_get(const nnu_conv_params *p, nnu_cuda_precision prec,
     conv_entry *e = (conv_entry *)calloc(1, sizeof *e);
     NNU_CHECK(e, NNU_STATUS_ERR_OOM, "conv (cuda): out of host memory");
     memcpy(e->key, key, sizeof key);
+    e->prec = prec;
     nnu_status st = entry_create(p, prec, e);
     if (st != NNU_STATUS_OK) { free(e); return st; }
     if (cache_len == cache_cap) {
@@ -167,7 +190,20 @@ static nnu_status entry_get(const nnu_conv_params *p, nnu_cuda_precision prec,
 
 static const size_t WS_LIMIT = (size_t)4 << 30;
 
+static nnu_status legacy_choose(conv_entry *e, int prim, nnu_cuda_precision prec);
+
+#include "conv_cudnn_graph.inc"
+
+/* The legacy algorithm of a primitive, once. Under the graph API nothing is chosen
+ * here: exec_prim builds the plan when it has the operands to autotune on, and
+ * comes back here only for a primitive the graph API has no plan for. */
 static nnu_status choose_algo(conv_entry *e, int prim, nnu_cuda_precision prec) {
+    if (e->have[prim] || graph_wanted(e, prim)) return NNU_STATUS_OK;
+    return legacy_choose(e, prim, prec);
+}
+
+/* cudnnFind* (or the heuristic) for primitive prim of e: algorithm, math, workspace */
+static nnu_status legacy_choose(conv_entry *e, int prim, nnu_cuda_precision prec) {
     if (e->have[prim]) return NNU_STATUS_OK;
     nnu_cuda_ctx *c = nnu_cuda_ctx_get();
     const cudnnMathType_t base = prec == NNU_CUDA_FP32   ? CUDNN_FMA_MATH
@@ -190,6 +226,7 @@ static nnu_status choose_algo(conv_entry *e, int prim, nnu_cuda_precision prec) 
                 e->algo[prim] = (int)r[i].algo;                                          \
                 e->math[prim] = prec == NNU_CUDA_FP32 ? CUDNN_FMA_MATH : r[i].mathType;  \
                 e->ws[prim] = r[i].memory;                                               \
+                e->find_ms[prim] = r[i].time;                                            \
             }                                                                            \
     } while (0)
     if (prim == PRIM_FWD) {
@@ -230,6 +267,13 @@ static nnu_status choose_algo(conv_entry *e, int prim, nnu_cuda_precision prec) 
               "[%lld,%lld,...] -> %lld channels (%d candidates)\nHINT: try another precision",
               prim, (long long)e->key[1], (long long)e->key[2], (long long)e->key[3], n);
     e->have[prim] = 1;
+    if (graph_log_level() > 0) {
+        char name[160];
+        entry_name(e, prim, name, sizeof name);
+        fprintf(stderr, "cudnn legacy %s: algo %d math %d, %.3f ms, workspace %.1f MiB\n", name,
+                e->algo[prim], (int)e->math[prim], (double)e->find_ms[prim],
+                (double)e->ws[prim] / (1 << 20));
+    }
     return NNU_STATUS_OK;
 }
 
@@ -391,9 +435,17 @@ static nnu_status from_low_run(nnu_cuda_precision prec, const void *x, float *y,
  *   BWD_DATA:   a = cy data -> out = cx          (out = conv^T(a))
  *   BWD_FILTER: a = cx, b = cy -> out = filter  (out = beta*out + dconv)
  * Operands are in e's data type (fp32, or bf16/fp16 for the low precisions);
- * FWD and BWD_DATA overwrite out (beta 0). */
+ * FWD and BWD_DATA overwrite out (beta 0). Under the graph API the primitive runs
+ * on its execution plan (built and autotuned on these operands at the first call);
+ * a primitive without a plan falls back to the legacy algorithm below. */
 static nnu_status exec_prim(conv_entry *e, int prim, const void *a, const void *b,
                             const void *w, void *out, float beta) {
+    if (graph_wanted(e, prim)) {
+        int ran = 0;
+        NNU_TRY(graph_exec(e, prim, a, b, w, out, beta, &ran));
+        if (ran) return NNU_STATUS_OK;
+        NNU_TRY(legacy_choose(e, prim, e->prec));   /* no plan: graph_exec said so once */
+    }
     nnu_cuda_ctx *c = nnu_cuda_ctx_get();
     void *ws = NULL;
     if (e->ws[prim]) NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_WORKSPACE, e->ws[prim], &ws));

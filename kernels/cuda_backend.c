@@ -43,12 +43,13 @@ nnu_status nnu_backend_cuda(nnu_cuda_precision prec, const nnu_backend **out) {
               "CUDA backend: bad precision %d", (int)prec);
     NNU_TRY(nnu_cuda_init());
     *out = &tables[prec];
+    if (nnu_cuda_profile_enabled()) *out = nnu_cuda_profile_wrap(*out);  /* NNU_CUDA_PROFILE=1 */
     return NNU_STATUS_OK;
 }
 
 int nnu_cuda_precision_of(const nnu_backend *be) {
     if (be >= tables && be < tables + NNU_CUDA_PRECISION_COUNT) return (int)(be - tables);
-    return -1;
+    return nnu_cuda_profile_precision_of(be);   /* a profiling copy, or -1 */
 }
 
 const char *nnu_cuda_precision_name(nnu_cuda_precision prec) {

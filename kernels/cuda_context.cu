@@ -28,6 +28,7 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 nnu_cuda_ctx *nnu_cuda_ctx_get(void) { return &ctx; }
 const char *nnu_cuda_device_info(void) { return device_info; }
+cudaStream_t nnu_cuda_stream(void) { return ctx.stream; }
 
 /* ---- errors ---- */
 

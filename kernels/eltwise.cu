@@ -10,19 +10,31 @@
  * Arithmetic uses __fmul_rn/__fadd_rn where nvcc would contract to an FMA, so
  * the results are bit-identical to the CPU's (tested exactly). Grid-stride loops; concat is two strided copies (cudaMemcpy2DAsync), since in
  * both layouts each sample's channels are one contiguous run. sumsq reduces in
- * double per block, then in a fixed order (deterministic), then syncs to return. */
-#include "cuda_common.h"
+ * double per block, then in a fixed order (deterministic), then syncs to return.
+ *
+ * Storage (core/nnu_backend.h): lrelu's x, y, gy, gx, concat's tensors and axpy's
+ * x, y are activation storage - float, or bf16/fp16 in the -act16 tables
+ * (act_store.cuh): the kernels are templates over it, compute in fp32 and round
+ * once on store (axpy: y = round(y + a*x) with the fp32 operations above). axpy is
+ * used only on activation gradients, scale and sumsq only on fp32 parameter
+ * gradients, SGD and Adam on fp32 parameters and state, in every table. */
+#include "act_store.cuh"
 
 #define GRID_LOOP(i, n)                                                        \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); \
          i += (int64_t)gridDim.x * blockDim.x)
 
-__global__ void k_lrelu_fwd(const float *x, float *y, float a, int64_t n) {
-    GRID_LOOP(i, n) { float v = x[i]; y[i] = v > 0.0f ? v : a * v; }
+template <typename T>
+__global__ void k_lrelu_fwd(const T *x, T *y, float a, int64_t n) {
+    GRID_LOOP(i, n) { float v = act_ld(x, i); act_st(y, i, v > 0.0f ? v : a * v); }
 }
 
-__global__ void k_lrelu_bwd(const float *x, const float *gy, float *gx, float a, int64_t n) {
-    GRID_LOOP(i, n) { gx[i] = x[i] > 0.0f ? gy[i] : a * gy[i]; }
+template <typename T>
+__global__ void k_lrelu_bwd(const T *x, const T *gy, T *gx, float a, int64_t n) {
+    GRID_LOOP(i, n) {
+        const float g = act_ld(gy, i);
+        act_st(gx, i, act_ld(x, i) > 0.0f ? g : a * g);
+    }
 }
 
 __global__ void k_sgd(float *w, const float *g, float *buf, float lr, float m, float wd,
@@ -52,8 +64,11 @@ __global__ void k_adam(float *w, const float *g, float *m, float *v, float *vmax
     }
 }
 
-__global__ void k_axpy(const float *x, float *y, float a, int64_t n) {
-    GRID_LOOP(i, n) { y[i] = __fadd_rn(y[i], __fmul_rn(a, x[i])); }   /* no FMA: as the CPU */
+template <typename T>
+__global__ void k_axpy(const T *x, T *y, float a, int64_t n) {
+    GRID_LOOP(i, n) {   /* no FMA: as the CPU; 16-bit storage rounds the fp32 result once */
+        act_st(y, i, __fadd_rn(act_ld(y, i), __fmul_rn(a, act_ld(x, i))));
+    }
 }
 
 __global__ void k_scale(float *x, float a, int64_t n) {
@@ -76,20 +91,43 @@ __global__ void k_sum_finish(const double *part, double *out, int nparts) {
 
 nnu_status nnu_lrelu_fwd_cuda(const nnu_backend *be, const float *x, float *y,
                               const nnu_eltwise_params *p) {
-    (void)be;
     if (p->numel <= 0) return NNU_STATUS_OK;
-    k_lrelu_fwd<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
-        x, y, p->alpha, p->numel);
+    const unsigned g = nnu_cuda_blocks(p->numel);
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    switch (act_type(nnu_cuda_prec(be))) {   /* x, y: activation storage */
+    case ACT_BF16:
+        k_lrelu_fwd<<<g, NNU_CUDA_THREADS, 0, st>>>((const __nv_bfloat16 *)x, (__nv_bfloat16 *)y,
+                                                    p->alpha, p->numel);
+        break;
+    case ACT_F16:
+        k_lrelu_fwd<<<g, NNU_CUDA_THREADS, 0, st>>>((const __half *)x, (__half *)y, p->alpha,
+                                                    p->numel);
+        break;
+    default:
+        k_lrelu_fwd<<<g, NNU_CUDA_THREADS, 0, st>>>(x, y, p->alpha, p->numel);
+    }
     NNU_CU_LAUNCH("k_lrelu_fwd");
     return NNU_STATUS_OK;
 }
 
 nnu_status nnu_lrelu_bwd_cuda(const nnu_backend *be, const float *x, const float *gy, float *gx,
                               const nnu_eltwise_params *p) {
-    (void)be;
     if (p->numel <= 0) return NNU_STATUS_OK;
-    k_lrelu_bwd<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
-        x, gy, gx, p->alpha, p->numel);
+    const unsigned g = nnu_cuda_blocks(p->numel);
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    switch (act_type(nnu_cuda_prec(be))) {   /* x, gy, gx: activation storage */
+    case ACT_BF16:
+        k_lrelu_bwd<<<g, NNU_CUDA_THREADS, 0, st>>>((const __nv_bfloat16 *)x,
+                                                    (const __nv_bfloat16 *)gy,
+                                                    (__nv_bfloat16 *)gx, p->alpha, p->numel);
+        break;
+    case ACT_F16:
+        k_lrelu_bwd<<<g, NNU_CUDA_THREADS, 0, st>>>((const __half *)x, (const __half *)gy,
+                                                    (__half *)gx, p->alpha, p->numel);
+        break;
+    default:
+        k_lrelu_bwd<<<g, NNU_CUDA_THREADS, 0, st>>>(x, gy, gx, p->alpha, p->numel);
+    }
     NNU_CU_LAUNCH("k_lrelu_bwd");
     return NNU_STATUS_OK;
 }
@@ -103,13 +141,17 @@ static nnu_status concat_check(const nnu_concat_params *p) {
     return NNU_STATUS_OK;
 }
 
+/* bytes of one stored activation element of the table (4, or 2 in -act16) */
+static size_t act_elem(const nnu_backend *be) {
+    return act_type(nnu_cuda_prec(be)) == ACT_F32 ? sizeof(float) : 2;
+}
+
 nnu_status nnu_concat_fwd_cuda(const nnu_backend *be, const float *a, const float *b, float *y,
                                const nnu_concat_params *p) {
-    (void)be;
     NNU_TRY(concat_check(p));
     cudaStream_t st = nnu_cuda_ctx_get()->stream;
-    const size_t na = (size_t)(p->c_a * p->s) * sizeof(float);
-    const size_t nb = (size_t)(p->c_b * p->s) * sizeof(float);
+    const size_t na = (size_t)(p->c_a * p->s) * act_elem(be);
+    const size_t nb = (size_t)(p->c_b * p->s) * act_elem(be);
     /* rows = samples; each output row is [a_n, b_n] */
     NNU_CU(cudaMemcpy2DAsync(y, na + nb, a, na, na, (size_t)p->n, cudaMemcpyDeviceToDevice, st));
     NNU_CU(cudaMemcpy2DAsync((char *)y + na, na + nb, b, nb, nb, (size_t)p->n,
@@ -119,11 +161,10 @@ nnu_status nnu_concat_fwd_cuda(const nnu_backend *be, const float *a, const floa
 
 nnu_status nnu_concat_bwd_cuda(const nnu_backend *be, const float *gy, float *ga, float *gb,
                                const nnu_concat_params *p) {
-    (void)be;
     NNU_TRY(concat_check(p));
     cudaStream_t st = nnu_cuda_ctx_get()->stream;
-    const size_t na = (size_t)(p->c_a * p->s) * sizeof(float);
-    const size_t nb = (size_t)(p->c_b * p->s) * sizeof(float);
+    const size_t na = (size_t)(p->c_a * p->s) * act_elem(be);
+    const size_t nb = (size_t)(p->c_b * p->s) * act_elem(be);
     if (ga)
         NNU_CU(cudaMemcpy2DAsync(ga, na, gy, na + nb, na, (size_t)p->n, cudaMemcpyDeviceToDevice,
                                  st));
@@ -161,10 +202,21 @@ nnu_status nnu_adam_step_cuda(const nnu_backend *be, float *w, const float *g, f
 
 nnu_status nnu_axpy_cuda(const nnu_backend *be, const float *x, float *y,
                          const nnu_eltwise_params *p) {
-    (void)be;
     if (p->numel <= 0) return NNU_STATUS_OK;
-    k_axpy<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
-        x, y, p->alpha, p->numel);
+    const unsigned g = nnu_cuda_blocks(p->numel);
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    switch (act_type(nnu_cuda_prec(be))) {   /* x, y: activation (gradient) storage */
+    case ACT_BF16:
+        k_axpy<<<g, NNU_CUDA_THREADS, 0, st>>>((const __nv_bfloat16 *)x, (__nv_bfloat16 *)y,
+                                               p->alpha, p->numel);
+        break;
+    case ACT_F16:
+        k_axpy<<<g, NNU_CUDA_THREADS, 0, st>>>((const __half *)x, (__half *)y, p->alpha,
+                                               p->numel);
+        break;
+    default:
+        k_axpy<<<g, NNU_CUDA_THREADS, 0, st>>>(x, y, p->alpha, p->numel);
+    }
     NNU_CU_LAUNCH("k_axpy");
     return NNU_STATUS_OK;
 }

@@ -13,8 +13,13 @@
  * 2 x 32 at full resolution), a per-row finish in a fixed order, and one
  * element-wise pass. Traffic: fwd reads x twice and writes y once; bwd reads x and
  * gy twice and writes gx once, like the CPU twin. Partials live in the grow-once
- * scratch buffer. */
-#include "cuda_common.h"
+ * scratch buffer.
+ *
+ * Storage: x, y, gy, gx are activation storage (float, or bf16/fp16 in the -act16
+ * tables: act_store.cuh); every kernel is a template over that type T and computes
+ * in fp32 / double exactly as for float, rounding once on store. stats, gamma,
+ * beta and their gradients are fp32 in every table. */
+#include "act_store.cuh"
 
 /* per-row coefficients written by the finish kernels */
 enum { CO_SC = 0, CO_SH, CO_MU, CO_RS, CO_KG, CO_KA, CO_KB, CO_N };
@@ -26,7 +31,8 @@ __device__ __forceinline__ int64_t act_idx(int64_t n, int64_t c, int64_t s, int6
 }
 
 /* fwd partials: part[(row*chunks + k)*2 + {0,1}] = (sum x, sum x^2) over chunk k */
-__global__ void k_in_fwd_partial(const float *x, double *part, int64_t C, int64_t S, int cblk,
+template <typename T>
+__global__ void k_in_fwd_partial(const T *x, double *part, int64_t C, int64_t S, int cblk,
                                  int chunks) {
     __shared__ double sh[32];
     const int64_t row = blockIdx.y, n = row / C, c = row % C, k = blockIdx.x;
@@ -34,15 +40,15 @@ __global__ void k_in_fwd_partial(const float *x, double *part, int64_t C, int64_
     const int64_t s1 = s0 + len < S ? s0 + len : S;
     double a = 0.0, b = 0.0;
     if (cblk == 1) {                        /* plain: the row is contiguous */
-        const float *r = x + row * S;
+        const T *r = x + row * S;
         for (int64_t s = s0 + threadIdx.x; s < s1; s += blockDim.x) {
-            double v = r[s];
+            double v = act_ld(r, s);
             a += v;
             b += v * v;
         }
     } else {
         for (int64_t s = s0 + threadIdx.x; s < s1; s += blockDim.x) {
-            double v = x[act_idx(n, c, s, C, S, cblk)];
+            double v = act_ld(x, act_idx(n, c, s, C, S, cblk));
             a += v;
             b += v * v;
         }
@@ -78,20 +84,22 @@ __global__ void k_in_fwd_finish(const double *part, float *stats, float *co, con
     co[row * CO_N + CO_KG] = co[row * CO_N + CO_KA] = co[row * CO_N + CO_KB] = 0.0f;
 }
 
-__global__ void k_in_fwd_apply(const float *x, float *y, const float *co, int64_t C, int64_t S,
+template <typename T>
+__global__ void k_in_fwd_apply(const T *x, T *y, const float *co, int64_t C, int64_t S,
                                int cblk, float slope, int64_t total) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t row = (i / (C * S)) * C + nnu_act_channel(i, C, S, cblk);
-        float z = co[row * CO_N + CO_SC] * x[i] + co[row * CO_N + CO_SH];
-        y[i] = z > 0.0f ? z : slope * z;
+        float z = co[row * CO_N + CO_SC] * act_ld(x, i) + co[row * CO_N + CO_SH];
+        act_st(y, i, z > 0.0f ? z : slope * z);
     }
 }
 
-/* Plain layout: one row per blockIdx.y, no index division; float4 when S % 4 == 0.
- * BWD = 0: y = lrelu(sc*x + sh);  BWD = 1: gx from x, gy (gx may alias gy). */
-template <int BWD, int VEC>
-__global__ void k_in_apply_rows(const float *x, const float *gy, float *out, const float *co,
+/* Plain layout: one row per blockIdx.y, no index division; 4 elements per access
+ * (act_ld4) when S % 4 == 0. BWD = 0: y = lrelu(sc*x + sh);  BWD = 1: gx from x,
+ * gy (gx may alias gy: each element is read before it is written, by one thread). */
+template <int BWD, int VEC, typename T>
+__global__ void k_in_apply_rows(const T *x, const T *gy, T *out, const float *co,
                                 int64_t S, float slope) {
     const int64_t row = blockIdx.y;
     const float *o = co + row * CO_N;
@@ -102,15 +110,11 @@ __global__ void k_in_apply_rows(const float *x, const float *gy, float *out, con
          j += (int64_t)gridDim.x * blockDim.x) {
         float xv[VEC], gv[VEC], r[VEC];
         if (VEC == 4) {
-            float4 t = ((const float4 *)(x + row * S))[j];
-            xv[0] = t.x; xv[1] = t.y; xv[2] = t.z; xv[3] = t.w;
-            if (BWD) {
-                float4 g = ((const float4 *)(gy + row * S))[j];
-                gv[0] = g.x; gv[1] = g.y; gv[2] = g.z; gv[3] = g.w;
-            }
+            act_ld4(x, row * S + 4 * j, xv);
+            if (BWD) act_ld4(gy, row * S + 4 * j, gv);
         } else {
-            xv[0] = x[row * S + j];
-            if (BWD) gv[0] = gy[row * S + j];
+            xv[0] = act_ld(x, row * S + j);
+            if (BWD) gv[0] = act_ld(gy, row * S + j);
         }
 #pragma unroll
         for (int l = 0; l < VEC; l++) {
@@ -122,13 +126,14 @@ __global__ void k_in_apply_rows(const float *x, const float *gy, float *out, con
                 r[l] = kg * (gz - ka - (xv[l] - mu) * rs * kb);
             }
         }
-        if (VEC == 4) ((float4 *)(out + row * S))[j] = make_float4(r[0], r[1], r[2], r[3]);
-        else out[row * S + j] = r[0];
+        if (VEC == 4) act_st4(out, row * S + 4 * j, r);
+        else act_st(out, row * S + j, r[0]);
     }
 }
 
 /* launches the row-wise apply (plain layout, rows within the grid's y limit) */
-static nnu_status apply_rows(int bwd, const float *x, const float *gy, float *out,
+template <typename T>
+static nnu_status apply_rows(int bwd, const T *x, const T *gy, T *out,
                              const float *co, int64_t rows, int64_t S, float slope) {
     cudaStream_t st = nnu_cuda_ctx_get()->stream;
     const int vec = S % 4 == 0 ? 4 : 1;
@@ -138,13 +143,13 @@ static nnu_status apply_rows(int bwd, const float *x, const float *gy, float *ou
     if (bx < 1) bx = 1;
     dim3 grid((unsigned)bx, (unsigned)rows);
     if (bwd && vec == 4)
-        k_in_apply_rows<1, 4><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
+        k_in_apply_rows<1, 4, T><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
     else if (bwd)
-        k_in_apply_rows<1, 1><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
+        k_in_apply_rows<1, 1, T><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
     else if (vec == 4)
-        k_in_apply_rows<0, 4><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
+        k_in_apply_rows<0, 4, T><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
     else
-        k_in_apply_rows<0, 1><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
+        k_in_apply_rows<0, 1, T><<<grid, NNU_CUDA_THREADS, 0, st>>>(x, gy, out, co, S, slope);
     NNU_CU_LAUNCH("k_in_apply_rows");
     return NNU_STATUS_OK;
 }
@@ -174,33 +179,47 @@ static nnu_status scratch(int64_t rows, int chunks, double **part, double *(*ab)
     return NNU_STATUS_OK;
 }
 
-nnu_status nnu_instnorm_fwd_cuda(const nnu_backend *be, const float *x, float *y,
-                                 const float *gamma, const float *beta, float *stats,
-                                 const nnu_norm_params *p) {
-    (void)be;
-    NNU_TRY(check(p));
+/* the forward on storage type T (x, y); the slot below picks T from the table */
+template <typename T>
+static nnu_status instnorm_fwd(const T *x, T *y, const float *gamma, const float *beta,
+                               float *stats, const nnu_norm_params *p) {
     cudaStream_t st = nnu_cuda_ctx_get()->stream;
     const int64_t rows = p->n * p->c, total = rows * p->s;
     const int chunks = nnu_cuda_chunks(rows, p->s);
     double *part, *ab;
     float *co;
     NNU_TRY(scratch(rows, chunks, &part, &ab, &co));
-    k_in_fwd_partial<<<dim3(chunks, (unsigned)rows), NNU_CUDA_THREADS, 0, st>>>(
+    k_in_fwd_partial<T><<<dim3(chunks, (unsigned)rows), NNU_CUDA_THREADS, 0, st>>>(
         x, part, p->c, p->s, p->cblk, chunks);
     NNU_CU_LAUNCH("k_in_fwd_partial");
     k_in_fwd_finish<<<(unsigned)((rows + 127) / 128), 128, 0, st>>>(
         part, stats, co, gamma, beta, rows, p->c, p->s, chunks, p->eps);
     NNU_CU_LAUNCH("k_in_fwd_finish");
     if (p->cblk == 1 && rows <= 65535)
-        return apply_rows(0, x, NULL, y, co, rows, p->s, p->slope);
-    k_in_fwd_apply<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, st>>>(x, y, co, p->c, p->s,
-                                                                       p->cblk, p->slope, total);
+        return apply_rows(0, x, (const T *)NULL, y, co, rows, p->s, p->slope);
+    k_in_fwd_apply<T><<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, st>>>(
+        x, y, co, p->c, p->s, p->cblk, p->slope, total);
     NNU_CU_LAUNCH("k_in_fwd_apply");
     return NNU_STATUS_OK;
 }
 
+nnu_status nnu_instnorm_fwd_cuda(const nnu_backend *be, const float *x, float *y,
+                                 const float *gamma, const float *beta, float *stats,
+                                 const nnu_norm_params *p) {
+    NNU_TRY(check(p));
+    switch (act_type(nnu_cuda_prec(be))) {   /* x, y: activation storage */
+    case ACT_BF16:
+        return instnorm_fwd((const __nv_bfloat16 *)x, (__nv_bfloat16 *)y, gamma, beta, stats, p);
+    case ACT_F16:
+        return instnorm_fwd((const __half *)x, (__half *)y, gamma, beta, stats, p);
+    default:
+        return instnorm_fwd(x, y, gamma, beta, stats, p);
+    }
+}
+
 /* bwd partials: (sum gz, sum gz*xhat) over chunk k of row */
-__global__ void k_in_bwd_partial(const float *x, const float *gy, const float *stats,
+template <typename T>
+__global__ void k_in_bwd_partial(const T *x, const T *gy, const float *stats,
                                  const float *gamma, const float *beta, double *part, int64_t C,
                                  int64_t S, int cblk, float slope, int chunks) {
     __shared__ double sh[32];
@@ -212,8 +231,8 @@ __global__ void k_in_bwd_partial(const float *x, const float *gy, const float *s
     double a = 0.0, b = 0.0;
     for (int64_t s = s0 + threadIdx.x; s < s1; s += blockDim.x) {
         const int64_t i = cblk == 1 ? row * S + s : act_idx(n, c, s, C, S, cblk);
-        const float xv = x[i], z = sc * xv + shf;
-        const float gz = z > 0.0f ? gy[i] : slope * gy[i];
+        const float xv = act_ld(x, i), z = sc * xv + shf, g = act_ld(gy, i);
+        const float gz = z > 0.0f ? g : slope * g;
         a += gz;
         b += (double)gz * ((xv - mu) * rs);
     }
@@ -263,32 +282,32 @@ __global__ void k_in_bwd_params(const double *ab, float *ggamma, float *gbeta, i
     if (gbeta) gbeta[c] += (float)a;
 }
 
-__global__ void k_in_bwd_apply(const float *x, const float *gy, float *gx, const float *co,
+template <typename T>
+__global__ void k_in_bwd_apply(const T *x, const T *gy, T *gx, const float *co,
                                int64_t C, int64_t S, int cblk, float slope, int64_t total) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
          i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t row = (i / (C * S)) * C + nnu_act_channel(i, C, S, cblk);
         const float *o = co + row * CO_N;
-        const float xv = x[i], z = o[CO_SC] * xv + o[CO_SH];
-        const float gz = z > 0.0f ? gy[i] : slope * gy[i];
+        const float xv = act_ld(x, i), z = o[CO_SC] * xv + o[CO_SH], g = act_ld(gy, i);
+        const float gz = z > 0.0f ? g : slope * g;
         const float xh = (xv - o[CO_MU]) * o[CO_RS];
-        gx[i] = o[CO_KG] * (gz - o[CO_KA] - xh * o[CO_KB]);
+        act_st(gx, i, o[CO_KG] * (gz - o[CO_KA] - xh * o[CO_KB]));
     }
 }
 
-nnu_status nnu_instnorm_bwd_cuda(const nnu_backend *be, const float *x, const float *gy,
-                                 float *gx, const float *gamma, const float *beta,
-                                 float *ggamma, float *gbeta, const float *stats,
-                                 const nnu_norm_params *p) {
-    (void)be;
-    NNU_TRY(check(p));
+/* the backward on storage type T (x, gy, gx); the slot below picks T */
+template <typename T>
+static nnu_status instnorm_bwd(const T *x, const T *gy, T *gx, const float *gamma,
+                               const float *beta, float *ggamma, float *gbeta,
+                               const float *stats, const nnu_norm_params *p) {
     cudaStream_t st = nnu_cuda_ctx_get()->stream;
     const int64_t rows = p->n * p->c, total = rows * p->s;
     const int chunks = nnu_cuda_chunks(rows, p->s);
     double *part, *ab;
     float *co;
     NNU_TRY(scratch(rows, chunks, &part, &ab, &co));
-    k_in_bwd_partial<<<dim3(chunks, (unsigned)rows), NNU_CUDA_THREADS, 0, st>>>(
+    k_in_bwd_partial<T><<<dim3(chunks, (unsigned)rows), NNU_CUDA_THREADS, 0, st>>>(
         x, gy, stats, gamma, beta, part, p->c, p->s, p->cblk, p->slope, chunks);
     NNU_CU_LAUNCH("k_in_bwd_partial");
     k_in_bwd_finish<<<(unsigned)((rows + 127) / 128), 128, 0, st>>>(
@@ -301,8 +320,25 @@ nnu_status nnu_instnorm_bwd_cuda(const nnu_backend *be, const float *x, const fl
     }
     if (p->cblk == 1 && rows <= 65535)
         return apply_rows(1, x, gy, gx, co, rows, p->s, p->slope);
-    k_in_bwd_apply<<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, st>>>(
+    k_in_bwd_apply<T><<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, st>>>(
         x, gy, gx, co, p->c, p->s, p->cblk, p->slope, total);
     NNU_CU_LAUNCH("k_in_bwd_apply");
     return NNU_STATUS_OK;
+}
+
+nnu_status nnu_instnorm_bwd_cuda(const nnu_backend *be, const float *x, const float *gy,
+                                 float *gx, const float *gamma, const float *beta,
+                                 float *ggamma, float *gbeta, const float *stats,
+                                 const nnu_norm_params *p) {
+    NNU_TRY(check(p));
+    switch (act_type(nnu_cuda_prec(be))) {   /* x, gy, gx: activation storage */
+    case ACT_BF16:
+        return instnorm_bwd((const __nv_bfloat16 *)x, (const __nv_bfloat16 *)gy,
+                            (__nv_bfloat16 *)gx, gamma, beta, ggamma, gbeta, stats, p);
+    case ACT_F16:
+        return instnorm_bwd((const __half *)x, (const __half *)gy, (__half *)gx, gamma, beta,
+                            ggamma, gbeta, stats, p);
+    default:
+        return instnorm_bwd(x, gy, gx, gamma, beta, ggamma, gbeta, stats, p);
+    }
 }

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nnu_backend.h"
 
@@ -69,6 +70,40 @@ nnu_status nnu_cuda_empty_cache(void);
 
 /* "NVIDIA H200 (sm_90, 132 SMs), driver 13.0, cuDNN 91900, cuBLAS 130100" after init */
 const char *nnu_cuda_device_info(void);
+
+/* ---- cuDNN convolution API (conv_cudnn.cu) ----
+ * "legacy": cudnnFind* + cudnnConvolution* (the default); "graph": the cuDNN graph
+ * (backend) API, engine heuristics + autotuned execution plans per shape. Chosen by
+ * NNU_CUDNN_API=legacy|graph at the first convolution, or by nnu_cuda_conv_set_api,
+ * which also empties the convolution cache (descriptors, algorithms, plans; after
+ * a stream synchronisation) so that later calls choose again. ERR_ARG for an
+ * unknown name. */
+const char *nnu_cuda_conv_api(void);
+nnu_status  nnu_cuda_conv_set_api(const char *name);
+/* primitives (cached shape x fwd/bwd_data/bwd_filter) running on a graph-API plan,
+ * and those that found none and run on the legacy API (each reported on stderr) */
+int nnu_cuda_conv_graph_plans(void);
+int nnu_cuda_conv_graph_fallbacks(void);
+
+/* ---- per-op profiler (cuda_profile.c) ----
+ * With NNU_CUDA_PROFILE=1 in the environment, nnu_backend_cuda() returns a wrapped
+ * copy of the table (same name and precision) whose slots time every op with CUDA
+ * events on the stream (no synchronisation per op; collected when read) and call
+ * the real op. Times aggregate per op and geometry. One thread at a time. */
+int nnu_cuda_profile_enabled(void);                    /* NNU_CUDA_PROFILE=1, read once */
+/* the backend's one stream (a cudaStream_t; NULL before init), for events from C */
+struct CUstream_st *nnu_cuda_stream(void);
+/* the profiling copy of CUDA table real (itself if already one); NULL for others */
+const nnu_backend *nnu_cuda_profile_wrap(const nnu_backend *real);
+/* precision of a profiling table, -1 for any other (nnu_cuda_precision_of uses it) */
+int nnu_cuda_profile_precision_of(const nnu_backend *be);
+/* drops every time collected so far (after the warm-up) */
+nnu_status nnu_cuda_profile_reset(void);
+/* lines "profile <op> <geometry> calls total_ms mean_ms %total", sorted by total,
+ * then a subtotal per op ("profile op <op> ...") and the total */
+nnu_status nnu_cuda_profile_report(FILE *f);
+/* calls of op (nnu_op_name) since the last reset, -1 on a CUDA error */
+int64_t nnu_cuda_profile_calls(const char *op);
 
 #ifdef __cplusplus
 }

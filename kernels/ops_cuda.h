@@ -5,7 +5,9 @@
  *   instnorm.cu     instnorm_fwd/bwd (fused instance norm + leaky ReLU)
  *   eltwise.cu      lrelu, concat, sgd_step, adam_step, axpy, scale, sumsq
  *   loss.cu         softmax_fwd/bwd, loss_dice_ce_fwd/bwd
- * cuda_backend.c builds the four precision tables from nnu_ops.def. */
+ * cuda_backend.c builds the six precision tables from nnu_ops.def. In the -act16
+ * tables the activation arguments are 16-bit storage (core/nnu_backend.h), so
+ * their `float *` point to __nv_bfloat16 / __half elements there. */
 #ifndef NNU_OPS_CUDA_H
 #define NNU_OPS_CUDA_H
 
@@ -61,6 +63,11 @@ nnu_status nnu_axpy_cuda(const nnu_backend *be, const float *x, float *y,
 nnu_status nnu_scale_cuda(const nnu_backend *be, float *x, const nnu_eltwise_params *p);
 nnu_status nnu_sumsq_cuda(const nnu_backend *be, const float *x, double *out,
                          const nnu_eltwise_params *p);
+
+/* the upload_act slot of the -act16 tables (conv_cudnn.cu): n host floats ->
+ * 16-bit activation storage dst (bf16/fp16 by the table), through an fp32
+ * staging buffer on the device and one conversion kernel; synchronous like memcpy_ */
+nnu_status nnu_cuda_upload_act(const nnu_backend *be, void *dst, const float *host, int64_t n);
 
 /* backend plumbing (cuda_context.cu) */
 nnu_status nnu_cuda_sync(const nnu_backend *be);

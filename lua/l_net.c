@@ -13,7 +13,9 @@
  *             one-line message "no CUDA GPU found: using the CPU" on stderr).
  *             precision: CPU "fp32" (default) | "bf16" (bf16 convolutions,
  *             nnu_backend_cpu_bf16); CUDA "bf16" (default) | "fp32" | "tf32" | "fp16"
- *             (convolution compute precision; weights and activations stay fp32;
+ *             | "bf16-act16" | "fp16-act16" (16-bit activation storage)
+ *             (convolution compute precision; weights stay fp32, activations too
+ *             except in the -act16 modes;
  *             fp16 trains with dynamic loss scaling by default: loss_scale below)
  *             loss_scale: nil (fp16 on CUDA: dynamic, else off) | false | true |
  *             "dynamic" | initial scale | {scale=, growth=, backoff=, growth_interval=}:
@@ -131,8 +133,8 @@ static const nnu_backend *pick_backend(lua_State *L, int t) {
 #ifdef NNUNET_HAVE_CUDA
         nnu_cuda_precision p = NNU_CUDA_BF16;   /* the GPU default (docs/cuda.md) */
         if (prec && !nnu_cuda_precision_from_name(prec, &p))
-            luaL_error(L, "build: precision on CUDA must be 'fp32', 'tf32', 'bf16' or 'fp16', "
-                          "got '%s'", prec);
+            luaL_error(L, "build: precision on CUDA must be 'fp32', 'tf32', 'bf16', 'fp16', "
+                          "'bf16-act16' or 'fp16-act16', got '%s'", prec);
         nnu_status st = nnu_backend_cuda(p, &be);
         if (st) l_raise(L, st);
 #else

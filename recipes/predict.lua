@@ -2,7 +2,7 @@
 --
 -- nnunet predict -i INPUT_FOLDER -o OUTPUT_FOLDER -d ID -c CONFIG [-f FOLDS...] [-tr TRAINER] [-p PLANS]
 --   [-step_size 0.5] [--disable_tta] [--save_probabilities] [-device cpu|cuda|auto]
---   [-precision fp32|tf32|bf16|fp16]
+--   [-precision fp32|tf32|bf16|fp16|bf16-act16|fp16-act16]
 --   [--continue_prediction] [-num_parts N -part_id K] [-chk checkpoint_final] [-npp N] [-nps N]
 -- As nnUNetv2_predict (nnunet-behaviour.md §9, §14; docs/predict.md). The model is
 --   $nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<config>/{plans.json, dataset.json,
@@ -32,7 +32,8 @@ local M = {
     { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
       choices = { "cpu", "cuda", "auto" } },
     { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
-      .. "CUDA (default: fp32 on the CPU, bf16 on CUDA)", choices = { "fp32", "tf32", "bf16", "fp16" } },
+      .. "CUDA, bf16-act16 or fp16-act16 for 16-bit activations on CUDA (default: fp32 on the CPU, bf16 on CUDA)",
+      choices = { "fp32", "tf32", "bf16", "fp16", "bf16-act16", "fp16-act16" } },
     { "--continue_prediction", "continue_prediction", "keep cases whose output exists and predict only the others", flag = true },
     { "-num_parts", "num_parts", "split the cases into this many parts (cases[part_id::num_parts])", type = "int", default = 1 },
     { "-part_id", "part_id", "which part to predict (0-based)", type = "int", default = 0 },

@@ -1,7 +1,7 @@
 -- train one fold of a configuration (nnUNetv2_train): epochs, checkpoints, logs, progress.png, final validation
 --
 -- nnunet train -d ID -c CONFIG -f FOLD [--c] [--val] [--val_best] [--npz] [-tr TRAINER] [-p PLANS]
---   [-device cpu|cuda|auto] [-precision fp32|tf32|bf16|fp16] [-num_epochs N] [-num_iterations_per_epoch N] [-num_val_iterations N]
+--   [-device cpu|cuda|auto] [-precision fp32|tf32|bf16|fp16|bf16-act16|fp16-act16] [-num_epochs N] [-num_iterations_per_epoch N] [-num_val_iterations N]
 --   [-save_every N] [-seed S]
 -- As the reference (nnunet-behaviour.md §7, §9.4, §13.3, §14): results go to
 --   $nnUNet_results/DatasetXXX_Name/<trainer>__<plans>__<config>/fold_<f>/
@@ -36,8 +36,9 @@ local M = {
       choices = { "cpu", "cuda", "auto" } },
     { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
       .. "CUDA (default: fp32 on the CPU, bf16 on CUDA; weights and optimizer stay fp32; fp16 trains with dynamic "
-      .. "loss scaling as the reference's GradScaler)",
-      choices = { "fp32", "tf32", "bf16", "fp16" } },
+      .. "loss scaling as the reference's GradScaler; bf16-act16 / fp16-act16 also keep activations in 16 bits on "
+      .. "CUDA: about half the activation memory)",
+      choices = { "fp32", "tf32", "bf16", "fp16", "bf16-act16", "fp16-act16" } },
     { "-num_epochs", "num_epochs", "epochs (reference: 1000)", type = "int", default = 1000 },
     { "-num_iterations_per_epoch", "num_iterations_per_epoch", "training iterations per epoch (reference: 250)",
       type = "int", default = 250 },

@@ -34,6 +34,16 @@
  *    bf16 0.1 of max|logit| (f16 accumulators: one f16 ulp is 2^-11 relative).
  *    Observed on an H200: fp32 0 voxels differ, max |dlogit| 0.00195 (one f16 ulp at
  *    4) of 5.05; bf16 31 of 40800 voxels (0.08 %), max |dlogit| 0.11 of 5.
+ * 3. 16-bit activation storage (bf16-act16: training and prediction; fp16-act16:
+ *    prediction only, since training in fp16 needs loss scaling): the bf16 limits.
+ *    The activations are rounded to bf16 once more per layer than in bf16 (conv
+ *    outputs and instance-norm outputs, and the activation gradients, which bf16
+ *    already rounded as convolution operands); the bf16 rows have a margin of 10x
+ *    (update) and 4x (logits) over what was observed, which covers it. Not yet run
+ *    on a device. The training arenas of the Hippocampus plan (batch 9, patch
+ *    40x56x40) on bf16 and bf16-act16 are printed ("RESULT arena") and the ratio
+ *    must lie in (0.5, 0.6): everything but stats, logits, targets and the loss
+ *    workspace halves.
  *
  * Modes: test_gpu_net                     the tests above
  *        test_gpu_net --bench PREC ITERS  time nnu_net training iterations and
@@ -259,6 +269,30 @@ static void predict_case(const char *label, const nnu_backend *cpu, const nnu_ba
     nnu_tensor_release(img);
 }
 
+/* ---- arena bytes: fp32 vs 16-bit activation storage ---- */
+static void hippo_config(nnu_net_config *c);
+
+static void arena_case(const nnu_backend *f32store, const nnu_backend *act16) {
+    nnu_net_config c;
+    hippo_config(&c);
+    const int64_t P[3] = {40, 56, 40};
+    size_t bytes[2] = {0, 0};
+    const nnu_backend *be[2] = {f32store, act16};
+    for (int i = 0; i < 2; i++) {
+        nnu_net *net = NULL;
+        CHECK_OK(nnu_net_create(be[i], &c, 12345, &net));
+        if (!net) return;
+        CHECK_OK(nnu_net_plan(net, 9, P, 1));
+        bytes[i] = nnu_net_arena_bytes(net);
+        nnu_net_free(net);
+    }
+    const double ratio = (double)bytes[1] / (double)bytes[0];
+    printf("RESULT arena hippo training: %s %.1f MiB, %s %.1f MiB (ratio %.3f)\n", be[0]->name,
+           (double)bytes[0] / (1 << 20), be[1]->name, (double)bytes[1] / (1 << 20), ratio);
+    CHECK(ratio > 0.5 && ratio < 0.6, "act16 / fp32-storage training arena %.3f (want 0.5..0.6)",
+          ratio);
+}
+
 /* ---- the benchmark ---- */
 static double now_ms(void) {
     struct timespec ts;
@@ -270,16 +304,21 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bench(const nnu_backend *be, int iters) {
-    nnu_net_config c;
-    small_config(&c, 1);
-    c.n_stages = 4;
+/* the Hippocampus 3d_fullres plan: 4 stages, features 32..256, deep supervision */
+static void hippo_config(nnu_net_config *c) {
+    small_config(c, 1);
+    c->n_stages = 4;
     const int f[4] = {32, 64, 128, 256}, s[4] = {1, 2, 2, 2};
     for (int i = 0; i < 4; i++) {
-        c.features[i] = f[i];
-        for (int a = 0; a < 3; a++) { c.kernel[i][a] = 3; c.stride[i][a] = s[i]; }
-        c.n_conv_enc[i] = c.n_conv_dec[i] = 2;
+        c->features[i] = f[i];
+        for (int a = 0; a < 3; a++) { c->kernel[i][a] = 3; c->stride[i][a] = s[i]; }
+        c->n_conv_enc[i] = c->n_conv_dec[i] = 2;
     }
+}
+
+static int bench(const nnu_backend *be, int iters) {
+    nnu_net_config c;
+    hippo_config(&c);
     const int64_t B = 9, P[3] = {40, 56, 40}, S = P[0] * P[1] * P[2];
     nnu_net *net = NULL, *inf = NULL;
     CHECK_OK(nnu_net_create(be, &c, 12345, &net));
@@ -334,16 +373,25 @@ typedef struct gcase {
     const nnu_backend *gpu;
     train_tol tol;
     double seg_frac, logit_tol;
+    int predict_only;       /* 1: predict with the first case's CPU-trained weights */
 } gcase;
 
 static int run_tests(gcase *cases, int ncases) {
     const nnu_backend *cpu = nnu_backend_cpu();
+    float *first = NULL;    /* the CPU-trained weights of case 0 */
     for (int i = 0; i < ncases; i++) {
         gcase *g = &cases[i];
         if (!g->gpu) continue;
         int before = check_failures;
         float *trained = NULL;
         char lab[64];
+        if (g->predict_only) {   /* fp16-act16: training needs loss scaling */
+            CHECK(first != NULL, "%s: no trained weights to predict with", g->name);
+            if (first) predict_case(g->name, cpu, g->gpu, first, g->seg_frac, g->logit_tol);
+            printf("%s net %s (prediction only)\n", check_failures == before ? "PASS" : "FAIL",
+                   g->gpu->name);
+            continue;
+        }
         snprintf(lab, sizeof lab, "%s sgd", g->name);
         train_case(lab, cpu, g->gpu, 0, &g->tol, &trained);
         if (i == 0) {   /* Adam through the net: fp32 only */
@@ -351,9 +399,11 @@ static int run_tests(gcase *cases, int ncases) {
             train_case(lab, cpu, g->gpu, 1, &g->tol, NULL);
         }
         if (trained) predict_case(g->name, cpu, g->gpu, trained, g->seg_frac, g->logit_tol);
-        free(trained);
+        if (i == 0) first = trained;   /* kept for the prediction-only cases */
+        else free(trained);
         printf("%s net %s\n", check_failures == before ? "PASS" : "FAIL", g->gpu->name);
     }
+    free(first);
     return check_report();
 }
 
@@ -363,9 +413,9 @@ int main(int argc, char **argv) {
     if (selftest) {
         nnu_backend_cpu_set_threads(2);   /* the test's own logic with CPU tables standing in for the GPU */
         gcase cases[2] = {
-            {"fp32", nnu_backend_cpu(), {1e-5, 1e-3, 1e-5, 1e-4}, 1e-3, 2e-3},
+            {"fp32", nnu_backend_cpu(), {1e-5, 1e-3, 1e-5, 1e-4}, 1e-3, 2e-3, 0},
             {"bf16", getenv("NNU_SELFTEST_BF16") ? nnu_backend_cpu_bf16() : NULL,
-             {2e-2, 0.25, 0, 0}, 5e-2, 0.1}};
+             {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 0}};
         if (benchmode || (argc > 2 && !strcmp(argv[2], "--bench")))
             return bench(nnu_backend_cpu(), 1);
         return run_tests(cases, 2);
@@ -381,7 +431,8 @@ int main(int argc, char **argv) {
     if (benchmode) {
         nnu_cuda_precision p;
         if (!nnu_cuda_precision_from_name(argv[2], &p)) {
-            fprintf(stderr, "usage: test_gpu_net --bench fp32|tf32|bf16|fp16 ITERS\n");
+            fprintf(stderr, "usage: test_gpu_net --bench fp32|tf32|bf16|fp16|bf16-act16|fp16-act16 "
+                            "ITERS\n");
             return 2;
         }
         const nnu_backend *be = NULL;
@@ -390,13 +441,19 @@ int main(int argc, char **argv) {
         printf("device: %s\n", nnu_cuda_device_info());
         return bench(be, atoi(argv[3]) > 0 ? atoi(argv[3]) : 10);
     }
-    const nnu_backend *f32 = NULL, *b16 = NULL;
+    const nnu_backend *f32 = NULL, *b16 = NULL, *b16a = NULL, *f16a = NULL;
     CHECK_OK(nnu_backend_cuda(NNU_CUDA_FP32, &f32));
     CHECK_OK(nnu_backend_cuda(NNU_CUDA_BF16, &b16));
+    CHECK_OK(nnu_backend_cuda(NNU_CUDA_BF16_ACT16, &b16a));
+    CHECK_OK(nnu_backend_cuda(NNU_CUDA_FP16_ACT16, &f16a));
     if (!f32) return check_report();
     printf("device: %s\n", nnu_cuda_device_info());
-    gcase cases[2] = {{"fp32", f32, {1e-5, 1e-3, 1e-5, 1e-4}, 1e-3, 2e-3},
-                      {"bf16", b16, {2e-2, 0.25, 0, 0}, 5e-2, 0.1}};
-    return run_tests(cases, 2);
+    if (b16 && b16a) arena_case(b16, b16a);
+    /* -act16: the bf16 limits (header, item 3) */
+    gcase cases[4] = {{"fp32", f32, {1e-5, 1e-3, 1e-5, 1e-4}, 1e-3, 2e-3, 0},
+                      {"bf16", b16, {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 0},
+                      {"bf16-act16", b16a, {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 0},
+                      {"fp16-act16", f16a, {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 1}};
+    return run_tests(cases, 4);
 #endif
 }

@@ -8,7 +8,17 @@
  * Tolerances (one table, GTOL below): a value passes when
  *   |gpu - cpu| <= scale * max|cpu| + rtol * |cpu|
  * i.e. relative to the tensor's own magnitude, since reduced-precision errors
- * scale with the operands, not with each output. Seed fixed and printed. */
+ * scale with the operands, not with each output. Seed fixed and printed.
+ *
+ * The -act16 tables (bf16-act16, fp16-act16) keep activations in 16 bits
+ * (core/nnu_backend.h): for them every activation input is rounded to bf16/fp16
+ * on the host first, in place, so the CPU computes on exactly what the GPU reads;
+ * activation outputs come back as 16-bit and are widened on the host. Ops whose
+ * result is one fp32 value per element (lrelu, axpy, concat) must then equal the
+ * CPU result rounded the same way, bit for bit; the rest keep their precision's
+ * tolerance plus the output's own rounding (rows below). The upload slot
+ * (upload_act) is checked against the host rounding, ties and fp16 subnormals
+ * included. */
 #include "ops_ref.h"
 
 #ifndef NNUNET_HAVE_CUDA
@@ -22,25 +32,41 @@ int main(void) {
 typedef struct gtol { const char *name; double scale, rtol; } gtol;
 
 /* [op family][precision]; rationale per row */
-enum { T_CONV, T_CONV_BWW, T_NORM, T_EXACT, T_SOFT, T_LOSS, T_COUNT };
+enum { T_CONV, T_CONV_BWW, T_NORM, T_NORM_OUT, T_EXACT, T_SOFT, T_LOSS, T_COUNT };
+/* columns: fp32, tf32, bf16, fp16, bf16-act16, fp16-act16 (nnu_cuda_precision order) */
 static const gtol GTOL[T_COUNT][NNU_CUDA_PRECISION_COUNT] = {
     /* conv fwd / bwd data: fp32 sums of <= 27*C products in cuDNN's order (~1e-6 of the
      * scale); tf32 rounds operands to 10 bits (2^-11 each, sqrt(n) growth); bf16 to 7
-     * bits (2^-8); fp16 inputs and outputs to 10 bits */
+     * bits (2^-8); fp16 inputs and outputs to 10 bits. act16: the activations are
+     * rounded on the host for both devices, the weights on the GPU only, and the
+     * output twice (cuDNN's 16-bit y, then y + bias): within the bf16/fp16 rows */
     {{"conv fp32", 1e-5, 1e-5}, {"conv tf32", 3e-3, 3e-3}, {"conv bf16", 2e-2, 2e-2},
-     {"conv fp16", 3e-3, 3e-3}},
-    /* weight gradients: sums over N*S products, and bf16/fp16 round the result itself */
+     {"conv fp16", 3e-3, 3e-3}, {"conv bf16-act16", 2e-2, 2e-2}, {"conv fp16-act16", 3e-3, 3e-3}},
+    /* weight gradients: sums over N*S products, and bf16/fp16 round the result itself
+     * (act16: the same 16-bit dW accumulated into fp32; a head's fp32 gy is rounded
+     * to 16 bits on the GPU only, 2^-9 / 2^-12 per element, inside these rows) */
     {{"bww fp32", 2e-5, 2e-5}, {"bww tf32", 4e-3, 4e-3}, {"bww bf16", 3e-2, 2e-2},
-     {"bww fp16", 4e-3, 4e-3}},
-    /* instnorm: double statistics on both sides, fp32 element math; bwd sums feed gx */
-    {{"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}},
-    /* lrelu, concat, axpy, scale, sgd: the same fp32 operations element by element */
-    {{"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0}},
+     {"bww fp16", 4e-3, 4e-3}, {"bww bf16-act16", 3e-2, 2e-2}, {"bww fp16-act16", 4e-3, 4e-3}},
+    /* instnorm stats, ggamma, gbeta (fp32 in every table): double statistics on both
+     * sides of the same (rounded) inputs, fp32 element math; bwd sums feed gx */
+    {{"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5},
+     {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}},
+    /* instnorm y and gx (activation storage): fp32 tables as "norm"; act16 adds the
+     * rounding of the output, at most half an ulp = 2^-8 (bf16) / 2^-11 (fp16) of
+     * |value|, doubled for the fp32 differences before it; the scale term covers fp16
+     * subnormals (|gx| < 6e-5 keeps an absolute ulp of 6e-8) */
+    {{"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5}, {"norm", 2e-6, 1e-5},
+     {"norm bf16 out", 2e-6, 8e-3}, {"norm fp16 out", 2e-6, 1e-3}},
+    /* lrelu, concat, axpy, scale, sgd: the same fp32 operations element by element
+     * (act16: then one round-to-nearest-even on both sides) */
+    {{"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0}, {"exact", 0, 0},
+     {"exact", 0, 0}},
     /* softmax: expf on the device vs glibc (1-2 ulp), one fp32 division */
     {{"softmax", 1e-6, 1e-5}, {"softmax", 1e-6, 1e-5}, {"softmax", 1e-6, 1e-5},
-     {"softmax", 1e-6, 1e-5}},
+     {"softmax", 1e-6, 1e-5}, {"softmax", 1e-6, 1e-5}, {"softmax", 1e-6, 1e-5}},
     /* loss gradients: same formulas, fp32 products of device expf values */
-    {{"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}},
+    {{"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4},
+     {"loss", 1e-6, 1e-4}, {"loss", 1e-6, 1e-4}},
 };
 static const double TOL_LOSS_VALUE = 1e-6;     /* scalar loss: double sums of fp32 terms */
 static const double TOL_SUMSQ = 1e-12;         /* relative: double sums, different order */
@@ -65,6 +91,85 @@ static void dev_to(float *h, const float *d, int64_t n) {
     CHECK_OK(gpu->memcpy_(gpu, h, d, (size_t)n * sizeof(float)));
 }
 static void dev_free(void *d) { gpu->mem->free(d, gpu->mem->ctx); }
+
+/* ---- activation storage (16 bits in the -act16 tables) ---- */
+static int act16(void) { return nnu_cuda_precision_act16(prec); }
+static int act_bf16(void) { return nnu_cuda_precision_compute(prec) == NNU_CUDA_BF16; }
+
+/* round to nearest even, as __float2bfloat16_rn / __float2half_rn (finite inputs) */
+static uint16_t host_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN */
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+static float host_from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint16_t host_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);   /* >= 65520: rounds to inf */
+    if (ax < 0x38800000u) {   /* below 2^-14: a subnormal half, units of 2^-24 */
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)rintf(a * 16777216.0f));   /* exact scaling, RNE */
+    }
+    uint32_t r = ax - 0x38000000u;   /* exponent bias 127 -> 15 */
+    r += 0xfffu + ((r >> 13) & 1);   /* 23 -> 10 mantissa bits, to nearest even */
+    return (uint16_t)(sign | (r >> 13));
+}
+static float host_from_f16(uint16_t h) {
+    const uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    float f;
+    if (e == 31) {
+        uint32_t u = ((uint32_t)(h & 0x8000) << 16) | 0x7f800000u | (m << 13);
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    f = e ? ldexpf((float)(m | 0x400), (int)e - 25) : ldexpf((float)m, -24);
+    return h & 0x8000 ? -f : f;
+}
+static uint16_t host_to_act(float v) { return act_bf16() ? host_to_bf16(v) : host_to_f16(v); }
+static float host_from_act(uint16_t h) { return act_bf16() ? host_from_bf16(h) : host_from_f16(h); }
+
+/* h rounded in place to the table's activation type (identity for fp32 storage) */
+static void round_acts(float *h, int64_t n) {
+    if (!act16()) return;
+    for (int64_t i = 0; i < n; i++) h[i] = host_from_act(host_to_act(h[i]));
+}
+static size_t act_size(void) { return act16() ? 2 : sizeof(float); }
+static void *act_alloc(int64_t n) {
+    void *p = gpu->mem->alloc((size_t)(n > 0 ? n : 1) * act_size(), gpu->mem->ctx);
+    CHECK(p != NULL, "device alloc of %lld activations: %s", (long long)n, nnu_last_error());
+    return p;
+}
+/* activation storage holding h; h is rounded in place first, so the CPU op sees
+ * what the GPU reads. 16-bit: through the table's upload_act slot. */
+static float *act_from(float *h, int64_t n) {
+    if (!act16()) return dev_from(h, n);
+    round_acts(h, n);
+    void *d = act_alloc(n);
+    CHECK_OK(gpu->upload_act(gpu, d, h, n));
+    return d;
+}
+/* n activations from device storage d, widened to float */
+static void act_to(float *h, const void *d, int64_t n) {
+    if (!act16()) {
+        dev_to(h, d, n);
+        return;
+    }
+    uint16_t *t = malloc((size_t)(n > 0 ? n : 1) * sizeof *t);
+    CHECK_OK(gpu->memcpy_(gpu, t, d, (size_t)n * 2));
+    for (int64_t i = 0; i < n; i++) h[i] = host_from_act(t[i]);
+    free(t);
+}
 
 /* compares n GPU values with the CPU's, scale-aware (header comment); the scale
  * is max|cpu|, or term_scale when larger (outputs that cancel: see norm_case) */
@@ -94,16 +199,21 @@ static void cmp(const char *what, const float *got, const float *ref, int64_t n,
 }
 
 /* ---- convolutions ---- */
-static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, int64_t Co,
-                      int64_t d, int64_t h, int64_t w, const int k[3], const int s[3]) {
+/* head = 1: p.f32_out (a segmentation head: y and gy fp32 in every table) */
+static void conv_case_f(const char *label, int transposed, int64_t N, int64_t Ci, int64_t Co,
+                        int64_t d, int64_t h, int64_t w, const int k[3], const int s[3],
+                        int head) {
     nnu_conv_params p;
     int64_t in[3] = {d, h, w};
     CHECK_OK(nnu_conv_params_init(&p, N, Ci, Co, in, k, s, transposed, 1, 1));
+    p.f32_out = head;
     const int64_t nx = N * Ci * ref_sp(p.in), ny = N * Co * ref_sp(p.out);
     const int64_t nw = Ci * Co * k[0] * k[1] * k[2];
     float *x = ref_falloc(nx), *wt = ref_falloc(nw), *b = ref_falloc(Co), *gy = ref_falloc(ny);
     ref_fill(x, nx, -1, 1); ref_fill(wt, nw, -0.5, 0.5); ref_fill(b, Co, -1, 1);
     ref_fill(gy, ny, -1, 1);
+    round_acts(x, nx);               /* activation storage: both devices see the rounded x */
+    if (!head) round_acts(gy, ny);   /* and gy, unless it is a head's fp32 logit gradient */
     /* CPU: y, gx, gw (+= from 0.25), gb (+= from 0.25) */
     float *y = ref_falloc(ny), *gx = ref_falloc(nx), *gw = ref_falloc(nw), *gb = ref_falloc(Co);
     for (int64_t i = 0; i < nw; i++) gw[i] = 0.25f;
@@ -115,8 +225,9 @@ static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, 
     CHECK_OK(d_c(cpu, gy, gx, wt, &p));
     CHECK_OK(p_c(cpu, x, gy, gw, gb, &p));
     /* GPU, same inputs */
-    float *dx = dev_from(x, nx), *dw = dev_from(wt, nw), *db = dev_from(b, Co);
-    float *dgy = dev_from(gy, ny), *dy = dev_alloc(ny), *dgx = dev_alloc(nx);
+    float *dx = act_from(x, nx), *dw = dev_from(wt, nw), *db = dev_from(b, Co);
+    float *dgy = head ? dev_from(gy, ny) : act_from(gy, ny);
+    float *dy = head ? dev_alloc(ny) : act_alloc(ny), *dgx = act_alloc(nx);
     for (int64_t i = 0; i < nw; i++) wt[i] = 0.25f;            /* reuse as the gw start */
     float *dgw = dev_from(wt, nw);
     for (int64_t i = 0; i < Co; i++) b[i] = 0.25f;
@@ -128,7 +239,9 @@ static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, 
     CHECK_OK(d_g(gpu, dgy, dgx, dw, &p));
     CHECK_OK(p_g(gpu, dx, dgy, dgw, dgb, &p));
     float *hy = ref_falloc(ny), *hgx = ref_falloc(nx), *hgw = ref_falloc(nw), *hgb = ref_falloc(Co);
-    dev_to(hy, dy, ny); dev_to(hgx, dgx, nx); dev_to(hgw, dgw, nw); dev_to(hgb, dgb, Co);
+    if (head) dev_to(hy, dy, ny);
+    else act_to(hy, dy, ny);
+    act_to(hgx, dgx, nx); dev_to(hgw, dgw, nw); dev_to(hgb, dgb, Co);
     char what[200];
     snprintf(what, sizeof what, "%s fwd", label);       cmp(what, hy, y, ny, T_CONV);
     snprintf(what, sizeof what, "%s bwd_data", label);  cmp(what, hgx, gx, nx, T_CONV);
@@ -140,6 +253,11 @@ static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, 
     free(hy); free(hgx); free(hgw); free(hgb);
 }
 
+static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, int64_t Co,
+                      int64_t d, int64_t h, int64_t w, const int k[3], const int s[3]) {
+    conv_case_f(label, transposed, N, Ci, Co, d, h, w, k, s, 0);
+}
+
 static void test_conv(void) {
     const int k3[3] = {3, 3, 3}, k1[3] = {1, 1, 1}, k133[3] = {1, 3, 3}, k2[3] = {2, 2, 2};
     const int s1[3] = {1, 1, 1}, s2[3] = {2, 2, 2}, s122[3] = {1, 2, 2};
@@ -147,8 +265,9 @@ static void test_conv(void) {
     conv_case("conv3d k3 s1 D=2", 0, 1, 4, 3, 2, 6, 5, k3, s1);
     conv_case("conv3d k3 s2 odd", 0, 2, 3, 6, 3, 5, 7, k3, s2);
     conv_case("conv3d k133 s122", 0, 1, 2, 3, 3, 7, 6, k133, s122);
-    conv_case("conv3d k1 head (cuBLAS)", 0, 2, 5, 3, 2, 3, 5, k1, s1);
-    conv_case("conv3d k1 head 32->3 (cuBLAS)", 0, 3, 32, 3, 5, 7, 9, k1, s1);
+    conv_case("conv3d k1 act (cuBLAS)", 0, 2, 5, 3, 2, 3, 5, k1, s1);
+    conv_case_f("conv3d k1 head (cuBLAS, fp32 out)", 0, 2, 5, 3, 2, 3, 5, k1, s1, 1);
+    conv_case_f("conv3d k1 head 32->3 (cuBLAS, fp32 out)", 0, 3, 32, 3, 5, 7, 9, k1, s1, 1);
     conv_case("conv2d k3 s1", 0, 2, 3, 4, 1, 7, 9, k133, s1);
     conv_case("conv2d k3 s2 odd", 0, 1, 3, 2, 1, 9, 7, k133, s122);
     conv_case("conv3d 1->32 (first layer)", 0, 2, 1, 32, 10, 14, 10, k3, s1);
@@ -178,21 +297,23 @@ static void norm_case(const char *label, int64_t N, int64_t C, int64_t S, int cb
     float *x = ref_falloc(n), *g = ref_falloc(C), *b = ref_falloc(C), *gy = ref_falloc(n);
     ref_fill(x, n, -2, 3); ref_fill(g, C, 0.5, 1.5); ref_fill(b, C, -0.5, 0.5);
     ref_fill(gy, n, -1, 1);
+    round_acts(x, n);                /* x and gy are activation storage */
+    round_acts(gy, n);
     float *y = ref_falloc(n), *st = ref_falloc(N * C * 2), *gx = ref_falloc(n);
     float *gg = ref_falloc(C), *gb = ref_falloc(C);
     CHECK_OK(cpu->instnorm_fwd(cpu, x, y, g, b, st, &p));
     CHECK_OK(cpu->instnorm_bwd(cpu, x, gy, gx, g, b, gg, gb, st, &p));
-    float *dx = dev_from(x, n), *dg = dev_from(g, C), *db = dev_from(b, C), *dgy = dev_from(gy, n);
-    float *dy = dev_alloc(n), *dst = dev_alloc(N * C * 2), *dgg = dev_alloc(C), *dgb = dev_alloc(C);
+    float *dx = act_from(x, n), *dg = dev_from(g, C), *db = dev_from(b, C), *dgy = act_from(gy, n);
+    float *dy = act_alloc(n), *dst = dev_alloc(N * C * 2), *dgg = dev_alloc(C), *dgb = dev_alloc(C);
     CHECK_OK(gpu->instnorm_fwd(gpu, dx, dy, dg, db, dst, &p));
     /* in place, as the network uses it: gx overwrites gy */
     CHECK_OK(gpu->instnorm_bwd(gpu, dx, dgy, dgy, dg, db, dgg, dgb, dst, &p));
     float *hy = ref_falloc(n), *hst = ref_falloc(N * C * 2), *hgx = ref_falloc(n);
     float *hgg = ref_falloc(C), *hgb = ref_falloc(C);
-    dev_to(hy, dy, n); dev_to(hst, dst, N * C * 2); dev_to(hgx, dgy, n);
+    act_to(hy, dy, n); dev_to(hst, dst, N * C * 2); act_to(hgx, dgy, n);
     dev_to(hgg, dgg, C); dev_to(hgb, dgb, C);
     char what[160];
-    snprintf(what, sizeof what, "%s fwd", label);       cmp(what, hy, y, n, T_NORM);
+    snprintf(what, sizeof what, "%s fwd", label);       cmp(what, hy, y, n, T_NORM_OUT);
     snprintf(what, sizeof what, "%s stats", label);     cmp(what, hst, st, N * C * 2, T_NORM);
     /* gx = gamma*rstd*(gz - A/S - xhat*B/S) is a difference of terms of size
      * |gamma*rstd*gy|; when they cancel (S = 2: gx is ~0) the rounding of the terms,
@@ -201,7 +322,8 @@ static void norm_case(const char *label, int64_t N, int64_t C, int64_t S, int cb
     double term = 0.0, gymax = 0.0;
     for (int64_t i = 0; i < n; i++) gymax = fmax(gymax, fabs(gy[i]));
     for (int64_t r = 0; r < N * C; r++) term = fmax(term, fabs(g[r % C] * st[r * 2 + 1]) * gymax);
-    snprintf(what, sizeof what, "%s bwd gx", label);    cmp_scaled(what, hgx, gx, n, T_NORM, term);
+    snprintf(what, sizeof what, "%s bwd gx", label);
+    cmp_scaled(what, hgx, gx, n, T_NORM_OUT, term);
     snprintf(what, sizeof what, "%s bwd ggamma", label); cmp(what, hgg, gg, C, T_NORM);
     snprintf(what, sizeof what, "%s bwd gbeta", label); cmp(what, hgb, gb, C, T_NORM);
     dev_free(dx); dev_free(dg); dev_free(db); dev_free(dgy); dev_free(dy); dev_free(dst);
@@ -231,21 +353,29 @@ static void test_eltwise(void) {
     ref_fill(x, n, -1, 1); ref_fill(y, n, -1, 1); ref_fill(g, n, -1, 1);
     x[5] = 0.0f;                                   /* the x == 0 branch */
     nnu_eltwise_params ep = {n, 0.01f};
-    float *dx = dev_from(x, n), *dy = dev_from(y, n), *dg = dev_from(g, n), *dr = dev_alloc(n);
+    /* lrelu and axpy work on activation storage (ax, ay, ag: 16-bit in -act16, the
+     * host arrays rounded to match), scale/sumsq/SGD/Adam on fp32 (dx, dy, dg) */
+    float *ax = act_from(x, n), *ay = act_from(y, n), *ag = act_from(g, n), *ar = act_alloc(n);
+    float *dx = dev_from(x, n), *dy = dev_from(y, n), *dg = dev_from(g, n);
 
     CHECK_OK(cpu->lrelu_fwd(cpu, x, r, &ep));
-    CHECK_OK(gpu->lrelu_fwd(gpu, dx, dr, &ep));
-    dev_to(h, dr, n); cmp("lrelu fwd", h, r, n, T_EXACT);
+    CHECK_OK(gpu->lrelu_fwd(gpu, ax, ar, &ep));
+    round_acts(r, n);                              /* one rounding of the fp32 result */
+    act_to(h, ar, n); cmp("lrelu fwd", h, r, n, T_EXACT);
     CHECK_OK(cpu->lrelu_bwd(cpu, x, g, r, &ep));
-    CHECK_OK(gpu->lrelu_bwd(gpu, dx, dg, dr, &ep));
-    dev_to(h, dr, n); cmp("lrelu bwd", h, r, n, T_EXACT);
+    CHECK_OK(gpu->lrelu_bwd(gpu, ax, ag, ar, &ep));
+    round_acts(r, n);
+    act_to(h, ar, n); cmp("lrelu bwd", h, r, n, T_EXACT);
     COVER(lrelu_fwd); COVER(lrelu_bwd);
 
     ep.alpha = -0.37f;
     memcpy(r, y, (size_t)n * sizeof *r);
     CHECK_OK(cpu->axpy(cpu, x, r, &ep));
-    CHECK_OK(gpu->axpy(gpu, dx, dy, &ep));
-    dev_to(h, dy, n); cmp("axpy", h, r, n, T_EXACT);
+    CHECK_OK(gpu->axpy(gpu, ax, ay, &ep));
+    round_acts(r, n);
+    act_to(h, ay, n); cmp("axpy", h, r, n, T_EXACT);
+    /* scale and sumsq (parameter gradients: fp32 in every table) continue from r */
+    CHECK_OK(gpu->memcpy_(gpu, dy, r, (size_t)n * sizeof *r));
     CHECK_OK(cpu->scale(cpu, r, &ep));
     CHECK_OK(gpu->scale(gpu, dy, &ep));
     dev_to(h, dy, n); cmp("scale", h, r, n, T_EXACT);
@@ -291,7 +421,25 @@ static void test_eltwise(void) {
         free(w); free(m); free(v); free(vm);
     }
     COVER(adam_step);
-    dev_free(dx); dev_free(dy); dev_free(dg); dev_free(dr);
+
+    /* upload_act: host floats into 16-bit storage, rounded as the host rounds: ties
+     * to even (1 + 2^-8 and 1 + 3*2^-8 for bf16, 1 + 2^-11 and 1 + 3*2^-11 for fp16),
+     * fp16 subnormals, 65519 (fp16: the largest finite, 65504) */
+    if (act16()) {
+        ref_fill(r, n, -3, 3);
+        const float special[] = {1e-6f, -3e-8f, 6e-8f, 65519.0f, 1.0f + 1.0f / 256,
+                                 1.0f + 3.0f / 256, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048,
+                                 -0.0f, 0.0f};
+        memcpy(r, special, sizeof special);
+        float *u = act_alloc(n);
+        CHECK_OK(gpu->upload_act(gpu, u, r, n));
+        act_to(h, u, n);
+        round_acts(r, n);
+        cmp("upload_act", h, r, n, T_EXACT);
+        dev_free(u);
+    }
+    dev_free(ax); dev_free(ay); dev_free(ag); dev_free(ar);
+    dev_free(dx); dev_free(dy); dev_free(dg);
     free(x); free(y); free(g); free(r); free(h);
 }
 
@@ -301,19 +449,21 @@ static void concat_case(const char *label, int64_t N, int64_t Ca, int64_t Cb, in
     float *a = ref_falloc(na), *b = ref_falloc(nb), *y = ref_falloc(ny), *h = ref_falloc(ny);
     float *ga = ref_falloc(na), *gb = ref_falloc(nb);
     ref_fill(a, na, -1, 1); ref_fill(b, nb, -1, 1);
-    float *da = dev_from(a, na), *db = dev_from(b, nb), *dy = dev_alloc(ny);
+    /* all of concat's tensors are activation storage: copies, exact in every table */
+    float *da = act_from(a, na), *db = act_from(b, nb), *dy = act_alloc(ny);
     CHECK_OK(cpu->concat_fwd(cpu, a, b, y, &p));
     CHECK_OK(gpu->concat_fwd(gpu, da, db, dy, &p));
     char what[128];
-    dev_to(h, dy, ny);
+    act_to(h, dy, ny);
     snprintf(what, sizeof what, "%s fwd", label); cmp(what, h, y, ny, T_EXACT);
     ref_fill(y, ny, -1, 1);
-    CHECK_OK(gpu->memcpy_(gpu, dy, y, (size_t)ny * sizeof(float)));
+    dev_free(dy);
+    dy = act_from(y, ny);
     CHECK_OK(cpu->concat_bwd(cpu, y, ga, gb, &p));
     CHECK_OK(gpu->concat_bwd(gpu, dy, da, db, &p));
-    dev_to(h, da, na);
+    act_to(h, da, na);
     snprintf(what, sizeof what, "%s bwd a", label); cmp(what, h, ga, na, T_EXACT);
-    dev_to(h, db, nb);
+    act_to(h, db, nb);
     snprintf(what, sizeof what, "%s bwd b", label); cmp(what, h, gb, nb, T_EXACT);
     dev_free(da); dev_free(db); dev_free(dy);
     free(a); free(b); free(y); free(h); free(ga); free(gb);

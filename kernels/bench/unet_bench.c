@@ -274,6 +274,11 @@ int main(int argc, char **argv) {
     }
     nnu_cuda_precision prec;
     if (!nnu_cuda_precision_from_name(argv[2], &prec)) return fprintf(stderr, "bad precision\n"), 2;
+    /* this bench allocates its activations as floats: fp32-storage tables only (the
+     * -act16 modes are timed through nnu_net: test_gpu_net --bench PREC) */
+    if (nnu_cuda_precision_act16(prec))
+        return fprintf(stderr, "unet_bench: %s stores 16-bit activations; use test_gpu_net "
+                               "--bench %s\n", argv[2], argv[2]), 2;
     const nnu_backend *be;
     TRY(nnu_backend_cuda(prec, &be));
     net tr, inf;
