@@ -32,7 +32,18 @@
  * operands into grow-once low-precision buffers, run cuDNN in that type with fp32
  * accumulation, and convert the result back (adding the bias, or accumulating the
  * weight gradient) in the same pass; cuBLAS uses COMPUTE_32F_FAST_16BF/16F on the
- * fp32 data directly. */
+ * fp32 data directly.
+ *
+ * 16-bit activation storage (BF16_ACT16/FP16_ACT16, contract in core/nnu_backend.h):
+ * x, y, gy, gx are already bf16/fp16, so cuDNN reads and writes them directly (no
+ * operand conversions); only the fp32 master weights are converted, once per call,
+ * into LOW_W. The bias is added by an output pass on the 16-bit y (fp32 math, one
+ * rounding), BWD_FILTER writes a 16-bit dW into LOW_W that is accumulated into the
+ * fp32 gradient, and the bias gradient sums the 16-bit gy in double. The cuBLAS
+ * heads (p->f32_out) read 16-bit x and write fp32 logits (A/B 16-bit, C fp32,
+ * CUBLAS_COMPUTE_32F); their backward converts the fp32 glogits to 16 bits (LOW_B,
+ * N*K*S elements) because A and B must share a type, writes a 16-bit gx and
+ * accumulates the weight gradient in fp32 (C fp32, beta 1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +51,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "act_store.cuh"
 #include "cuda_common.h"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"  /* cuDNN 9 legacy conv API */
@@ -85,9 +97,12 @@ static int is_2d(const nnu_conv_params *p) {
     return p->in[0] == 1 && p->kernel[0] == 1 && p->stride[0] == 1;
 }
 
+/* the data type of the cuDNN operands (x, y, filter) of a precision: its compute
+ * type (the -act16 modes store activations in that type, the others convert) */
 static cudnnDataType_t dnn_type(nnu_cuda_precision prec) {
-    return prec == NNU_CUDA_BF16 ? CUDNN_DATA_BFLOAT16
-         : prec == NNU_CUDA_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    const nnu_cuda_precision c = nnu_cuda_precision_compute(prec);
+    return c == NNU_CUDA_BF16 ? CUDNN_DATA_BFLOAT16
+         : c == NNU_CUDA_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
 }
 
 static nnu_status set_tensor(cudnnTensorDescriptor_t d, cudnnDataType_t t, int nd, int64_t n,
@@ -317,15 +332,57 @@ static nnu_status bias_add(float *y, const float *b, int64_t C, int64_t S, int64
     return NNU_STATUS_OK;
 }
 
-/* part[(n*C + c)*chunks + k] = sum of gy[n,c,s] over chunk k of s (double) */
-__global__ void k_chan_partial(const float *gy, double *part, int64_t S, int chunks) {
+/* 16-bit storage: y[n,c,s] = round(y + b[c]) in fp32, one (n, c) row per blockIdx.y
+ * (rows <= 65535), else grid-stride with the 64-bit channel division */
+template <typename T>
+__global__ void k_bias_add_act_rows(T *y, const float *b, int64_t C, int64_t S) {
+    const float bc = b[blockIdx.y % C];
+    T *r = y + (int64_t)blockIdx.y * S;
+    for (int64_t s = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; s < S;
+         s += (int64_t)gridDim.x * blockDim.x)
+        act_st(r, s, act_ld(r, s) + bc);
+}
+
+template <typename T>
+__global__ void k_bias_add_act(T *y, const float *b, int64_t C, int64_t S, int64_t total) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x)
+        act_st(y, i, act_ld(y, i) + b[(i / S) % C]);
+}
+
+template <typename T>
+static nnu_status bias_add_t(T *y, const float *b, int64_t C, int64_t S, int64_t total) {
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    const int64_t rows = total / S;
+    if (rows <= 65535) {
+        k_bias_add_act_rows<T><<<rows_grid(rows, S), NNU_CUDA_THREADS, 0, st>>>(y, b, C, S);
+        NNU_CU_LAUNCH("k_bias_add_act_rows");
+    } else {
+        k_bias_add_act<T><<<nnu_cuda_blocks(total), NNU_CUDA_THREADS, 0, st>>>(y, b, C, S, total);
+        NNU_CU_LAUNCH("k_bias_add_act");
+    }
+    return NNU_STATUS_OK;
+}
+
+/* y (N, C, S) of storage type st (ACT_*) += b[c]: fp32 y keeps the kernels above */
+static nnu_status bias_add_st(int st, void *y, const float *b, int64_t C, int64_t S,
+                              int64_t total) {
+    if (st == ACT_BF16) return bias_add_t((__nv_bfloat16 *)y, b, C, S, total);
+    if (st == ACT_F16) return bias_add_t((__half *)y, b, C, S, total);
+    return bias_add((float *)y, b, C, S, total);
+}
+
+/* part[(n*C + c)*chunks + k] = sum of gy[n,c,s] over chunk k of s (double); gy is
+ * float or 16-bit storage */
+template <typename T>
+__global__ void k_chan_partial(const T *gy, double *part, int64_t S, int chunks) {
     __shared__ double sh[32];
     const int64_t row = blockIdx.y, k = blockIdx.x;
     const int64_t len = (S + chunks - 1) / chunks, s0 = k * len;
     const int64_t s1 = s0 + len < S ? s0 + len : S;
-    const float *r = gy + row * S;
+    const T *r = gy + row * S;
     double acc = 0.0;
-    for (int64_t s = s0 + threadIdx.x; s < s1; s += blockDim.x) acc += r[s];
+    for (int64_t s = s0 + threadIdx.x; s < s1; s += blockDim.x) acc += act_ld(r, s);
     acc = nnu_block_sum(acc, sh);
     if (threadIdx.x == 0) part[row * chunks + k] = acc;
 }
@@ -341,7 +398,9 @@ __global__ void k_bias_grad_finish(const double *part, float *gb, int64_t N, int
     gb[c] += (float)t;
 }
 
-static nnu_status bias_grad(const float *gy, float *gb, int64_t N, int64_t C, int64_t S) {
+/* gb[c] += sum over n, s of gy (N, C, S); gy of storage type st (ACT_*) */
+static nnu_status bias_grad(int st, const void *gy, float *gb, int64_t N, int64_t C,
+                            int64_t S) {
     nnu_cuda_ctx *c = nnu_cuda_ctx_get();
     NNU_CHECK(N * C <= 65535, NNU_STATUS_ERR_UNSUPPORTED,
               "conv bias gradient on cuda: N*C = %lld rows exceed the grid limit 65535",
@@ -350,8 +409,16 @@ static nnu_status bias_grad(const float *gy, float *gb, int64_t N, int64_t C, in
     void *part;
     NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_SCRATCH, (size_t)(N * C * chunks) * sizeof(double),
                             &part));
-    k_chan_partial<<<dim3(chunks, (unsigned)(N * C)), NNU_CUDA_THREADS, 0, c->stream>>>(
-        gy, (double *)part, S, chunks);
+    const dim3 grid(chunks, (unsigned)(N * C));
+    if (st == ACT_BF16)
+        k_chan_partial<<<grid, NNU_CUDA_THREADS, 0, c->stream>>>((const __nv_bfloat16 *)gy,
+                                                                 (double *)part, S, chunks);
+    else if (st == ACT_F16)
+        k_chan_partial<<<grid, NNU_CUDA_THREADS, 0, c->stream>>>((const __half *)gy,
+                                                                 (double *)part, S, chunks);
+    else
+        k_chan_partial<<<grid, NNU_CUDA_THREADS, 0, c->stream>>>((const float *)gy,
+                                                                 (double *)part, S, chunks);
     NNU_CU_LAUNCH("k_chan_partial");
     k_bias_grad_finish<<<(unsigned)((C + 127) / 128), 128, 0, c->stream>>>(
         (const double *)part, gb, N, C, chunks);
@@ -393,9 +460,10 @@ __global__ void k_from_low_rows(const T *x, float *y, const float *b, int64_t C,
         y[o + s] = from_low(x[o + s]) + bc;
 }
 
+/* x fp32 -> y in the 16-bit compute type of prec (bf16 for BF16 and BF16_ACT16) */
 static nnu_status to_low_run(nnu_cuda_precision prec, const float *x, void *y, int64_t n) {
     cudaStream_t s = nnu_cuda_ctx_get()->stream;
-    if (prec == NNU_CUDA_BF16)
+    if (nnu_cuda_precision_compute(prec) == NNU_CUDA_BF16)
         k_to_low<__nv_bfloat16><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(
             x, (__nv_bfloat16 *)y, n);
     else
@@ -407,9 +475,10 @@ static nnu_status to_low_run(nnu_cuda_precision prec, const float *x, void *y, i
 static nnu_status from_low_run(nnu_cuda_precision prec, const void *x, float *y, const float *b,
                                int64_t C, int64_t S, int64_t n, int accumulate) {
     cudaStream_t s = nnu_cuda_ctx_get()->stream;
+    const int bf = nnu_cuda_precision_compute(prec) == NNU_CUDA_BF16;
     if (b && !accumulate && n / S <= 65535) {
         const dim3 g = rows_grid(n / S, S);
-        if (prec == NNU_CUDA_BF16)
+        if (bf)
             k_from_low_rows<__nv_bfloat16><<<g, NNU_CUDA_THREADS, 0, s>>>(
                 (const __nv_bfloat16 *)x, y, b, C, S);
         else
@@ -417,7 +486,7 @@ static nnu_status from_low_run(nnu_cuda_precision prec, const void *x, float *y,
         NNU_CU_LAUNCH("k_from_low_rows");
         return NNU_STATUS_OK;
     }
-    if (prec == NNU_CUDA_BF16)
+    if (bf)
         k_from_low<__nv_bfloat16><<<nnu_cuda_blocks(n), NNU_CUDA_THREADS, 0, s>>>(
             (const __nv_bfloat16 *)x, y, b, C, S, n, accumulate);
     else
@@ -474,10 +543,29 @@ static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, in
     conv_entry *e = NULL;
     NNU_TRY(entry_get(p, prec, &e));
     NNU_TRY(choose_algo(e, prim, prec));
-    const int low = prec == NNU_CUDA_BF16 || prec == NNU_CUDA_FP16;
+    const nnu_cuda_precision cp = nnu_cuda_precision_compute(prec);
+    const int low = cp == NNU_CUDA_BF16 || cp == NNU_CUDA_FP16;
     /* output channels/voxels for the bias */
     const int64_t oc = prim == PRIM_FWD ? e->ccy : e->ccx, os = prim == PRIM_FWD ? e->scy : e->scx;
     const int64_t nout = prim == PRIM_FWD ? e->ncy : prim == PRIM_BWD_DATA ? e->ncx : e->nw;
+    if (nnu_cuda_precision_act16(prec)) {
+        /* 16-bit storage: a, b and (FWD/BWD_DATA) out are bf16/fp16 activations in
+         * e's data type; only the fp32 weights are converted (header comment) */
+        NNU_CHECK(!p->f32_out, NNU_STATUS_ERR_UNSUPPORTED,
+                  "%s on cuda:%s: an fp32 output (f32_out) needs a 1x1 stride-1 convolution "
+                  "(the cuBLAS heads)", p->transposed ? "convt" : "conv",
+                  nnu_cuda_precision_name(prec));
+        void *lw;
+        NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_W, (size_t)e->nw * 2, &lw));
+        if (prim != PRIM_BWD_FILTER) {
+            NNU_TRY(to_low_run(prec, w, lw, e->nw));
+            NNU_TRY(exec_prim(e, prim, a, NULL, lw, out, 0.0f));
+            return bias ? bias_add_st(act_type(prec), out, bias, oc, os, nout) : NNU_STATUS_OK;
+        }
+        /* the 16-bit weight gradient is written (beta 0), then accumulated in fp32 */
+        NNU_TRY(exec_prim(e, prim, a, b, NULL, lw, 0.0f));
+        return from_low_run(prec, lw, out, NULL, 0, 1, nout, 1);
+    }
     if (!low) {
         NNU_TRY(exec_prim(e, prim, a, b, w, out, 1.0f));
         if (bias) NNU_TRY(bias_add(out, bias, oc, os, nout));
@@ -509,7 +597,11 @@ static nnu_status run_prim(const nnu_conv_params *p, nnu_cuda_precision prec, in
 
 /* ---- 1x1 heads on cuBLAS (row-major tensors seen as column-major matrices) ---- */
 
+/* cuBLAS compute type for fp32 operands; with 16-bit operands (the -act16 modes)
+ * gemm_run uses CUBLAS_COMPUTE_32F, which is fp32 accumulation on tensor cores for
+ * bf16/fp16 A and B (the FAST_16BF/16F types are for fp32 A/B only) */
 static cublasComputeType_t blas_compute(nnu_cuda_precision prec) {
+    if (nnu_cuda_precision_act16(prec)) return CUBLAS_COMPUTE_32F;
     switch (prec) {
     case NNU_CUDA_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
     case NNU_CUDA_BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
@@ -518,7 +610,15 @@ static cublasComputeType_t blas_compute(nnu_cuda_precision prec) {
     }
 }
 
-/* dir 0: y = W x (+b);  dir 1: gx = W^T gy;  dir 2: gW += gy x^T, gb += sum gy */
+/* cuBLAS data type of activation storage type st (ACT_*) */
+static cudaDataType_t blas_type(int st) {
+    return st == ACT_BF16 ? CUDA_R_16BF : st == ACT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* dir 0: y = W x (+b);  dir 1: gx = W^T gy;  dir 2: gW += gy x^T, gb += sum gy.
+ * x, gx are activation storage; y, gy too unless p->f32_out (a head: fp32 logits);
+ * W, b, gW, gb fp32. With 16-bit storage W is converted into LOW_W and an fp32 gy
+ * into LOW_B (A and B of a GEMM share one type), the weight gradient stays C fp32. */
 static nnu_status gemm_run(const nnu_conv_params *p, nnu_cuda_precision prec, int dir,
                            const float *a, const float *b, float *out, const float *w,
                            float *bias) {
@@ -530,26 +630,51 @@ static nnu_status gemm_run(const nnu_conv_params *p, nnu_cuda_precision prec, in
     const float one = 1.0f, zero = 0.0f;
     const cublasComputeType_t ct = blas_compute(prec);
     const cublasGemmAlgo_t alg = CUBLAS_GEMM_DEFAULT;
+    /* storage types: xs of x/gx, ys of y/gy, ws of the W operand, gs of the gy operand */
+    const int xs = act_type(prec), ys = p->f32_out ? ACT_F32 : xs;
+    const void *wop = w, *gop = dir == 0 ? NULL : (dir == 1 ? a : b);
+    int gs = ys;
+    if (xs != ACT_F32) {
+        void *lw;
+        if (dir != 2) {
+            NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_W, (size_t)ci * co * 2, &lw));
+            NNU_TRY(to_low_run(prec, w, lw, (int64_t)ci * co));
+            wop = lw;
+        }
+        if (dir != 0 && ys == ACT_F32) {   /* fp32 glogits -> 16-bit, as x */
+            void *lg;
+            NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_B, (size_t)(p->n * co * S) * 2, &lg));
+            NNU_TRY(to_low_run(prec, (const float *)gop, lg, p->n * co * S));
+            gop = lg;
+            gs = xs;
+        }
+    }
+    const cudaDataType_t tx = blas_type(xs), tw = blas_type(xs), ty = blas_type(ys);
+    const cudaDataType_t tg = blas_type(gs);
+    const size_t ex = xs == ACT_F32 ? 4 : 2, eg = gs == ACT_F32 ? 4 : 2;
     if (dir == 0) {
         /* Y^T (S x Co) = X^T (S x Ci) * W^T (Ci x Co), batched over n */
         NNU_CUBLAS(cublasGemmStridedBatchedEx(
-            c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, (int)S, co, ci, &one, a, CUDA_R_32F, (int)S,
-            (long long)ci * S, w, CUDA_R_32F, ci, 0, &zero, out, CUDA_R_32F, (int)S,
+            c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, (int)S, co, ci, &one, a, tx, (int)S,
+            (long long)ci * S, wop, tw, ci, 0, &zero, out, ty, (int)S,
             (long long)co * S, (int)p->n, ct, alg));
-        if (bias) NNU_TRY(bias_add(out, bias, co, S, p->n * co * S));
+        if (bias) NNU_TRY(bias_add_st(ys, out, bias, co, S, p->n * co * S));
     } else if (dir == 1) {
         /* gX^T (S x Ci) = gY^T (S x Co) * W (Co x Ci) */
         NNU_CUBLAS(cublasGemmStridedBatchedEx(
-            c->cublas, CUBLAS_OP_N, CUBLAS_OP_T, (int)S, ci, co, &one, a, CUDA_R_32F, (int)S,
-            (long long)co * S, w, CUDA_R_32F, ci, 0, &zero, out, CUDA_R_32F, (int)S,
+            c->cublas, CUBLAS_OP_N, CUBLAS_OP_T, (int)S, ci, co, &one, gop, tg, (int)S,
+            (long long)co * S, wop, tw, ci, 0, &zero, out, tx, (int)S,
             (long long)ci * S, (int)p->n, ct, alg));
     } else {
-        /* gW^T (Ci x Co) += X (Ci x S) * gY^T (S x Co), one call per sample (sum over n) */
+        /* gW^T (Ci x Co) += X (Ci x S) * gY^T (S x Co), one call per sample (sum over
+         * n); gW is fp32 (C type 32F with 16-bit A and B) */
         for (int64_t n = 0; n < p->n; n++)
             NNU_CUBLAS(cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, ci, co, (int)S, &one,
-                                    a + n * ci * S, CUDA_R_32F, (int)S, b + n * co * S,
-                                    CUDA_R_32F, (int)S, &one, out, CUDA_R_32F, ci, ct, alg));
-        if (bias) NNU_TRY(bias_grad(b, bias, p->n, co, S));
+                                    (const char *)a + (size_t)(n * ci * S) * ex, tx, (int)S,
+                                    (const char *)gop + (size_t)(n * co * S) * eg, tg, (int)S,
+                                    &one, out, CUDA_R_32F, ci, ct, alg));
+        /* the bias gradient sums the caller's gy (fp32 logit gradients of a head) */
+        if (bias) NNU_TRY(bias_grad(ys, b, bias, p->n, co, S));
     }
     return NNU_STATUS_OK;
 }
@@ -596,7 +721,7 @@ nnu_status nnu_conv_bwd_params_cuda(const nnu_backend *be, const float *x, const
     NNU_TRY(run_prim(p, nnu_cuda_prec(be), PRIM_BWD_FILTER, x, gy, gw, NULL, NULL));
     if (gb) {
         const int64_t so = p->out[0] * p->out[1] * p->out[2];
-        NNU_TRY(bias_grad(gy, gb, p->n, p->c_out, so));
+        NNU_TRY(bias_grad(act_type(nnu_cuda_prec(be)), gy, gb, p->n, p->c_out, so));
     }
     return NNU_STATUS_OK;
 }
@@ -619,7 +744,24 @@ nnu_status nnu_convt_bwd_params_cuda(const nnu_backend *be, const float *x, cons
     NNU_TRY(run_prim(p, nnu_cuda_prec(be), PRIM_BWD_FILTER, gy, x, gw, NULL, NULL));
     if (gb) {
         const int64_t so = p->out[0] * p->out[1] * p->out[2];
-        NNU_TRY(bias_grad(gy, gb, p->n, p->c_out, so));
+        NNU_TRY(bias_grad(act_type(nnu_cuda_prec(be)), gy, gb, p->n, p->c_out, so));
     }
     return NNU_STATUS_OK;
+}
+
+/* ---- upload into activation storage (the -act16 tables' upload_act slot) ---- */
+
+/* The fp32 host values are copied into the LOW_A buffer (fp32 staging; the -act16
+ * tables never use LOW_A for convolution operands), then converted into dst by one
+ * kernel. The copy is synchronous, so host may be reused on return; the conversion
+ * is ordered before every later op on the stream. fp32 storage: a plain copy. */
+nnu_status nnu_cuda_upload_act(const nnu_backend *be, void *dst, const float *host, int64_t n) {
+    const nnu_cuda_precision prec = nnu_cuda_prec(be);
+    if (n <= 0) return NNU_STATUS_OK;
+    if (!nnu_cuda_precision_act16(prec))
+        return nnu_cuda_memcpy(be, dst, host, (size_t)n * sizeof(float));
+    void *stage;
+    NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_LOW_A, (size_t)n * sizeof(float), &stage));
+    NNU_TRY(nnu_cuda_memcpy(be, stage, host, (size_t)n * sizeof(float)));
+    return to_low_run(prec, (const float *)stage, dst, n);
 }

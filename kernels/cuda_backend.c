@@ -1,4 +1,5 @@
-/* cuda_backend.c: the CUDA backend tables, one per precision (nnu_cuda.h).
+/* cuda_backend.c: the CUDA backend tables, one per precision (nnu_cuda.h; the
+ * -act16 ones store activations in 16 bits).
  * Generated from core/nnu_ops.def like the CPU table (R20): slot `name` =
  * nnu_<name>_cuda (ops_cuda.h). The ops find their precision from the table they
  * were called through (nnu_cuda_precision_of(be)), so the signatures stay those
@@ -32,10 +33,25 @@ static const nnu_backend tables[NNU_CUDA_PRECISION_COUNT] = {
       .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
 #include "nnu_ops.def"
     },
+    /* 16-bit activation storage (nnu_backend.h): the same ops, which read their
+     * storage type from the table (nnu_cuda_precision_act16) */
+    { .name = "cuda:0:bf16-act16", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
+      .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+      .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
+      .act_bytes = 2, .act_dtype = NNU_ACT_BF16, .upload_act = nnu_cuda_upload_act,
+#include "nnu_ops.def"
+    },
+    { .name = "cuda:0:fp16-act16", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
+      .memcpy_ = nnu_cuda_memcpy, .get_stats = nnu_cuda_get_stats,
+      .memset_ = nnu_cuda_memset_slot, .act_block = NNU_LAYOUT_PLAIN,
+      .act_bytes = 2, .act_dtype = NNU_ACT_F16, .upload_act = nnu_cuda_upload_act,
+#include "nnu_ops.def"
+    },
 };
 #undef NNU_OP
 
-static const char *const prec_names[NNU_CUDA_PRECISION_COUNT] = {"fp32", "tf32", "bf16", "fp16"};
+static const char *const prec_names[NNU_CUDA_PRECISION_COUNT] = {"fp32", "tf32", "bf16", "fp16",
+                                                                   "bf16-act16", "fp16-act16"};
 
 nnu_status nnu_backend_cuda(nnu_cuda_precision prec, const nnu_backend **out) {
     *out = NULL;

@@ -12,7 +12,12 @@
  *   TF32  fp32 data, tensor cores with tf32 rounding (PyTorch's cuDNN default),
  *   BF16  convolution inputs rounded to bf16, fp32 accumulation, fp32 outputs,
  *   FP16  the same in fp16; pair it with loss scaling (docs/cuda.md).
- * Activations and master weights are fp32 in memory in every mode.
+ * Activations and master weights are fp32 in memory in these four modes. The
+ * ACT16 modes compute as BF16/FP16 but store activations and activation gradients
+ * in 16 bits (act_bytes 2; the contract is in core/nnu_backend.h), so convolutions
+ * read and write them without conversion passes:
+ *   BF16_ACT16  "bf16-act16", table "cuda:0:bf16-act16"
+ *   FP16_ACT16  "fp16-act16", table "cuda:0:fp16-act16" (needs loss scaling).
  *
  * Errors: every CUDA/cuDNN/cuBLAS call is checked; a failure returns
  * NNU_STATUS_ERR_CUDA or NNU_STATUS_ERR_CUDNN with the API name, file:line and a
@@ -35,21 +40,35 @@ typedef enum nnu_cuda_precision {
     NNU_CUDA_TF32,
     NNU_CUDA_BF16,
     NNU_CUDA_FP16,
+    NNU_CUDA_BF16_ACT16,        /* BF16 compute, 16-bit activation storage */
+    NNU_CUDA_FP16_ACT16,        /* FP16 compute, 16-bit activation storage */
     NNU_CUDA_PRECISION_COUNT
 } nnu_cuda_precision;
+
+/* the compute type of a precision: FP32 | TF32 | BF16 | FP16 (an ACT16 mode
+ * computes as its 16-bit type); code that asks "is this bf16?" asks this */
+static inline nnu_cuda_precision nnu_cuda_precision_compute(nnu_cuda_precision prec) {
+    return prec == NNU_CUDA_BF16_ACT16 ? NNU_CUDA_BF16
+         : prec == NNU_CUDA_FP16_ACT16 ? NNU_CUDA_FP16 : prec;
+}
+/* 1 if activations are stored in 16 bits (act_bytes 2) */
+static inline int nnu_cuda_precision_act16(nnu_cuda_precision prec) {
+    return prec == NNU_CUDA_BF16_ACT16 || prec == NNU_CUDA_FP16_ACT16;
+}
 
 /* number of usable CUDA devices; 0 when there is none or no driver (never fails) */
 int nnu_cuda_device_count(void);
 
 /* Initialises device 0 once (stream, cuDNN and cuBLAS handles, version checks)
  * and returns the backend table of precision prec (name "cuda:0", "cuda:0:tf32",
- * "cuda:0:bf16", "cuda:0:fp16"). ERR_CUDA with a HINT when no GPU is usable. */
+ * "cuda:0:bf16", "cuda:0:fp16", "cuda:0:bf16-act16", "cuda:0:fp16-act16").
+ * ERR_CUDA with a HINT when no GPU is usable. */
 nnu_status nnu_backend_cuda(nnu_cuda_precision prec, const nnu_backend **out);
 
 /* precision of a CUDA table (-1 for other backends) and its name ("fp32", ...) */
 int         nnu_cuda_precision_of(const nnu_backend *be);
 const char *nnu_cuda_precision_name(nnu_cuda_precision prec);
-/* parses "fp32" | "tf32" | "bf16" | "fp16"; 1 if known */
+/* parses "fp32" | "tf32" | "bf16" | "fp16" | "bf16-act16" | "fp16-act16"; 1 if known */
 int         nnu_cuda_precision_from_name(const char *name, nnu_cuda_precision *out);
 
 /* the caching device allocator (also be->mem of every CUDA table) */
