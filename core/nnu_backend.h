@@ -128,6 +128,18 @@ typedef struct nnu_loss_params {
 /* bytes of the loss workspace (probabilities and per-(sample,class) sums) */
 size_t nnu_loss_ws_size(const nnu_loss_params *p);
 
+/* Dice + BCE loss (reference §7.4, region case, DC_and_BCE_loss): logits (N, R, S), one
+ * sigmoid channel per region; region r holds the voxels whose label l has bit r of
+ * label_regions[l] set (the labels listed for it in dataset.json). base.k = R (<= 32),
+ * do_bg is 1 (every region channel counts), ignore_label as above (it must not be in any
+ * region). Labels must be in [0, n_labels). The workspace is nnu_loss_ws_size(&base). */
+enum { NNU_LOSS_MAX_LABELS = 64 };
+typedef struct nnu_loss_region_params {
+    nnu_loss_params base;
+    int      n_labels;                           /* label values 0 .. n_labels-1 */
+    uint32_t label_regions[NNU_LOSS_MAX_LABELS]; /* bit r: label l belongs to region r */
+} nnu_loss_region_params;
+
 /* SGD (PyTorch semantics, reference §7.1): d = g + wd*w; buf = m*buf + d
  * (buf = d on the first step); w -= lr * (nesterov ? d + m*buf : buf). */
 typedef struct nnu_sgd_params {
@@ -196,6 +208,13 @@ typedef nnu_status (*nnu_loss_dice_ce_fwd_fn)(const nnu_backend *be, const float
 typedef nnu_status (*nnu_loss_dice_ce_bwd_fn)(const nnu_backend *be, const float *logits,
                                               const int32_t *target, const void *ws,
                                               float *glogits, const nnu_loss_params *p);
+/* the region twins: logits (N,R,S), target (N,S) labels mapped through label_regions */
+typedef nnu_status (*nnu_loss_dice_bce_fwd_fn)(const nnu_backend *be, const float *logits,
+                                               const int32_t *target, void *ws, double *loss,
+                                               const nnu_loss_region_params *p);
+typedef nnu_status (*nnu_loss_dice_bce_bwd_fn)(const nnu_backend *be, const float *logits,
+                                               const int32_t *target, const void *ws,
+                                               float *glogits, const nnu_loss_region_params *p);
 typedef nnu_status (*nnu_sgd_step_fn)(const nnu_backend *be, float *w, const float *g,
                                       float *buf, const nnu_sgd_params *p);
 typedef nnu_status (*nnu_adam_step_fn)(const nnu_backend *be, float *w, const float *g,

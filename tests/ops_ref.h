@@ -220,4 +220,49 @@ static inline double ref_loss(const nnu_loss_params *p, const double *z, const i
     return ce - dsum / (double)G;
 }
 
+/* the reference DC_and_BCE_loss (region case, §7.4) written out literally: region
+ * targets y_r = [label in region r], p = 1/(1 + e^-z), BCE = -(y log p + (1-y) log(1-p)),
+ * mean over all elements, or sum(BCE * mask) / max(sum mask, 1e-8) with an ignore label
+ * (mask per voxel); soft Dice over every region with the mask */
+static inline double ref_loss_bce(const nnu_loss_region_params *rp, const double *z,
+                                  const int32_t *t) {
+    const nnu_loss_params *p = &rp->base;
+    const int64_t N = p->n, R = p->k, S = p->s;
+    double bce = 0, M = 0;
+    double *I = ref_dalloc(N * R), *Sp = ref_dalloc(N * R), *Sy = ref_dalloc(N * R);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S; s++) {
+            int32_t tv = t[n * S + s];
+            if (p->ignore_label >= 0 && tv == p->ignore_label) continue;
+            M += 1;
+            for (int64_t r = 0; r < R; r++) {
+                double pr = 1.0 / (1.0 + exp(-z[(n * R + r) * S + s]));
+                double y = (rp->label_regions[tv] >> r) & 1 ? 1.0 : 0.0;
+                bce -= y * log(pr) + (1 - y) * log(1 - pr);
+                I[n * R + r] += pr * y;
+                Sp[n * R + r] += pr;
+                Sy[n * R + r] += y;
+            }
+        }
+    bce = p->ignore_label >= 0 ? bce / fmax(M, 1e-8) : bce / (double)(N * R * S);
+    double dsum = 0;
+    int64_t G = 0;
+    for (int64_t r = 0; r < R; r++) {
+        if (p->batch_dice) {
+            double i_ = 0, a = 0, c = 0;
+            for (int64_t n = 0; n < N; n++) { i_ += I[n * R + r]; a += Sp[n * R + r]; c += Sy[n * R + r]; }
+            dsum += (2 * i_ + p->smooth) / fmax(a + c + p->smooth, 1e-8);
+            G++;
+        } else {
+            for (int64_t n = 0; n < N; n++) {
+                dsum += (2 * I[n * R + r] + p->smooth) /
+                        fmax(Sp[n * R + r] + Sy[n * R + r] + p->smooth, 1e-8);
+                G++;
+            }
+        }
+    }
+    free(I); free(Sp); free(Sy);
+    return bce - dsum / (double)G;
+}
+
 #endif

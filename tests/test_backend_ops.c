@@ -286,6 +286,74 @@ static void test_loss(void) {
     CHECK_FAILS(be->loss_dice_ce_fwd(be, z, bad, ws, &loss, &p), NNU_STATUS_ERR_ARG, "label 5");
 }
 
+/* ---- Dice + BCE (regions): the literal reference, central differences, exact values ---- */
+/* BraTS-like: labels 0..3 (+ ignore 4), regions {1,2,3}, {2,3}, {3} */
+static nnu_loss_region_params brats_regions(int64_t N, int64_t S, int batch_dice, int ignore,
+                                            float weight) {
+    nnu_loss_region_params rp = {{N, 3, S, batch_dice, 1, ignore, 1e-5f, weight}, 5, {0}};
+    rp.label_regions[1] = 1u;                 /* whole tumour */
+    rp.label_regions[2] = 1u | 2u;            /* + tumour core */
+    rp.label_regions[3] = 1u | 2u | 4u;       /* + enhancing */
+    return rp;
+}
+
+static void loss_bce_case(const char *label, int batch_dice, int ignore) {
+    const int64_t N = 2, R = 3, S = 19, n = N * R * S;
+    nnu_loss_region_params rp = brats_regions(N, S, batch_dice, ignore, 0.75f);
+    float *z = ref_falloc(n), *g = ref_falloc(n);
+    int32_t t[2 * 19];
+    ref_fill(z, n, -3, 3);
+    for (int64_t i = 0; i < N * S; i++) t[i] = (int32_t)(ref_uniform() * (ignore >= 0 ? 5 : 4));
+    void *ws = malloc(nnu_loss_ws_size(&rp.base));
+    double loss;
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
+    double *zd = ref_to_double(z, n), *gr = ref_dalloc(n);
+    double want = ref_loss_bce(&rp, zd, t);
+    char what[128];
+    snprintf(what, sizeof what, "%s loss", label);
+    float lf = (float)loss;
+    ref_compare(what, &lf, &want, 1, TOL_LOSS);
+    CHECK_OK(be->loss_dice_bce_bwd(be, z, t, ws, g, &rp));
+    for (int64_t i = 0; i < n; i++) {
+        double keep = zd[i];
+        zd[i] = keep + 1e-6; double lp = ref_loss_bce(&rp, zd, t);
+        zd[i] = keep - 1e-6; double lm = ref_loss_bce(&rp, zd, t);
+        zd[i] = keep;
+        gr[i] = rp.base.weight * (lp - lm) / 2e-6;
+    }
+    snprintf(what, sizeof what, "%s grad", label);
+    ref_compare(what, g, gr, n, TOL_LOSS_GRAD);
+    free(z); free(g); free(ws); free(zd); free(gr);
+}
+
+static void test_loss_bce(void) {
+    loss_bce_case("dice+bce", 0, -1);
+    loss_bce_case("dice+bce batch_dice", 1, -1);
+    loss_bce_case("dice+bce ignore=4", 0, 4);
+    COVER(loss_dice_bce_fwd); COVER(loss_dice_bce_bwd);
+    /* exact: logits 0 -> p = 1/2, BCE = log 2 everywhere; labels (3, 0) over S = 2:
+     * every region has y = (1, 0): I = 1/2, Sp = 1, Sy = 1 -> dc = (1 + s)/(2 + s) */
+    float z[6] = {0};
+    int32_t t[2] = {3, 0};
+    nnu_loss_region_params rp = brats_regions(1, 2, 0, -1, 1.0f);
+    char ws[512];
+    double loss;
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
+    CHECK_CLOSE(loss, log(2.0) - (1 + 1e-5) / (2 + 1e-5), 1e-7, 0);
+    /* with ignore label 4 on the second voxel: BCE = 3 log 2 / 1 voxel (the reference
+     * divides the channel sum by the voxel count); Dice I = 1/2, Sp = 1/2, Sy = 1 */
+    int32_t ti[2] = {3, 4};
+    rp = brats_regions(1, 2, 0, 4, 1.0f);
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, ti, ws, &loss, &rp));
+    CHECK_CLOSE(loss, 3 * log(2.0) - (1 + 1e-5) / (1.5 + 1e-5), 1e-7, 0);
+    int32_t bad[2] = {1, 7};
+    CHECK_FAILS(be->loss_dice_bce_fwd(be, z, bad, ws, &loss, &rp), NNU_STATUS_ERR_ARG,
+                "label 7 at flat index 1 outside [0, 5)");
+    rp.label_regions[4] = 1u;
+    CHECK_FAILS(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp), NNU_STATUS_ERR_ARG,
+                "ignore label 4 belongs to a region");
+}
+
 /* ---- SGD against hand-computed values (§7.1) ---- */
 static void test_sgd(void) {
     float w[2] = {1.0f, -2.0f}, g[2] = {0.5f, 0.25f}, buf[2] = {0, 0};
@@ -347,6 +415,7 @@ int main(void) {
     test_concat();
     test_softmax();
     test_loss();
+    test_loss_bce();
     test_sgd();
     test_adam();
     for (int op = 0; op < NNU_OP_COUNT; op++) {

@@ -277,6 +277,40 @@ static void gc_loss(const char *name, int batch_dice, int ignore) {
     free(m.in[0]);
 }
 
+/* ---- Dice + BCE loss, regions (objective = the loss) ---- */
+static double lossb_fd(gc_model *m) { return ref_loss_bce(m->p, m->din[0], m->target); }
+static double lossb_ff(gc_model *m) {
+    const nnu_loss_region_params *p = m->p;
+    void *ws = malloc(nnu_loss_ws_size(&p->base));
+    double l = 0;
+    CHECK_OK(be->loss_dice_bce_fwd(be, m->in[0], m->target, ws, &l, p));
+    free(ws);
+    return l;
+}
+static void lossb_an(gc_model *m, float **g) {
+    const nnu_loss_region_params *p = m->p;
+    void *ws = malloc(nnu_loss_ws_size(&p->base));
+    double l;
+    CHECK_OK(be->loss_dice_bce_fwd(be, m->in[0], m->target, ws, &l, p));
+    CHECK_OK(be->loss_dice_bce_bwd(be, m->in[0], m->target, ws, g[0], p));
+    free(ws);
+}
+/* overlapping regions {1,2}, {2} of labels 0..2 (+ ignore 3) */
+static void gc_loss_bce(const char *name, int batch_dice, int ignore) {
+    nnu_loss_region_params p = {{2, 2, 15, batch_dice, 1, ignore, 1e-5f, 1.0f}, 4, {0}};
+    p.label_regions[1] = 1u;
+    p.label_regions[2] = 3u;
+    int32_t t[30];
+    for (int i = 0; i < 30; i++) t[i] = (int32_t)(ref_uniform() * (ignore >= 0 ? 4 : 3));
+    gc_model m = {.name = name, .nin = 1, .in_name = {"logits"}, .p = &p, .target = t,
+                  .f_double = lossb_fd, .f_float = lossb_ff, .analytic = lossb_an};
+    m.len[0] = 2 * 2 * 15;
+    m.in[0] = ref_falloc(m.len[0]);
+    ref_fill(m.in[0], m.len[0], -2, 2);
+    gc_run(&m);
+    free(m.in[0]);
+}
+
 int main(void) {
     const uint64_t seed = 4321;
     fprintf(stderr, "test_gradcheck: seed %llu\n", (unsigned long long)seed);
@@ -334,5 +368,8 @@ int main(void) {
     gc_loss("dice+ce", 0, -1);
     gc_loss("dice+ce batch_dice", 1, -1);
     gc_loss("dice+ce ignore=3", 0, 3);
+    gc_loss_bce("dice+bce regions", 0, -1);
+    gc_loss_bce("dice+bce regions batch_dice", 1, -1);
+    gc_loss_bce("dice+bce regions ignore=3", 0, 3);
     return check_report();
 }

@@ -1,7 +1,7 @@
 /* ops_cpu.h: the CPU implementations of the slots of struct nnu_backend
  * (signatures: the nnu_<op>_fn typedefs in nnu_backend.h; shapes documented there).
  * Each family lives in its own file: conv.c, conv_transpose.c (oneDNN),
- * instnorm.c, lrelu.c, concat.c, softmax.c, loss_dice_ce.c, sgd.c, adam.c, eltwise.c.
+ * instnorm.c, lrelu.c, concat.c, softmax.c, loss_dice_ce.c, loss_dice_bce.c, sgd.c, adam.c, eltwise.c.
  * nnu_backend.c builds the CPU table from this list. */
 #ifndef NNU_OPS_CPU_H
 #define NNU_OPS_CPU_H
@@ -45,6 +45,13 @@ nnu_status nnu_loss_dice_ce_fwd_cpu(const nnu_backend *be, const float *logits,
 nnu_status nnu_loss_dice_ce_bwd_cpu(const nnu_backend *be, const float *logits,
                                     const int32_t *target, const void *ws, float *glogits,
                                     const nnu_loss_params *p);
+/* regions: logits (N,R,S) sigmoid channels, target (N,S) labels -> *loss (loss_dice_bce.c) */
+nnu_status nnu_loss_dice_bce_fwd_cpu(const nnu_backend *be, const float *logits,
+                                     const int32_t *target, void *ws, double *loss,
+                                     const nnu_loss_region_params *p);
+nnu_status nnu_loss_dice_bce_bwd_cpu(const nnu_backend *be, const float *logits,
+                                     const int32_t *target, const void *ws, float *glogits,
+                                     const nnu_loss_region_params *p);
 nnu_status nnu_sgd_step_cpu(const nnu_backend *be, float *w, const float *g, float *buf,
                             const nnu_sgd_params *p);
 nnu_status nnu_adam_step_cpu(const nnu_backend *be, float *w, const float *g, float *m,
