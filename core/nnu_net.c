@@ -111,8 +111,12 @@ static nnu_status check_config(const nnu_net_config *c) {
     NNU_CHECK(c->dim == 2 || c->dim == 3, NNU_STATUS_ERR_ARG, "net: dim %d (2 or 3)", c->dim);
     NNU_CHECK(c->n_stages >= 2 && c->n_stages <= NNU_NET_MAX_STAGES, NNU_STATUS_ERR_ARG,
               "net: n_stages %d (2..%d)", c->n_stages, NNU_NET_MAX_STAGES);
-    NNU_CHECK(c->in_channels > 0 && c->num_classes >= 2, NNU_STATUS_ERR_ARG,
+    NNU_CHECK(c->in_channels > 0 && c->num_classes >= (c->n_regions ? 1 : 2), NNU_STATUS_ERR_ARG,
               "net: in_channels %d, num_classes %d", c->in_channels, c->num_classes);
+    NNU_CHECK(c->n_regions == 0 || (c->n_regions == c->num_classes && c->n_regions <= 32 &&
+              c->n_labels >= 2 && c->n_labels <= NNU_LOSS_MAX_LABELS), NNU_STATUS_ERR_ARG,
+              "net: %d regions over %d labels with %d heads (regions = heads <= 32, 2..%d labels)",
+              c->n_regions, c->n_labels, c->num_classes, NNU_LOSS_MAX_LABELS);
     for (int s = 0; s < c->n_stages; s++) {
         NNU_CHECK(c->features[s] > 0, NNU_STATUS_ERR_ARG, "net: features[%d] = %d", s,
                   c->features[s]);
@@ -692,8 +696,18 @@ nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss) {
         }
         /* the loss scale enters here only: every gradient downstream is scaled */
         d->lp.weight = (float)(net->scaler.enabled ? w * net->scaler.scale : w);
-        NNU_TRY(be->loss_dice_ce_fwd(be, d->logits, d->target, d->loss_ws, &l, &d->lp));
-        NNU_TRY(be->loss_dice_ce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits, &d->lp));
+        if (net->cfg.n_regions) {   /* sigmoid heads: Dice + BCE over every region */
+            nnu_loss_region_params rp = {d->lp, net->cfg.n_labels, {0}};
+            rp.base.do_bg = 1;
+            memcpy(rp.label_regions, net->cfg.label_regions, sizeof rp.label_regions);
+            NNU_TRY(nnu_backend_require(be, NNU_OP_loss_dice_bce_fwd));
+            NNU_TRY(be->loss_dice_bce_fwd(be, d->logits, d->target, d->loss_ws, &l, &rp));
+            NNU_TRY(be->loss_dice_bce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits, &rp));
+        } else {
+            NNU_TRY(be->loss_dice_ce_fwd(be, d->logits, d->target, d->loss_ws, &l, &d->lp));
+            NNU_TRY(be->loss_dice_ce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits,
+                                         &d->lp));
+        }
         total += w * l;
     }
     *loss = total;

@@ -50,6 +50,12 @@ typedef struct nnu_net_config {
     /* loss */
     int     batch_dice;
     int     ignore_label;                       /* -1: none */
+    /* region-based training (§7.4, Appendix B): n_regions > 0 makes num_classes ==
+     * n_regions sigmoid heads trained with Dice + BCE; label_regions[l] has bit r set
+     * when label l (0 .. n_labels-1) belongs to region r. 0: softmax labels, Dice + CE. */
+    int     n_regions;
+    int     n_labels;
+    uint32_t label_regions[NNU_LOSS_MAX_LABELS];
 } nnu_net_config;
 
 /* One parameter tensor of the flat block. */

@@ -215,6 +215,38 @@ static void field_triples(lua_State *L, int t, const char *k, int n, int dim, in
     lua_pop(L, 1);
 }
 
+/* opts.regions: nil (softmax labels) or the regions in declaration order, each a label or a
+ * list of labels ({{1, 2, 3}, {2, 3}, 3} for BraTS): one sigmoid head per region, trained
+ * with Dice + BCE (num_classes must equal the region count) */
+static void region_opts(lua_State *L, int t, nnu_net_config *c) {
+    lua_getfield(L, t, "regions");
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return; }
+    luaL_argcheck(L, lua_istable(L, -1), t, "regions must be a list of labels or label lists");
+    const int v = lua_gettop(L), n = (int)luaL_len(L, v);
+    luaL_argcheck(L, n >= 1 && n <= 32, t, "regions: 1 to 32 regions");
+    int maxl = 0;
+    for (int r = 0; r < n; r++) {
+        lua_geti(L, v, r + 1);
+        const int e = lua_gettop(L), single = lua_isinteger(L, e);
+        luaL_argcheck(L, single || lua_istable(L, e), t, "regions: each region is a label or a list");
+        const int m = single ? 1 : (int)luaL_len(L, e);
+        for (int j = 0; j < m; j++) {
+            if (!single) lua_geti(L, e, j + 1);
+            int isint;
+            lua_Integer l = lua_tointegerx(L, -1, &isint);
+            luaL_argcheck(L, isint && l >= 1 && l < NNU_LOSS_MAX_LABELS, t,
+                          "regions: labels must be integers in 1..63");
+            c->label_regions[l] |= 1u << r;
+            if (l > maxl) maxl = (int)l;
+            if (!single) lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    c->n_regions = n;
+    c->n_labels = maxl + 1;   /* every foreground label is in a region (Appendix B) */
+}
+
 /* opts.loss_scale: nil = dynamic loss scaling for fp16 on CUDA (the reference's
  * GradScaler; fp16 gradients underflow without it), off otherwise; false = off; true or
  * "dynamic" = on with GradScaler's defaults; a number = on from that scale; a table
@@ -278,6 +310,7 @@ static int l_net_build(lua_State *L) {
     c.deep_supervision = field_bool(L, 2, "deep_supervision", 1);
     c.batch_dice = field_bool(L, 2, "batch_dice", 0);
     c.ignore_label = (int)field_int(L, 2, "ignore_label", -1, 0);
+    region_opts(L, 2, &c);
     uint64_t seed = (uint64_t)field_int(L, 2, "seed", 12345, 0);
     int plan_train = field_bool(L, 2, "train", c.deep_supervision);
     const nnu_backend *be = pick_backend(L, 2);

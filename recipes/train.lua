@@ -170,6 +170,7 @@ function M.make_net(ctx)
     batch_dice = ctx.conf.batch_dice == true, ignore_label = ctx.ignore_label, seed = ctx.seed,
     patch_size = patch, batch_size = math.tointeger(ctx.conf.batch_size),
     device = ctx.device, precision = ctx.precision,
+    regions = ctx.regions,   -- region datasets: sigmoid heads, Dice + BCE (§7.4)
   })
   ctx.precision = net:info().precision
   return net
