@@ -50,6 +50,12 @@
  *                                         inference for the Hippocampus 3d_fullres
  *                                         plan (features 32..256, patch 40x56x40,
  *                                         batch 9) on the GPU; one "bench" line
+ *        test_gpu_net --api legacy|graph [MODE...]  either of the above with the
+ *                                         convolutions on that cuDNN API (default:
+ *                                         NNU_CUDNN_API, else legacy); "graph" then
+ *                                         requires graph plans in use ("conv api" line)
+ *        NNU_CUDA_PROFILE=1 with --bench  per-op GPU times of the timed iterations
+ *                                         ("profile" lines, train then inference)
  *        test_gpu_net --cpu-selftest      runs the test logic with the CPU tables
  *                                         in place of the GPU (checks the test itself
  *                                         where there is no GPU; not part of CTest) */
@@ -316,6 +322,22 @@ static void hippo_config(nnu_net_config *c) {
     }
 }
 
+/* NNU_CUDA_PROFILE=1 (a CUDA table): drop the warm-ups' op times, or print the
+ * timed iterations' per-op report */
+static void profile_mark(const nnu_backend *be, const char *report_phase) {
+#ifdef NNUNET_HAVE_CUDA
+    if (!nnu_cuda_profile_enabled() || nnu_cuda_precision_of(be) < 0) return;
+    if (!report_phase) {
+        CHECK_OK(nnu_cuda_profile_reset());
+        return;
+    }
+    printf("profile phase %s (%s)\n", report_phase, be->name);
+    CHECK_OK(nnu_cuda_profile_report(stdout));
+#else
+    (void)be; (void)report_phase;
+#endif
+}
+
 static int bench(const nnu_backend *be, int iters) {
     nnu_net_config c;
     hippo_config(&c);
@@ -335,13 +357,16 @@ static int bench(const nnu_backend *be, int iters) {
     double *tt = malloc(sizeof(double) * (size_t)(iters + 1)), loss = 0;
     double *ti = malloc(sizeof(double) * (size_t)(iters + 1));
     for (int i = 0; i < 3 + iters; i++) {   /* 3 warm-ups: cuDNN's algorithm search */
+        if (i == 3) profile_mark(be, NULL);
         double t0 = now_ms();
         nnu_status st = nnu_net_train_step(net, x, B, P, t, &sc, &loss);   /* syncs (loss) */
         CHECK_OK(st);
         if (st) break;
         if (i >= 3) tt[i - 3] = now_ms() - t0;
     }
+    profile_mark(be, "train");
     for (int i = 0; i < 3 + iters; i++) {
+        if (i == 3) profile_mark(be, NULL);
         double t0 = now_ms();
         nnu_status st = nnu_net_forward(inf, x, 1, P, 0);
         if (st == NNU_STATUS_OK) st = be->sync(be);
@@ -349,6 +374,7 @@ static int bench(const nnu_backend *be, int iters) {
         if (st) break;
         if (i >= 3) ti[i - 3] = now_ms() - t0;
     }
+    profile_mark(be, "inference");
     qsort(tt, (size_t)iters, sizeof *tt, cmp_d);
     qsort(ti, (size_t)iters, sizeof *ti, cmp_d);
     double peak = 0;
@@ -407,7 +433,27 @@ static int run_tests(gcase *cases, int ncases) {
     return check_report();
 }
 
+#ifdef NNUNET_HAVE_CUDA
+/* the "conv api" line; under the graph API some convolution must have run on a plan */
+static int conv_api_check(int rc) {
+    const int plans = nnu_cuda_conv_graph_plans(), fallbacks = nnu_cuda_conv_graph_fallbacks();
+    printf("conv api %s: %d graph plans, %d legacy fallbacks\n", nnu_cuda_conv_api(), plans,
+           fallbacks);
+    if (!strcmp(nnu_cuda_conv_api(), "graph") && plans == 0) {
+        fprintf(stderr, "FAIL: graph API selected but no convolution ran on a graph plan\n");
+        return 1;
+    }
+    return rc;
+}
+#endif
+
 int main(int argc, char **argv) {
+    const char *api = NULL;   /* --api NAME first: the other modes follow it */
+    if (argc > 2 && !strcmp(argv[1], "--api")) {
+        api = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     const int selftest = argc > 1 && !strcmp(argv[1], "--cpu-selftest");
     const int benchmode = argc > 3 && !strcmp(argv[1], "--bench");
     if (selftest) {
@@ -421,12 +467,17 @@ int main(int argc, char **argv) {
         return run_tests(cases, 2);
     }
 #ifndef NNUNET_HAVE_CUDA
+    (void)api;
     printf("SKIP: no GPU (built without the CUDA backend)\n");
     return 77;
 #else
     if (nnu_cuda_device_count() == 0) {
         printf("SKIP: no GPU\n");
         return 77;
+    }
+    if (api && nnu_cuda_conv_set_api(api) != NNU_STATUS_OK) {
+        fprintf(stderr, "test_gpu_net: %s\n", nnu_last_error());
+        return 2;
     }
     if (benchmode) {
         nnu_cuda_precision p;
@@ -439,7 +490,7 @@ int main(int argc, char **argv) {
         CHECK_OK(nnu_backend_cuda(p, &be));
         if (!be) return check_report();
         printf("device: %s\n", nnu_cuda_device_info());
-        return bench(be, atoi(argv[3]) > 0 ? atoi(argv[3]) : 10);
+        return conv_api_check(bench(be, atoi(argv[3]) > 0 ? atoi(argv[3]) : 10));
     }
     const nnu_backend *f32 = NULL, *b16 = NULL, *b16a = NULL, *f16a = NULL;
     CHECK_OK(nnu_backend_cuda(NNU_CUDA_FP32, &f32));
@@ -454,6 +505,6 @@ int main(int argc, char **argv) {
                       {"bf16", b16, {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 0},
                       {"bf16-act16", b16a, {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 0},
                       {"fp16-act16", f16a, {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 1}};
-    return run_tests(cases, 4);
+    return conv_api_check(run_tests(cases, 4));
 #endif
 }

@@ -4,6 +4,8 @@
  * multiple of 4) plus a few realistic U-Net shapes that make cuDNN pick its fast
  * algorithms. The op list comes from core/nnu_ops.def: an op no case covers fails
  * the run (R20). Exit 77 ("SKIP: no GPU") without a usable device.
+ * `test_gpu_ops --api graph` runs the convolutions on the cuDNN graph API (default:
+ * NNU_CUDNN_API, else legacy) and then requires that graph plans were used.
  *
  * Tolerances (one table, GTOL below): a value passes when
  *   |gpu - cpu| <= scale * max|cpu| + rtol * |cpu|
@@ -258,6 +260,44 @@ static void conv_case(const char *label, int transposed, int64_t N, int64_t Ci, 
     conv_case_f(label, transposed, N, Ci, Co, d, h, w, k, s, 0);
 }
 
+/* Every device operand one float past a 512-byte boundary (4-byte aligned), as
+ * weights at odd offsets of the network's parameter block are: a graph-API plan
+ * declared for 16-byte alignment must be rebuilt for 4, not run. The same shape
+ * runs aligned first, so the cached plan is the aligned one. fp32 storage only. */
+static void conv_offset_case(void) {
+    const int k3[3] = {3, 3, 3}, s1[3] = {1, 1, 1};
+    conv_case("conv3d 3->4 aligned", 0, 2, 3, 4, 4, 6, 5, k3, s1);
+    if (act16()) return;
+    nnu_conv_params p;
+    const int64_t in[3] = {4, 6, 5};
+    CHECK_OK(nnu_conv_params_init(&p, 2, 3, 4, in, k3, s1, 0, 1, 1));
+    const int64_t nx = 2 * 3 * ref_sp(p.in), ny = 2 * 4 * ref_sp(p.out), nw = 3 * 4 * 27;
+    float *x = ref_falloc(nx), *wt = ref_falloc(nw), *gy = ref_falloc(ny), *g0 = ref_falloc(nw);
+    ref_fill(x, nx, -1, 1); ref_fill(wt, nw, -0.5, 0.5); ref_fill(gy, ny, -1, 1);
+    float *y = ref_falloc(ny), *gx = ref_falloc(nx), *gw = ref_falloc(nw);
+    for (int64_t i = 0; i < nw; i++) gw[i] = g0[i] = 0.25f;
+    CHECK_OK(cpu->conv_fwd(cpu, x, y, wt, NULL, &p));
+    CHECK_OK(cpu->conv_bwd_data(cpu, gy, gx, wt, &p));
+    CHECK_OK(cpu->conv_bwd_params(cpu, x, gy, gw, NULL, &p));
+    float *bx = dev_alloc(nx + 1), *bw = dev_alloc(nw + 1), *bgy = dev_alloc(ny + 1);
+    float *by = dev_alloc(ny + 1), *bgx = dev_alloc(nx + 1), *bgw = dev_alloc(nw + 1);
+    CHECK_OK(gpu->memcpy_(gpu, bx + 1, x, (size_t)nx * sizeof(float)));
+    CHECK_OK(gpu->memcpy_(gpu, bw + 1, wt, (size_t)nw * sizeof(float)));
+    CHECK_OK(gpu->memcpy_(gpu, bgy + 1, gy, (size_t)ny * sizeof(float)));
+    CHECK_OK(gpu->memcpy_(gpu, bgw + 1, g0, (size_t)nw * sizeof(float)));
+    CHECK_OK(gpu->conv_fwd(gpu, bx + 1, by + 1, bw + 1, NULL, &p));
+    CHECK_OK(gpu->conv_bwd_data(gpu, bgy + 1, bgx + 1, bw + 1, &p));
+    CHECK_OK(gpu->conv_bwd_params(gpu, bx + 1, bgy + 1, bgw + 1, NULL, &p));
+    float *hy = ref_falloc(ny), *hgx = ref_falloc(nx), *hgw = ref_falloc(nw);
+    dev_to(hy, by + 1, ny); dev_to(hgx, bgx + 1, nx); dev_to(hgw, bgw + 1, nw);
+    cmp("conv3d 3->4 at +4 bytes fwd", hy, y, ny, T_CONV);
+    cmp("conv3d 3->4 at +4 bytes bwd_data", hgx, gx, nx, T_CONV);
+    cmp("conv3d 3->4 at +4 bytes bwd_w", hgw, gw, nw, T_CONV_BWW);
+    dev_free(bx); dev_free(bw); dev_free(bgy); dev_free(by); dev_free(bgx); dev_free(bgw);
+    free(x); free(wt); free(gy); free(g0); free(y); free(gx); free(gw);
+    free(hy); free(hgx); free(hgw);
+}
+
 static void test_conv(void) {
     const int k3[3] = {3, 3, 3}, k1[3] = {1, 1, 1}, k133[3] = {1, 3, 3}, k2[3] = {2, 2, 2};
     const int s1[3] = {1, 1, 1}, s2[3] = {2, 2, 2}, s122[3] = {1, 2, 2};
@@ -288,6 +328,7 @@ static void test_conv(void) {
     CHECK_FAILS(gpu->conv_fwd(gpu, d, d + 16 * 18, d, NULL, &p), NNU_STATUS_ERR_UNSUPPORTED,
                 "plain layouts");
     dev_free(d);
+    conv_offset_case();
 }
 
 /* ---- instance norm + leaky ReLU ---- */
@@ -557,11 +598,18 @@ static void test_errors(void) {
     dev_free(d);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     if (nnu_cuda_device_count() == 0) {
         printf("SKIP: no GPU\n");
         return 77;
     }
+    if (argc > 2 && !strcmp(argv[1], "--api")) {
+        CHECK_OK(nnu_cuda_conv_set_api(argv[2]));
+    } else if (argc > 1) {
+        fprintf(stderr, "usage: test_gpu_ops [--api legacy|graph]\n");
+        return 2;
+    }
+    printf("conv api: %s\n", nnu_cuda_conv_api());
     const uint64_t seed = 20261128;
     printf("seed %llu\n", (unsigned long long)seed);
     cpu = nnu_backend_cpu();
@@ -581,6 +629,11 @@ int main(void) {
         printf("%s %s\n", check_failures == before ? "PASS" : "FAIL", gpu->name);
     }
     test_errors();
+    const int plans = nnu_cuda_conv_graph_plans(), fallbacks = nnu_cuda_conv_graph_fallbacks();
+    printf("conv api %s: %d graph plans, %d legacy fallbacks\n", nnu_cuda_conv_api(), plans,
+           fallbacks);
+    if (!strcmp(nnu_cuda_conv_api(), "graph"))
+        CHECK(plans > 0, "graph API selected but no convolution ran on a graph plan");
     for (int op = 0; op < NNU_OP_COUNT; op++)
         CHECK(covered[op], "op '%s' has no CUDA test", nnu_op_name((nnu_op)op));
     nnu_cuda_mem_stats ms;

@@ -15,7 +15,10 @@
  * (GradScaler's defaults: 2^16, halve on inf/NaN and skip the step). Inference =
  * forward of the full-resolution head only, batch 1. Times are medians of ITERS
  * synchronised iterations after 3 warm-ups (the first one runs cudnnFind).
- * Output: one line "bench ours plan=.. prec=.. train_ms=.. infer_ms=.. peak_mib=..". */
+ * Output: one line "bench ours plan=.. prec=.. train_ms=.. infer_ms=.. peak_mib=..",
+ * then "conv api NAME: ..." (NNU_CUDNN_API=legacy|graph picks the cuDNN API). With
+ * NNU_CUDA_PROFILE=1 the per-op times of the timed iterations come first ("profile"
+ * lines, training then inference); profiling adds host work per op, so time without it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +311,7 @@ int main(int argc, char **argv) {
     double loss = 0;
     for (int it = 0; it < iters + 3; it++) {
         TRY(be->sync(be));
+        if (it == 3 && nnu_cuda_profile_enabled()) TRY(nnu_cuda_profile_reset());
         double t0 = now_ms();
         TRY(nnu_cuda_memset(G, 0, (size_t)np * sizeof(float)));
         forward(&tr, P, 1);
@@ -334,8 +338,13 @@ int main(int argc, char **argv) {
     }
     qsort(tt + 3, (size_t)iters, sizeof *tt, cmp_d);
     const double train_ms = tt[3 + iters / 2];
+    if (nnu_cuda_profile_enabled()) {
+        printf("profile phase train (%s)\n", be->name);
+        TRY(nnu_cuda_profile_report(stdout));
+    }
     for (int it = 0; it < iters + 3; it++) {
         TRY(be->sync(be));
+        if (it == 3 && nnu_cuda_profile_enabled()) TRY(nnu_cuda_profile_reset());
         double t0 = now_ms();
         forward(&inf, P, 0);
         TRY(be->sync(be));
@@ -343,11 +352,17 @@ int main(int argc, char **argv) {
     }
     qsort(tt + 3, (size_t)iters, sizeof *tt, cmp_d);
     const double infer_ms = tt[3 + iters / 2];
+    if (nnu_cuda_profile_enabled()) {
+        printf("profile phase inference (%s)\n", be->name);
+        TRY(nnu_cuda_profile_report(stdout));
+    }
     nnu_cuda_mem_stats ms;
     nnu_cuda_get_mem_stats(&ms);
     printf("bench ours plan=%s prec=%s batch=%d train_ms=%.2f infer_ms=%.2f peak_mib=%.0f "
            "loss=%.4f skipped=%d params=%lld\n", argv[1], argv[2], c.batch, train_ms, infer_ms,
            (double)ms.peak_in_use / (1 << 20), loss, skipped, (long long)np);
+    printf("conv api %s: %d graph plans, %d legacy fallbacks\n", nnu_cuda_conv_api(),
+           nnu_cuda_conv_graph_plans(), nnu_cuda_conv_graph_fallbacks());
     free(tt);
     return 0;
 }
