@@ -220,6 +220,7 @@ static nnu_status choose_algo(conv_entry *e, int prim, nnu_cuda_precision prec) 
 /* cudnnFind* (or the heuristic) for primitive prim of e: algorithm, math, workspace */
 static nnu_status legacy_choose(conv_entry *e, int prim, nnu_cuda_precision prec) {
     if (e->have[prim]) return NNU_STATUS_OK;
+    const double t0 = host_ms();
     nnu_cuda_ctx *c = nnu_cuda_ctx_get();
     const cudnnMathType_t base = prec == NNU_CUDA_FP32   ? CUDNN_FMA_MATH
                                : prec == NNU_CUDA_TF32 ? CUDNN_DEFAULT_MATH
@@ -285,9 +286,9 @@ static nnu_status legacy_choose(conv_entry *e, int prim, nnu_cuda_precision prec
     if (graph_log_level() > 0) {
         char name[160];
         entry_name(e, prim, name, sizeof name);
-        fprintf(stderr, "cudnn legacy %s: algo %d math %d, %.3f ms, workspace %.1f MiB\n", name,
-                e->algo[prim], (int)e->math[prim], (double)e->find_ms[prim],
-                (double)e->ws[prim] / (1 << 20));
+        fprintf(stderr, "cudnn legacy %s: algo %d math %d, %.3f ms, workspace %.1f MiB, "
+                "chosen in %.1f ms\n", name, e->algo[prim], (int)e->math[prim],
+                (double)e->find_ms[prim], (double)e->ws[prim] / (1 << 20), host_ms() - t0);
     }
     return NNU_STATUS_OK;
 }
