@@ -4,30 +4,24 @@
 # side-by-side benchmark (ours vs PyTorch eager, same card, same precision). Builds
 # nothing: runs the binaries of .gpubundle/ (tests/gpu/make_bundle.sh) with the
 # carried oneDNN/libgomp/cudart and the device's own driver and PyTorch's cuDNN/cuBLAS.
-# Logs go to $OUT (env.log, tests.log, net_bench.log, bench.log, summary.txt); every
-# test prints one PASS/FAIL/SKIP line.
-#   bash tests/gpu/run_on_device.sh [full|quick|net] [BUDGET_S]
-#     full  (default) tests, nnu_net timing, unet_bench + PyTorch for hippo and large
-#     quick           the same with hippo only
+# Logs go to $OUT (env.log, tests.log, net_bench.log, bench.log, summary.txt; e2e:
+# e2e.log, e2e_summary.txt, e2e_progress.png); every test prints one PASS/FAIL/SKIP line.
+#   bash tests/gpu/run_on_device.sh [full|quick|net|e2e] [BUDGET_S]
+#     full  (default) tests, nnu_net timing, unet_bench + PyTorch for hippo and large,
+#                     then the end-to-end run (tests/gpu/e2e.sh) if 150 s are left
+#     quick           the same with hippo only, no end-to-end run
 #     net             nnu_net tests and timing first, then the op tests, then hippo
 #                     unet_bench/PyTorch (bf16, fp32) while the budget lasts
+#     e2e             only tests/gpu/e2e.sh: the nnunet program on -device cuda
+#                     (plan, train 12x50 bf16, predict, evaluate, CPU comparison);
+#                     E2E_EPOCHS / E2E_ITERS change its schedule
 #   BUDGET_S (default 400): steps that would not fit in what is left are skipped
 #   (and listed as SKIP in the summary), so the summary is always written.
 set -u
 MODE=${1:-full}; BUDGET=${2:-400}
-OUT=${OUT:-/tmp/nnu_out}; mkdir -p "$OUT"
-ROOT=$(pwd); BUNDLE=$ROOT/.gpubundle; LIB=/tmp/nnu_lib
-mkdir -p $LIB
-python3 -c "import lzma,sys; open('$LIB/libdnnl.so.2','wb').write(lzma.open('$BUNDLE/lib/libdnnl.so.2.xz').read())"
-cp $BUNDLE/lib/lib*.so.1 $BUNDLE/lib/libcudart.so.13 $LIB/
-# cuBLAS + cuBLASLt (one folder: their versions must match) and cuDNN 9 from the
-# device: PyTorch's wheels first, then the toolkit
-SITE=$(python3 -c "import torch,os;print(os.path.dirname(os.path.dirname(torch.__file__)))" 2>/dev/null)
-pick() { find $SITE/nvidia /usr/local/cuda*/lib* /opt /usr/lib -name "$1" 2>/dev/null | head -1; }
-for n in libcublas.so.13 libcudnn.so.9; do
-  f=$(pick $n); [ -n "$f" ] && LIBDIRS="${LIBDIRS:-}:$(dirname "$f")"
-done
-export LD_LIBRARY_PATH="$LIB${LIBDIRS:-}:${LD_LIBRARY_PATH:-}"
+OUT=${OUT:-/tmp/nnu_out}; mkdir -p "$OUT"; export OUT
+# the bundle's libraries unpacked to /tmp/nnu_lib, cuBLAS/cuDNN from PyTorch's wheels
+. tests/gpu/bundle_env.sh
 {
   echo "== env"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"; nproc
@@ -69,7 +63,15 @@ bench() {     # plan, precs, iters, timeout per unet_bench, timeout torch
   local to=$5; [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
   PYTHONUNBUFFERED=1 timeout "$to" python3 tests/gpu/bench_torch.py "$1" "$2" "$3" 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
 }
-if [ "$MODE" = net ]; then
+e2e() {       # the nnunet program end to end with whatever budget is left
+  fits "$1" "e2e (nnunet plan/train/predict on cuda)" || return 0
+  echo "== e2e (tests/gpu/e2e.sh cuda, $(( $(left) - 5 )) s)" | tee -a "$SUMMARY"
+  bash tests/gpu/e2e.sh cuda $(( $(left) - 5 )) "${E2E_EPOCHS:-12}" "${E2E_ITERS:-50}"
+  cat "$OUT/e2e_summary.txt" >> "$SUMMARY"
+}
+if [ "$MODE" = e2e ]; then
+  e2e 60
+elif [ "$MODE" = net ]; then
   echo "== net tests" | tee -a "$SUMMARY"
   runtest test_gpu_net 100
   grep -E "^(RESULT|PASS|FAIL|device)|FAIL:" "$OUT/tests.log" | tee -a "$SUMMARY"
@@ -95,6 +97,7 @@ else
   bench hippo fp32,tf32,bf16,fp16 15 60 150
   [ "$MODE" = quick ] || bench large tf32,bf16 6 90 150
   [ "$MODE" = quick ] || bench large fp16,fp32 6 90 150
+  [ "$MODE" = quick ] || e2e 150
 fi
 rm -f "$OUT/b.tmp"
 echo "== summary (${SECONDS} s)"; cat "$SUMMARY"
