@@ -11,6 +11,8 @@
 #include "ops_cuda.h"
 
 #define NNU_OP(name, ptype) .name = nnu_##name##_cuda,
+/* every op of nnu_ops.def has its CUDA twin, the NNU_OP_NEW ones included */
+#define NNU_OP_NEW(name, ptype) NNU_OP(name, ptype)
 /* slot `name` = nnu_<name>_cuda; the X-macro is expanded once per table */
 static const nnu_backend tables[NNU_CUDA_PRECISION_COUNT] = {
     { .name = "cuda:0", .mem = &nnu_cuda_memory_ops, .sync = nnu_cuda_sync,
@@ -48,6 +50,7 @@ static const nnu_backend tables[NNU_CUDA_PRECISION_COUNT] = {
 #include "nnu_ops.def"
     },
 };
+#undef NNU_OP_NEW
 #undef NNU_OP
 
 static const char *const prec_names[NNU_CUDA_PRECISION_COUNT] = {"fp32", "tf32", "bf16", "fp16",

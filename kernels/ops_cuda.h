@@ -54,6 +54,13 @@ nnu_status nnu_loss_dice_ce_fwd_cuda(const nnu_backend *be, const float *logits,
 nnu_status nnu_loss_dice_ce_bwd_cuda(const nnu_backend *be, const float *logits,
                                     const int32_t *target, const void *ws, float *glogits,
                                     const nnu_loss_params *p);
+/* loss_bce.cu: Dice + BCE of region-based training, logits (N,R,S), target (N,S) labels */
+nnu_status nnu_loss_dice_bce_fwd_cuda(const nnu_backend *be, const float *logits,
+                                      const int32_t *target, void *ws, double *loss,
+                                      const nnu_loss_region_params *p);
+nnu_status nnu_loss_dice_bce_bwd_cuda(const nnu_backend *be, const float *logits,
+                                      const int32_t *target, const void *ws, float *glogits,
+                                      const nnu_loss_region_params *p);
 nnu_status nnu_sgd_step_cuda(const nnu_backend *be, float *w, const float *g, float *buf,
                             const nnu_sgd_params *p);
 nnu_status nnu_adam_step_cuda(const nnu_backend *be, float *w, const float *g, float *m,

@@ -565,7 +565,51 @@ static void loss_case(const char *label, int64_t N, int64_t K, int64_t S, int ba
     free(z); free(g); free(h); free(t); free(ws);
 }
 
+/* region Dice + BCE (loss_bce.cu vs core/ops/loss_dice_bce.c): BraTS-like regions
+ * {1,2,3}, {2,3}, {3} over labels 0..3 (+ ignore 4); same tolerances as Dice + CE (the
+ * same double sums of fp32 terms; device expf vs glibc) */
+static void loss_bce_case(const char *label, int64_t N, int64_t S, int batch_dice, int ignore) {
+    nnu_loss_region_params p = {{N, 3, S, batch_dice, 1, ignore, 1e-5f, 0.75f}, 5, {0}};
+    p.label_regions[1] = 1u;
+    p.label_regions[2] = 3u;
+    p.label_regions[3] = 7u;
+    const int64_t n = N * 3 * S;
+    float *z = ref_falloc(n), *g = ref_falloc(n), *h = ref_falloc(n);
+    int32_t *t = malloc((size_t)(N * S) * sizeof *t);
+    ref_fill(z, n, -4, 4);
+    for (int64_t i = 0; i < N * S; i++) t[i] = (int32_t)(ref_uniform() * (ignore >= 0 ? 5 : 4));
+    const size_t wsb = nnu_loss_ws_size(&p.base);
+    void *ws = malloc(wsb);
+    double lc = 0, lg = 0;
+    CHECK_OK(cpu->loss_dice_bce_fwd(cpu, z, t, ws, &lc, &p));
+    CHECK_OK(cpu->loss_dice_bce_bwd(cpu, z, t, ws, g, &p));
+    float *dz = dev_from(z, n), *dg = dev_alloc(n);
+    int32_t *dt = gpu->mem->alloc((size_t)(N * S) * sizeof *t, gpu->mem->ctx);
+    void *dws = gpu->mem->alloc(wsb, gpu->mem->ctx);
+    CHECK_OK(gpu->memcpy_(gpu, dt, t, (size_t)(N * S) * sizeof *t));
+    CHECK_OK(gpu->loss_dice_bce_fwd(gpu, dz, dt, dws, &lg, &p));
+    CHECK_OK(gpu->loss_dice_bce_bwd(gpu, dz, dt, dws, dg, &p));
+    CHECK(fabs(lg - lc) <= TOL_LOSS_VALUE * (1 + fabs(lc)), "[%s] %s loss: gpu %.12g cpu %.12g",
+          nnu_cuda_precision_name(prec), label, lg, lc);
+    dev_to(h, dg, n);
+    char what[128];
+    snprintf(what, sizeof what, "%s grad", label);
+    cmp(what, h, g, n, T_LOSS);
+    /* a label outside [0, n_labels) is an error with its index */
+    t[N * S - 1] = 9;
+    CHECK_OK(gpu->memcpy_(gpu, dt, t, (size_t)(N * S) * sizeof *t));
+    CHECK_FAILS(gpu->loss_dice_bce_fwd(gpu, dz, dt, dws, &lg, &p), NNU_STATUS_ERR_ARG,
+                "flat index");
+    dev_free(dz); dev_free(dg); dev_free(dt); dev_free(dws);
+    free(z); free(g); free(h); free(t); free(ws);
+}
+
 static void test_loss(void) {
+    loss_bce_case("dice+bce regions S=1001", 2, 1001, 0, -1);
+    loss_bce_case("dice+bce regions batch_dice", 3, 777, 1, -1);
+    loss_bce_case("dice+bce regions ignore=4", 2, 513, 0, 4);
+    loss_bce_case("dice+bce regions S=89600", 2, 40 * 56 * 40, 0, -1);
+    COVER(loss_dice_bce_fwd); COVER(loss_dice_bce_bwd);
     loss_case("dice+ce 2x3 S=1001", 2, 3, 1001, 0, -1);
     loss_case("dice+ce batch_dice", 3, 3, 777, 1, -1);
     loss_case("dice+ce ignore=4 K=4", 2, 4, 513, 0, 4);

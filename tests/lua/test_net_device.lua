@@ -125,6 +125,28 @@ if has_cuda then
   same_logits(g, permuted, "cuda permuted input")
 end
 
+-- region-based training (sigmoid heads, Dice + BCE): the CUDA loss equals the CPU's on
+-- the first step from identical weights (labels 0..3 in regions {1,2,3}, {2,3}, {3})
+do
+  local ys = {}
+  for i = 1, 2 * 8 * 16 * 16 do ys[i] = (i * 7 // 5) % 4 end
+  local target = tensor.from_table(ys, { 2, 1, 8, 16, 16 }, "i16")
+  local xr = tensor.from_table(big_vals, { 1, 1, 8, 16, 20 }):narrow(5, 1, 16):contiguous()
+  local x2 = tensor.zeros({ 2, 1, 8, 16, 16 })
+  x2:narrow(1, 1, 1):copy_from(xr); x2:narrow(1, 2, 1):copy_from(xr)
+  local ropts = opts({ num_classes = 3, deep_supervision = true, regions = { { 1, 2, 3 }, { 2, 3 }, 3 } })
+  local rc = netmod.build(arch, ropts)
+  local lc = rc:train_step(x2, target, 1e-2)
+  check(lc == lc and lc > 0 and lc < 2, "cpu region loss " .. tostring(lc))
+  local bad_ok = pcall(netmod.build, arch, opts({ num_classes = 2, regions = { { 1, 2 }, 2, 3 } }))
+  check(not bad_ok, "3 regions with 2 heads is refused")
+  if has_cuda then
+    ropts.device, ropts.precision = "cuda", "fp32"
+    local lg = netmod.build(arch, ropts):train_step(x2, target, 1e-2)
+    check(math.abs(lg - lc) <= 1e-5 * math.abs(lc), string.format("cuda region loss %.9g vs cpu %.9g", lg, lc))
+  end
+end
+
 -- with a GPU: the CUDA net (same seed, same weights) gives the CPU's logits
 if has_cuda then
   for _, prec in ipairs({ "fp32", "bf16" }) do
