@@ -7,7 +7,10 @@
  *             conv_bias, norm_op_kwargs={eps}, nonlin_kwargs={negative_slope}}})
  *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
  *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=,
- *              device="cpu"|"cuda"|"auto", precision=}
+ *              device="cpu"|"cuda"|"auto", precision=, regions=, loss_scale=}
+ *             regions: region-based training: {{1, 2, 3}, {2, 3}, 3} (a label or a list of
+ *             labels per region, declaration order); num_classes = #regions sigmoid
+ *             heads trained with Dice + BCE
  *             device: "cpu" (default), "cuda" (nnu_backend_cuda; an error without a
  *             GPU or CUDA build), "auto" (CUDA when available, else the CPU with the
  *             one-line message "no CUDA GPU found: using the CPU" on stderr).
