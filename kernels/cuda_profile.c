@@ -231,6 +231,20 @@ static nnu_status prof_loss_dice_ce_bwd(const nnu_backend *be, const float *logi
     NNU_TRY(prof_begin(NNU_OP_loss_dice_ce_bwd, geo4(p->n, p->k, p->s, 0, g), &s));
     return prof_end(s, r->loss_dice_ce_bwd(r, logits, target, ws, glogits, p));
 }
+static nnu_status prof_loss_dice_bce_fwd(const nnu_backend *be, const float *logits,
+                                         const int32_t *target, void *ws, double *loss,
+                                         const nnu_loss_region_params *p) {
+    int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
+    NNU_TRY(prof_begin(NNU_OP_loss_dice_bce_fwd, geo4(p->base.n, p->base.k, p->base.s, 0, g), &s));
+    return prof_end(s, r->loss_dice_bce_fwd(r, logits, target, ws, loss, p));
+}
+static nnu_status prof_loss_dice_bce_bwd(const nnu_backend *be, const float *logits,
+                                         const int32_t *target, const void *ws, float *glogits,
+                                         const nnu_loss_region_params *p) {
+    int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
+    NNU_TRY(prof_begin(NNU_OP_loss_dice_bce_bwd, geo4(p->base.n, p->base.k, p->base.s, 0, g), &s));
+    return prof_end(s, r->loss_dice_bce_bwd(r, logits, target, ws, glogits, p));
+}
 static nnu_status prof_sgd_step(const nnu_backend *be, float *w, const float *gr, float *buf,
                                 const nnu_sgd_params *p) {
     int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
@@ -286,6 +300,8 @@ const nnu_backend *nnu_cuda_profile_wrap(const nnu_backend *rt) {
     if (w->softmax_bwd) w->softmax_bwd = prof_softmax_bwd;
     if (w->loss_dice_ce_fwd) w->loss_dice_ce_fwd = prof_loss_dice_ce_fwd;
     if (w->loss_dice_ce_bwd) w->loss_dice_ce_bwd = prof_loss_dice_ce_bwd;
+    if (w->loss_dice_bce_fwd) w->loss_dice_bce_fwd = prof_loss_dice_bce_fwd;
+    if (w->loss_dice_bce_bwd) w->loss_dice_bce_bwd = prof_loss_dice_bce_bwd;
     if (w->sgd_step) w->sgd_step = prof_sgd_step;
     if (w->adam_step) w->adam_step = prof_adam_step;
     if (w->axpy) w->axpy = prof_axpy;
@@ -332,6 +348,7 @@ static void geo_str(const prof_agg *a, char *s, size_t n) {
         break;
     case NNU_OP_instnorm_fwd: case NNU_OP_instnorm_bwd: case NNU_OP_softmax_fwd:
     case NNU_OP_softmax_bwd: case NNU_OP_loss_dice_ce_fwd: case NNU_OP_loss_dice_ce_bwd:
+    case NNU_OP_loss_dice_bce_fwd: case NNU_OP_loss_dice_bce_bwd:
         snprintf(s, n, "N=%lld C=%lld S=%lld", (long long)g[0], (long long)g[1], (long long)g[2]);
         break;
     default:

@@ -58,7 +58,9 @@ int main(void) {
     /* every op slot is a wrapper, not the real op (R20: the list is nnu_ops.def) */
 #define NNU_OP(name, ptype) \
     CHECK(gpu->name && gpu->name != nnu_##name##_cuda, "op %s is not profiled", #name);
+#define NNU_OP_NEW(name, ptype) NNU_OP(name, ptype)   /* the CUDA tables take them too */
 #include "nnu_ops.def"
+#undef NNU_OP_NEW
 #undef NNU_OP
 
     /* lrelu 3x + 5000x (one geometry), conv_fwd 2x + 1x (two geometries), axpy, sumsq */
