@@ -394,19 +394,23 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
     const nnu_net_config *c = &net->cfg;
     const int n = c->n_stages, L = net->cblk;
     const int64_t N = net->batch;
-    int64_t maxact = 0, maxf = 0;
+    /* maxact: the largest activation of any kind (a concatenation [up, skip] has 2 F_s
+     * channels); maxfs: the largest block output (F_s channels), which is all that the
+     * conv outputs, the activations, the transposed-conv output and its gradient hold */
+    int64_t maxact = 0, maxfs = 0, maxf = 0;
     for (int s = 0; s < n; s++) {
         int64_t S = spn(net->sp[s]);
         int64_t cat = s < n - 1 ? 2 * (int64_t)c->features[s] : c->features[s];
         if (N * cat * S > maxact) maxact = N * cat * S;
+        if (N * c->features[s] * S > maxfs) maxfs = N * c->features[s] * S;
         if (c->features[s] > maxf) maxf = c->features[s];
     }
     /* inference: shared buffers (pre scratch, two activations, concat, stats) */
     float *scratch = NULL, *pp[2] = {NULL, NULL}, *catbuf = NULL, *stats = NULL;
     if (!train) {
-        scratch = carve_act(net, cv, maxact);
-        pp[0] = carve_act(net, cv, maxact);
-        pp[1] = carve_act(net, cv, maxact);
+        scratch = carve_act(net, cv, maxfs);
+        pp[0] = carve_act(net, cv, maxfs);
+        pp[1] = carve_act(net, cv, maxfs);
         catbuf = carve_act(net, cv, maxact);
         stats = carve(cv, N * maxf * 2);
     }
@@ -479,14 +483,14 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
         size_t ws = nnu_loss_ws_size(&d->lp);
         d->loss_ws = carve(cv, (int64_t)((ws + 3) / 4));
     }
-    net->up = carve_act(net, cv, maxact);
+    net->up = carve_act(net, cv, maxfs);
     /* the input is copied in: the backward of the first layer reads it, and the
      * caller's buffer need not outlive the forward (nor be device memory) */
     net->input = carve_act(net, cv, N * c->in_channels * spn(net->patch));
     /* activation gradients share the activations' storage type */
     net->ga = train ? carve_act(net, cv, maxact) : NULL;
     net->gb = train ? carve_act(net, cv, maxact) : NULL;
-    net->gt = train ? carve_act(net, cv, maxact) : NULL;
+    net->gt = train ? carve_act(net, cv, maxfs) : NULL;    /* gradient of up or of a head input */
     for (int s = 0; s < n - 1; s++)
         net->gskip[s] = train ? carve_act(net, cv, N * c->features[s] * spn(net->sp[s])) : NULL;
     return NNU_STATUS_OK;

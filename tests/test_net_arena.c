@@ -17,14 +17,16 @@
  *   dec 0   cat N*8*64 = 1024 (A); pre, act 2 x 512 (A); stats 16 floats;
  *           logits, glogits 2 x N*2*64 = 2 x 256 floats; target N*64 = 128 int32;
  *           loss workspace nnu_loss_ws_size bytes (rounded to 4, then 64)
- *   up      maxact = N*2*4*64 = 1024 (A)    input N*1*64 = 128 (A)
- *   ga, gb, gt  3 x 1024 (A)                gskip 0: N*4*64 = 512 (A)
- *   activations: 1024+256+1024+1024+1024+128+3072+512 = 8064 elements
+ *   up      maxfs = N*4*64 = 512 (A; the largest F_s-channel activation)
+ *           input N*1*64 = 128 (A)
+ *   ga, gb  2 x maxact = 2 x N*2*4*64 = 2 x 1024 (A; they hold concat gradients)
+ *   gt      maxfs = 512 (A)                 gskip 0: N*4*64 = 512 (A)
+ *   activations: 1024+256+1024+1024+512+128+2048+512+512 = 7040 elements
  *   fp32: stats 64+128+64 B, logits+glogits 2048 B, target 512 B = 2816 B + ws
- * Inference plan: scratch, 2 ping-pong, concat = 4 x 1024 (A); shared stats
- *   N*8*2 = 32 floats; skips enc 0 / enc 1 = 512 + 128 (A); full-resolution logits
- *   256 floats; up 1024 (A); input 128 (A):
- *   activations 5888 elements, fp32 128 + 1024 = 1152 B. */
+ * Inference plan: scratch, 2 ping-pong = 3 x maxfs = 3 x 512 (A), concat maxact = 1024
+ *   (A); shared stats N*8*2 = 32 floats; skips enc 0 / enc 1 = 512 + 128 (A);
+ *   full-resolution logits 256 floats; up 512 (A); input 128 (A):
+ *   activations 3840 elements, fp32 128 + 1024 = 1152 B. */
 #include <string.h>
 
 #include "check.h"
@@ -58,9 +60,9 @@ static size_t r64(size_t b) { return (b + 63) & ~(size_t)63; }
 static size_t want_train(size_t A) {
     nnu_loss_params lp = {2, 2, 64, 0, 0, -1, 1e-5f, 1.0f};
     size_t ws = nnu_loss_ws_size(&lp);
-    return 8064 * A + 2816 + r64((ws + 3) / 4 * 4);
+    return 7040 * A + 2816 + r64((ws + 3) / 4 * 4);
 }
-static size_t want_infer(size_t A) { return 5888 * A + 1152; }
+static size_t want_infer(size_t A) { return 3840 * A + 1152; }
 
 static void check_plans(const char *what, const nnu_backend *be, size_t A) {
     nnu_net_config c;
