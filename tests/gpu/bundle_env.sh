@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bundle_env.sh: sourced (bash) by run_on_device.sh and e2e.sh, from the repo root.
 # Unpacks .gpubundle/lib (tests/gpu/make_bundle.sh) into $NNU_LIB: NAME.xz are
 # decompressed (xz, else python3's lzma), the rest copied; finds cuBLAS/cuBLASLt and
@@ -5,7 +6,10 @@
 # LD_LIBRARY_PATH. The carried libstdc++/libgcc_s (lib/fallback) are added only
 # when the machine's own leave a library of bin/nnunet unresolved (a missing library
 # or a too old GLIBCXX version), so a newer system libstdc++ is never shadowed.
-# Sets: ROOT BUNDLE NNU_LIB LD_LIBRARY_PATH NNU_FALLBACK (1 when the fallback is used)
+# Exports: BUNDLE NNU_LIB LD_LIBRARY_PATH NNU_FALLBACK (1 when the fallback is used)
+# and NNU_ENV_DONE, so a script started from one that sourced this (run_on_device.sh
+# -> e2e.sh) skips the work.
+if [ "${NNU_ENV_DONE:-}" = 1 ] && [ -n "${BUNDLE:-}" ] && [ -n "${NNU_LIB:-}" ]; then return 0; fi
 ROOT=${ROOT:-$(pwd)}
 BUNDLE=${BUNDLE:-$ROOT/.gpubundle}
 NNU_LIB=${NNU_LIB:-/tmp/nnu_lib}
@@ -41,3 +45,4 @@ NNU_FALLBACK=0
 if [ -x "$BUNDLE/bin/nnunet" ] && ! "$BUNDLE/bin/nnunet" --version >/dev/null 2>&1; then
   export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$NNU_LIB/fallback"; NNU_FALLBACK=1
 fi
+export BUNDLE NNU_LIB NNU_FALLBACK NNU_ENV_DONE=1

@@ -17,7 +17,7 @@ OUT=${OUT:-/tmp/nnu_out_here}; rm -rf "$OUT"; mkdir -p "$OUT/lddebug"
 NNU_LIB=${NNU_LIB:-/tmp/nnu_lib_here}; rm -rf "$NNU_LIB"
 B=.gpubundle
 # the system paths of the carried libraries, as the build resolved them
-MASK=$(for n in $(ls $B/lib $B/lib/fallback | grep '^lib' | sed 's/\.xz$//'); do
+MASK=$(for f in $B/lib/lib* $B/lib/fallback/lib*; do n=$(basename "${f%.xz}")
   ldconfig -p | awk -v n="$n" '$1 == n && /x86-64/ {print $NF}'
   for d in /usr/local/lib /usr/local/cuda*/lib*; do [ -e "$d/$n" ] && echo "$d/$n"; done
 done | xargs -r readlink -f | sort -u)
