@@ -5,7 +5,7 @@
 # by git; name it in the device tool's `carry`). The device has the NVIDIA driver,
 # python3 and PyTorch's cuDNN/cuBLAS but no oneDNN, Lua, nifticlib, cairo or
 # lua-cjson, and no package registry.
-#   .gpubundle/bin/            test_gpu_ops test_gpu_block test_gpu_net test_backend_ops
+#   .gpubundle/bin/            test_gpu_ops test_gpu_block test_gpu_net test_gpu_profile test_backend_ops
 #                              unet_bench nnunet (stripped)
 #   .gpubundle/share/nnunet/   lua/nnunet, rules, recipes, data (cmake --install), so
 #                              bin/nnunet finds its home in <exe>/../share/nnunet and the
@@ -30,10 +30,10 @@ B=${BUILD:-$S/build-bundle}
 G=.gpubundle
 export PATH=/usr/local/cuda/bin:$PATH
 cmake -S "$S" -B "$B" -DCMAKE_CUDA_ARCHITECTURES=90 -DNNUNET_BENCH=ON >/dev/null
-cmake --build "$B" -j2 --target nnunet test_gpu_ops test_gpu_block test_gpu_net test_backend_ops unet_bench
+cmake --build "$B" -j2 --target nnunet test_gpu_ops test_gpu_block test_gpu_net test_gpu_profile test_backend_ops unet_bench
 grep -qx '/.gpubundle/' .git/info/exclude 2>/dev/null || echo '/.gpubundle/' >> .git/info/exclude
 rm -rf $G && mkdir -p $G/bin $G/lib/fallback
-for t in test_gpu_ops test_gpu_block test_gpu_net test_backend_ops; do cp "$B/tests/$t" $G/bin/; done
+for t in test_gpu_ops test_gpu_block test_gpu_net test_gpu_profile test_backend_ops; do cp "$B/tests/$t" $G/bin/; done
 cp "$B/unet_bench" $G/bin/
 # bin/nnunet + share/nnunet/{lua/nnunet,rules,recipes,data}
 cmake --install "$B" --prefix "$(pwd)/$G" >/dev/null

@@ -4,10 +4,18 @@
 # side-by-side benchmark (ours vs PyTorch eager, same card, same precision). Builds
 # nothing: runs the binaries of .gpubundle/ (tests/gpu/make_bundle.sh) with the
 # carried oneDNN/libgomp/cudart and the device's own driver and PyTorch's cuDNN/cuBLAS.
-# Logs go to $OUT (env.log, tests.log, net_bench.log, bench.log, summary.txt; e2e:
-# e2e.log, e2e_summary.txt, e2e_progress.png); every test prints one PASS/FAIL/SKIP line.
-#   bash tests/gpu/run_on_device.sh [full|quick|net|e2e] [BUDGET_S]
-#     full  (default) tests, nnu_net timing, unet_bench + PyTorch for hippo and large,
+# The device tool returns at most 8 files from $OUT: the logs are written to
+# /tmp/nnu_logs (env.log, tests.log, net_bench.log, bench.log, profile.log; e2e: e2e.log,
+# e2e_summary.txt) and packed into $OUT/logs.tgz after every phase; $OUT also gets
+# summary.txt (written as it goes, so a run killed at its limit still returns it) and
+# e2e_progress.png. Every test prints one PASS/FAIL/SKIP line.
+#   bash tests/gpu/run_on_device.sh [next|full|quick|net|e2e] [BUDGET_S]
+#     next  the run prepared for the next GPU session (2026-11-28): op/net/profile
+#           tests on the legacy and graph cuDNN APIs, nnu_net timing of bf16 vs
+#           bf16-act16 vs fp32/tf32 on both APIs, a per-op profile, PyTorch side by
+#           side, then the end-to-end nnunet run, then the large plan: in that order
+#           of priority, each step skipped when the budget is short
+#     full  tests, nnu_net timing, unet_bench + PyTorch for hippo and large,
 #                     then the end-to-end run (tests/gpu/e2e.sh) if 150 s are left
 #     quick           the same with hippo only, no end-to-end run
 #     net             nnu_net tests and timing first, then the op tests, then hippo
@@ -19,7 +27,14 @@
 #   (and listed as SKIP in the summary), so the summary is always written.
 set -u
 MODE=${1:-full}; BUDGET=${2:-400}
-OUT=${OUT:-/tmp/nnu_out}; mkdir -p "$OUT"; export OUT
+FINAL=${OUT:-/tmp/nnu_out}; mkdir -p "$FINAL"
+OUT=/tmp/nnu_logs; rm -rf "$OUT"; mkdir -p "$OUT"; export OUT
+# logs.tgz + the plot into the returned folder (called after every phase)
+pack() {
+  tar czf "$FINAL/logs.tgz.tmp" -C "$OUT" . 2>/dev/null && mv "$FINAL/logs.tgz.tmp" "$FINAL/logs.tgz"
+  [ -f "$OUT/e2e_progress.png" ] && cp "$OUT/e2e_progress.png" "$FINAL/"
+  return 0
+}
 # the bundle's libraries unpacked to /tmp/nnu_lib, cuBLAS/cuDNN from PyTorch's wheels
 . tests/gpu/bundle_env.sh
 {
@@ -28,7 +43,7 @@ OUT=${OUT:-/tmp/nnu_out}; mkdir -p "$OUT"; export OUT
   ldd $BUNDLE/bin/test_gpu_net | grep -E "cud|dnnl|blas|not found"
 } > "$OUT/env.log" 2>&1
 cat "$OUT/env.log"
-SUMMARY="$OUT/summary.txt"; : > "$SUMMARY"
+SUMMARY="$FINAL/summary.txt"; : > "$SUMMARY"
 left() { echo $((BUDGET - SECONDS)); }
 # fits SECONDS_NEEDED: 0 when at least that much budget is left (else a SKIP line)
 fits() { [ "$(left)" -ge "$1" ] && return 0; echo "SKIP $2 (budget: $(left) s left)" | tee -a "$SUMMARY"; return 1; }
@@ -42,13 +57,25 @@ runtest() {   # name, timeout, [args...]
   local r=FAIL; [ $rc -eq 0 ] && r=PASS; [ $rc -eq 77 ] && r=SKIP
   echo "$r $name $* (rc=$rc, $((SECONDS - t0)) s)" | tee -a "$SUMMARY"
 }
-netbench() {  # prec, iters, timeout
-  fits 20 "nnu_net bench $1" || return 0
+netbench() {  # prec, iters, timeout [api]: the api (legacy|graph) goes into NNU_CUDNN_API
+  local api=${4:-legacy}
+  fits 20 "nnu_net bench $1 ($api)" || return 0
   local to=$3; [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
-  timeout "$to" "$BUNDLE/bin/test_gpu_net" --bench "$1" "$2" > "$OUT/b.tmp" 2>&1; local rc=$?
+  echo "### test_gpu_net --bench $1 $2 (NNU_CUDNN_API=$api)" >> "$OUT/net_bench.log"
+  NNU_CUDNN_API=$api timeout "$to" "$BUNDLE/bin/test_gpu_net" --bench "$1" "$2" > "$OUT/b.tmp" 2>&1
+  local rc=$?
   cat "$OUT/b.tmp" >> "$OUT/net_bench.log"
-  if [ $rc -eq 0 ]; then grep '^bench' "$OUT/b.tmp" >> "$SUMMARY"
-  else echo "FAIL nnu_net bench $1 (rc=$rc): $(tail -2 "$OUT/b.tmp" | tr '\n' ' ')" | tee -a "$SUMMARY"; fi
+  if [ $rc -eq 0 ]; then grep '^bench' "$OUT/b.tmp" | sed "s/\$/ api=$api/" >> "$SUMMARY"
+  else echo "FAIL nnu_net bench $1 $api (rc=$rc): $(tail -2 "$OUT/b.tmp" | tr '\n' ' ')" | tee -a "$SUMMARY"; fi
+}
+# per-op profile of the nnu_net bench (profiling adds host time: not a timing run)
+profile() {   # prec, api
+  fits 25 "profile $1 ($2)" || return 0
+  echo "### NNU_CUDA_PROFILE=1 NNU_CUDNN_API=$2 test_gpu_net --bench $1 5" >> "$OUT/profile.log"
+  NNU_CUDA_PROFILE=1 NNU_CUDNN_API=$2 timeout $(( $(left) - 5 )) "$BUNDLE/bin/test_gpu_net" --bench "$1" 5 \
+    >> "$OUT/profile.log" 2>&1
+  echo "profile $1 $2: rc=$? (profile.log)" | tee -a "$SUMMARY"
+  grep -E "^profile op " "$OUT/profile.log" | tail -24 >> "$SUMMARY"
 }
 bench() {     # plan, precs, iters, timeout per unet_bench, timeout torch
   for p in ${2//,/ }; do
@@ -69,7 +96,38 @@ e2e() {       # the nnunet program end to end with whatever budget is left
   bash tests/gpu/e2e.sh cuda $(( $(left) - 5 )) "${E2E_EPOCHS:-12}" "${E2E_ITERS:-50}"
   cat "$OUT/e2e_summary.txt" >> "$SUMMARY"
 }
-if [ "$MODE" = e2e ]; then
+if [ "$MODE" = next ]; then
+  export NNU_CUDNN_GRAPH_CANDIDATES=${NNU_CUDNN_GRAPH_CANDIDATES:-4}   # bounds autotuning time
+  echo "== A. correctness (legacy cuDNN API, then the graph API)" | tee -a "$SUMMARY"
+  runtest test_gpu_ops 120
+  runtest test_gpu_net 90
+  runtest test_gpu_profile 30
+  runtest test_gpu_ops 150 --api graph
+  runtest test_gpu_net 90 --api graph
+  runtest test_gpu_block 30
+  grep -E "^(RESULT|PASS|FAIL|conv api|device)|FAIL:" "$OUT/tests.log" | head -60 >> "$SUMMARY"
+  pack
+  echo "== B. nnu_net timing, hippo 3d_fullres batch 9 (legacy / graph API)" | tee -a "$SUMMARY"
+  netbench bf16 15 45 legacy
+  netbench bf16-act16 15 45 legacy
+  netbench bf16 15 60 graph
+  netbench bf16-act16 15 60 graph
+  netbench fp32 10 60 legacy
+  netbench fp32 10 80 graph
+  netbench tf32 10 80 graph
+  netbench fp16-act16 15 60 graph
+  pack
+  echo "== C. PyTorch eager, same card (hippo)" | tee -a "$SUMMARY"
+  fits 60 "torch bench hippo" && PYTHONUNBUFFERED=1 timeout $(( $(left) - 5 )) python3 tests/gpu/bench_torch.py \
+    hippo fp32,tf32,bf16,fp16 15 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
+  profile bf16-act16 graph
+  pack
+  echo "== D. the nnunet program end to end on cuda" | tee -a "$SUMMARY"
+  e2e 120
+  pack
+  echo "== E. large plan (unet_bench, fp32 activations) and PyTorch" | tee -a "$SUMMARY"
+  NNU_CUDNN_API=graph bench large bf16 6 90 120
+elif [ "$MODE" = e2e ]; then
   e2e 60
 elif [ "$MODE" = net ]; then
   echo "== net tests" | tee -a "$SUMMARY"
@@ -100,4 +158,5 @@ else
   [ "$MODE" = quick ] || e2e 150
 fi
 rm -f "$OUT/b.tmp"
+pack
 echo "== summary (${SECONDS} s)"; cat "$SUMMARY"
