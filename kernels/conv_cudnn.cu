@@ -171,6 +171,8 @@ static nnu_status entry_create(const nnu_conv_params *p, nnu_cuda_precision prec
     return NNU_STATUS_OK;
 }
 
+static nnu_status entry_destroy(conv_entry *e);   /* conv_cudnn_graph.inc */
+
 static nnu_status entry_get(const nnu_conv_params *p, nnu_cuda_precision prec,
                             conv_entry **out) {
     int64_t key[KEY_LEN];
@@ -188,10 +190,14 @@ static nnu_status entry_get(const nnu_conv_params *p, nnu_cuda_precision prec,
     memcpy(e->key, key, sizeof key);
     e->prec = prec;
     nnu_status st = entry_create(p, prec, e);
-    if (st != NNU_STATUS_OK) { free(e); return st; }
+    if (st != NNU_STATUS_OK) {   /* the descriptors it created go too (st wins) */
+        (void)entry_destroy(e);
+        return st;
+    }
     if (cache_len == cache_cap) {
         int nc = cache_cap ? 2 * cache_cap : 32;
         conv_entry **ncache = (conv_entry **)realloc(cache, (size_t)nc * sizeof *ncache);
+        if (!ncache) (void)entry_destroy(e);
         NNU_CHECK(ncache, NNU_STATUS_ERR_OOM, "conv (cuda): out of host memory");
         cache = ncache;
         cache_cap = nc;

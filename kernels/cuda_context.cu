@@ -271,6 +271,10 @@ static size_t buf_size[NNU_CUDA_BUF_COUNT];
 nnu_status nnu_cuda_buffer(int which, size_t nbytes, void **out) {
     if (nbytes > buf_size[which]) {
         size_t want = round_size(nbytes + nbytes / 4);   /* headroom: fewer regrowths */
+        /* the old buffer goes first: until the new one exists the size is 0, so a
+         * failed growth is never followed by a smaller request that gets NULL with OK
+         * (graph_trials in conv_cudnn_graph.inc skips a candidate on OOM and goes on) */
+        buf_size[which] = 0;
         if (which == NNU_CUDA_BUF_HOST) {
             if (buf_ptr[which]) NNU_CU(cudaFreeHost(buf_ptr[which]));
             buf_ptr[which] = NULL;
