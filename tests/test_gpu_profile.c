@@ -62,6 +62,29 @@ int main(void) {
 #include "nnu_ops.def"
 #undef NNU_OP_NEW
 #undef NNU_OP
+    /* every precision gets its own wrapped table that keeps its precision, name and
+     * activation storage (the ops read them from the table they are called through) */
+    const nnu_backend *wt[NNU_CUDA_PRECISION_COUNT] = {0};
+    for (int p = 0; p < NNU_CUDA_PRECISION_COUNT; p++) {
+        const nnu_cuda_precision pr = (nnu_cuda_precision)p;
+        CHECK_OK(nnu_backend_cuda(pr, &wt[p]));
+        if (!wt[p]) return check_report();
+        CHECK(nnu_cuda_precision_of(wt[p]) == p && nnu_cuda_profile_precision_of(wt[p]) == p,
+              "wrapped %s table: precision %d", nnu_cuda_precision_name(pr),
+              nnu_cuda_precision_of(wt[p]));
+        CHECK(nnu_cuda_profile_wrap(wt[p]) == wt[p], "%s: rewrapping made another copy",
+              nnu_cuda_precision_name(pr));
+        CHECK(wt[p]->conv_fwd != nnu_conv_fwd_cuda && wt[p]->sumsq != nnu_sumsq_cuda,
+              "%s: op slots not wrapped", nnu_cuda_precision_name(pr));
+        CHECK((wt[p]->act_bytes == 2) == nnu_cuda_precision_act16(pr) &&
+              (wt[p]->upload_act != NULL) == nnu_cuda_precision_act16(pr),
+              "%s: activation storage of the wrapped table (act_bytes %d)",
+              nnu_cuda_precision_name(pr), (int)wt[p]->act_bytes);
+        for (int q = 0; q < p; q++)
+            CHECK(wt[q] != wt[p], "%s and %s share a wrapped table",
+                  nnu_cuda_precision_name((nnu_cuda_precision)q), nnu_cuda_precision_name(pr));
+    }
+    CHECK(wt[NNU_CUDA_FP32] == gpu, "fp32 wrapped table changed between calls");
 
     /* lrelu 3x + 5000x (one geometry), conv_fwd 2x + 1x (two geometries), axpy, sumsq */
     enum { NE = 1000 };

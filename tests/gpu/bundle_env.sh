@@ -36,7 +36,8 @@ done
 NNU_SITE=$(python3 -c "import torch,os;print(os.path.dirname(os.path.dirname(torch.__file__)))" 2>/dev/null)
 nnu_pick() { find ${NNU_SITE:+$NNU_SITE/nvidia} /usr/local/cuda*/lib* /opt /usr/lib -name "$1" 2>/dev/null | head -1; }
 NNU_LIBDIRS=
-for n in libcublas.so.13 libcudnn.so.9; do
+# (libnvrtc: cuDNN's runtime-compiled engines load it; without it they fail to finalize)
+for n in libcublas.so.13 libcudnn.so.9 libnvrtc.so.13; do
   f=$(nnu_pick $n); [ -n "$f" ] || continue
   case "$NNU_LIBDIRS:" in *":$(dirname "$f"):"*) ;; *) NNU_LIBDIRS="$NNU_LIBDIRS:$(dirname "$f")" ;; esac
 done
