@@ -102,8 +102,11 @@ if [ "$MODE" = next ]; then
   runtest test_gpu_ops 120
   runtest test_gpu_net 90
   runtest test_gpu_profile 30
+  export NNU_CUDNN_LOG=1   # one line per plan choice (and every fallback's reason)
   runtest test_gpu_ops 150 --api graph
   runtest test_gpu_net 90 --api graph
+  unset NNU_CUDNN_LOG
+  grep -E "cuDNN graph API: no plan" "$OUT/tests.log" | sort | uniq -c | head -20 >> "$SUMMARY"
   runtest test_gpu_block 30
   grep -E "^(RESULT|PASS|FAIL|conv api|device)|FAIL:" "$OUT/tests.log" | head -60 >> "$SUMMARY"
   pack
