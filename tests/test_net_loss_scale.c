@@ -156,13 +156,13 @@ static void test_skip_on_nonfinite(void) {
     /* without scaling, the same conditions stay errors naming the value */
     ls.enabled = 0;
     CHECK_OK(nnu_net_set_loss_scaler(net, &ls));
-    CHECK_FAILS(step(net, xn, lab, &c, &loss), NNU_STATUS_ERR_ARG, "loss is nan");
+    CHECK_FAILS(step(net, xn, lab, &c, &loss), NNU_STATUS_ERR_ARG, "net: loss is");   /* nan or -nan */
     CHECK_OK(nnu_net_zero_grad(net));
     CHECK_OK(nnu_net_forward(net, x, N, patch, 1));
     CHECK_OK(nnu_net_loss(net, t, &loss));
     CHECK_OK(nnu_net_backward(net));
     nnu_net_grads(net)[3] = NAN;
-    CHECK_FAILS(nnu_net_sgd_step(net, &c, &norm), NNU_STATUS_ERR_ARG, "gradient norm is nan");
+    CHECK_FAILS(nnu_net_sgd_step(net, &c, &norm), NNU_STATUS_ERR_ARG, "gradient norm is");
     nnu_tensor_release(t);
     free(w0);
     free(m0);
