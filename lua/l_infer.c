@@ -19,12 +19,17 @@
  *   infer.confusion(ref, pred, regions [, ignore_label]) -> { {TP, FP, FN, TN, n_ref,
  *        n_pred, Dice, IoU}, ... } one table per region; a region is a label or a
  *        list of labels
+ *   infer.confusion_files(pairs, regions [, ignore_label [, n_threads]]) -> { per-case
+ *        list as confusion's } | nil, msg: pairs = {{ref_path, pred_path}, ...} read
+ *        (NIfTI) and counted by n_threads workers (nnu_parallel; default: all CPUs);
+ *        the first unreadable file or shape mismatch stops it and is the message
  *   infer.keep_largest(seg, labels [, background=0]) -> n_removed (in place; labels:
  *        a label, a list of labels, or a list of regions — the union is one mask)
  *   infer.component_sizes(seg, labels)     -> {sizes, largest first}
  *   infer.np_mean(list), infer.np_nanmean(list) -> numpy-exact means (NaN allowed)
  *   infer.save_npz(path, key, t) | infer.save_npz(path, {{key, t}, ...}) -> true | nil, msg
  *   infer.load_npz(path, key)              -> tensor | nil, msg  (also .npy: key nil) */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +37,9 @@
 #include "l_util.h"
 #include "nnu_components.h"
 #include "nnu_eval.h"
+#include "nnu_nifti.h"
 #include "nnu_npz.h"
+#include "nnu_parallel.h"
 #include "nnu_slide.h"
 
 /* ---- small helpers ---- */
@@ -249,31 +256,34 @@ static int l_infer_sliding_window(lua_State *L) {
 static void set_int(lua_State *L, const char *k, int64_t v) { lua_pushinteger(L, (lua_Integer)v); lua_setfield(L, -2, k); }
 static void set_num(lua_State *L, const char *k, double v) { lua_pushnumber(L, v); lua_setfield(L, -2, k); }
 
-static int l_infer_confusion(lua_State *L) {
-    nnu_tensor *ref = l_tensor_check(L, 1), *pred = l_tensor_check(L, 2);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    int n = (int)luaL_len(L, 3), has_ignore = !lua_isnoneornil(L, 4);
-    int64_t ignore = has_ignore ? (int64_t)luaL_checkinteger(L, 4) : 0;
+/* the regions argument (index arg): n regions into a new userdata array (on the stack) */
+static nnu_eval_region *check_regions(lua_State *L, int arg, int *n_out) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    const int n = (int)luaL_len(L, arg);
     nnu_eval_region *reg = lua_newuserdatauv(L, sizeof *reg * (size_t)(n ? n : 1), 0);
-    nnu_confusion *c = lua_newuserdatauv(L, sizeof *c * (size_t)(n ? n : 1), 0);
     for (int r = 0; r < n; r++) {
-        lua_geti(L, 3, r + 1);
+        lua_geti(L, arg, r + 1);
         int top = lua_gettop(L);
         if (lua_istable(L, top)) {
             int m = (int)luaL_len(L, top);
-            luaL_argcheck(L, m >= 1 && m <= NNU_EVAL_MAX_REGION_LABELS, 3, "a region needs 1 to 16 labels");
+            luaL_argcheck(L, m >= 1 && m <= NNU_EVAL_MAX_REGION_LABELS, arg,
+                          "a region needs 1 to 16 labels");
             reg[r].n = m;
-            for (int j = 0; j < m; j++) reg[r].labels[j] = check_int_field(L, top, j + 1, 3);
+            for (int j = 0; j < m; j++) reg[r].labels[j] = check_int_field(L, top, j + 1, arg);
         } else {
             reg[r].n = 1;
             int isnum;
             reg[r].labels[0] = (int64_t)lua_tointegerx(L, top, &isnum);
-            luaL_argcheck(L, isnum, 3, "regions must be labels (integers) or lists of labels");
+            luaL_argcheck(L, isnum, arg, "regions must be labels (integers) or lists of labels");
         }
         lua_pop(L, 1);
     }
-    nnu_status st = nnu_eval_confusion(ref, pred, reg, n, has_ignore, ignore, c);
-    if (st) return l_raise(L, st);
+    *n_out = n;
+    return reg;
+}
+
+/* pushes the per-region metric tables of one case */
+static void push_confusion(lua_State *L, const nnu_confusion *c, int n) {
     lua_createtable(L, n, 0);
     for (int r = 0; r < n; r++) {
         lua_createtable(L, 0, 8);
@@ -282,6 +292,99 @@ static int l_infer_confusion(lua_State *L) {
         set_num(L, "Dice", nnu_eval_dice(&c[r]));
         set_num(L, "IoU", nnu_eval_iou(&c[r]));
         lua_rawseti(L, -2, r + 1);
+    }
+}
+
+static int l_infer_confusion(lua_State *L) {
+    nnu_tensor *ref = l_tensor_check(L, 1), *pred = l_tensor_check(L, 2);
+    int n, has_ignore = !lua_isnoneornil(L, 4);
+    int64_t ignore = has_ignore ? (int64_t)luaL_checkinteger(L, 4) : 0;
+    nnu_eval_region *reg = check_regions(L, 3, &n);
+    nnu_confusion *c = lua_newuserdatauv(L, sizeof *c * (size_t)(n ? n : 1), 0);
+    nnu_status st = nnu_eval_confusion(ref, pred, reg, n, has_ignore, ignore, c);
+    if (st) return l_raise(L, st);
+    push_confusion(L, c, n);
+    return 1;
+}
+
+/* ---- whole folders: every case's files read and counted by a worker pool ---- */
+
+typedef struct files_job {
+    const char **ref, **pred;       /* per case (strings anchored in the pairs table) */
+    const nnu_eval_region *reg;
+    int n_regions, has_ignore;
+    int64_t ignore;
+    nnu_confusion *out;             /* [case][region] */
+} files_job;
+
+static void shape_text(const nnu_tensor *t, char *buf, size_t len) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int a = 0; a < t->ndim && k < len; a++)
+        k += (size_t)snprintf(buf + k, len - k, a ? ", %lld" : "%lld", (long long)t->shape[a]);
+}
+
+static nnu_status confusion_case(int64_t i, int worker, void *ctx) {
+    (void)worker;
+    const files_job *j = ctx;
+    nnu_tensor *ref = NULL, *pred = NULL;
+    char why[512];   /* the reader's message, copied: nnu_fail writes the same buffer */
+    nnu_status st = nnu_nifti_read(j->ref[i], NULL, &ref);
+    if (st) {
+        snprintf(why, sizeof why, "%s", nnu_last_error());
+        return NNU_FAIL(st, "cannot read '%s': %s", j->ref[i], why);
+    }
+    st = nnu_nifti_read(j->pred[i], NULL, &pred);
+    if (st) {
+        snprintf(why, sizeof why, "%s", nnu_last_error());
+        nnu_tensor_release(ref);
+        return NNU_FAIL(st, "cannot read '%s': %s", j->pred[i], why);
+    }
+    int same = ref->ndim == pred->ndim;
+    for (int a = 0; same && a < ref->ndim; a++) same = ref->shape[a] == pred->shape[a];
+    if (!same) {
+        char a[128], b[128];
+        shape_text(ref, a, sizeof a);
+        shape_text(pred, b, sizeof b);
+        nnu_tensor_release(ref);
+        nnu_tensor_release(pred);
+        return NNU_FAIL(NNU_STATUS_ERR_SHAPE, "shape mismatch: '%s' is (%s), '%s' is (%s)", j->ref[i], a,
+                 j->pred[i], b);
+    }
+    st = nnu_eval_confusion(ref, pred, j->reg, j->n_regions, j->has_ignore, j->ignore,
+                            j->out + i * j->n_regions);
+    nnu_tensor_release(ref);
+    nnu_tensor_release(pred);
+    return st;
+}
+
+static int l_infer_confusion_files(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const int64_t ncase = (int64_t)luaL_len(L, 1);
+    int n, has_ignore = !lua_isnoneornil(L, 3);
+    int64_t ignore = has_ignore ? (int64_t)luaL_checkinteger(L, 3) : 0;
+    int threads = (int)luaL_optinteger(L, 4, 0);
+    nnu_eval_region *reg = check_regions(L, 2, &n);
+    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(2 * ncase + 1), 0);
+    for (int64_t i = 0; i < ncase; i++) {   /* the strings stay anchored in table 1 */
+        lua_geti(L, 1, i + 1);
+        luaL_argcheck(L, lua_istable(L, -1), 1, "pairs must be {{ref_path, pred_path}, ...}");
+        for (int k = 0; k < 2; k++) {
+            lua_geti(L, -1, k + 1);
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "paths must be strings");
+            paths[k * ncase + i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    nnu_confusion *out = lua_newuserdatauv(L, sizeof *out * (size_t)(ncase * n + 1), 0);
+    files_job job = {paths, paths + ncase, reg, n, has_ignore, ignore, out};
+    nnu_status st = nnu_parallel_for(ncase, threads, confusion_case, &job);
+    if (st) return l_fail(L, st);
+    lua_createtable(L, (int)ncase, 0);
+    for (int64_t i = 0; i < ncase; i++) {
+        push_confusion(L, out + i * n, n);
+        lua_rawseti(L, -2, i + 1);
     }
     return 1;
 }
@@ -393,6 +496,7 @@ static const luaL_Reg infer_functions[] = {
     {"pad", l_infer_pad},
     {"sliding_window", l_infer_sliding_window},
     {"confusion", l_infer_confusion},
+    {"confusion_files", l_infer_confusion_files},
     {"keep_largest", l_infer_keep_largest},
     {"component_sizes", l_infer_component_sizes},
     {"np_mean", l_infer_np_mean},

@@ -4,7 +4,7 @@
 -- As nnUNetv2_evaluate_folder (nnunet-behaviour.md §12): labels or regions and the
 -- ignore label come from dataset.json; the summary goes to PRED_DIR/summary.json
 -- unless -o is given. -pfile is accepted for compatibility (the reader is chosen by
--- the file ending). -np is accepted; cases are evaluated one after the other.
+-- the file ending). -np threads read and count the cases in parallel.
 local evaluate = require("nnunet.evaluate")
 
 return {
@@ -15,14 +15,14 @@ return {
     { "-djfile", "djfile", "dataset.json (labels, regions, ignore label, file ending)", required = true },
     { "-pfile", "pfile", "plans.json (accepted for compatibility, not needed)" },
     { "-o", "output_file", "output file (default: PRED_DIR/summary.json)" },
-    { "-np", "num_processes", "number of processes (accepted; evaluation is sequential)", type = "int", default = 8 },
+    { "-np", "num_processes", "number of threads reading and counting cases", type = "int", default = 8 },
     { "--chill", "chill", "do not require a prediction for every reference file", flag = true },
   },
   run = function(o)
     local lm = evaluate.label_manager(o.djfile)
     local out = o.output_file or evaluate.join(o.pred_folder, "summary.json")
     local result = evaluate.compute_metrics_on_folder(o.gt_folder, o.pred_folder, out, lm.file_ending,
-      lm.regions_or_labels, lm.ignore_label, { chill = o.chill })
+      lm.regions_or_labels, lm.ignore_label, { chill = o.chill, num_processes = o.num_processes })
     local keys = {}
     for _, r in ipairs(lm.regions_or_labels) do keys[#keys + 1] = evaluate.key(r) end
     print(string.format("%d cases evaluated; mean Dice per %s:", #result.metric_per_case,

@@ -24,7 +24,8 @@ return {
     { "-p", "plans", "plans identifiers", nargs = "+", default = { "nnUNetPlans" } },
     { "-f", "folds", "folds", nargs = "+", type = "int", default = ms.DEFAULT_FOLDS },
     { "--disable_ensembling", "disable_ensembling", "do not try ensembles of two models", flag = true },
-    { "-np", "num_processes", "number of processes (accepted; work is done in turn)", type = "int", default = 8 },
+    { "-np", "num_processes", "threads for the evaluations (cases read and counted in parallel)", type = "int",
+      default = 8 },
     { "--no_overwrite", "no_overwrite", "reuse existing cross-validation and ensemble outputs", flag = true },
   },
   run = function(o)
@@ -33,6 +34,7 @@ return {
     if o.dataset and o.dataset_pos and o.dataset ~= o.dataset_pos then
       error({ user_error = true, message = "dataset given twice: -d " .. o.dataset .. " and " .. o.dataset_pos }, 0)
     end
+    ms.num_processes = o.num_processes
     ms.find_best_configuration({
       dataset = ds, configs = o.configs, trainers = o.trainers, plans = o.plans, folds = o.folds,
       allow_ensembling = not o.disable_ensembling, overwrite = not o.no_overwrite,

@@ -342,7 +342,8 @@ function M.final_validation(tr, ctx, val_ids)
     if ctx.npz and probs then require("nnunet.probabilities").save(join(out, k), probs, pt) end
   end
   local res = evaluate.compute_metrics_on_folder(join(ctx.pre_dir, "gt_segmentations"), out,
-    join(out, "summary.json"), ending, lm.regions_or_labels, lm.ignore_label, { chill = true })
+    join(out, "summary.json"), ending, lm.regions_or_labels, lm.ignore_label,
+    { chill = true, num_processes = sys.ncpu() })
   tr:log("Validation complete")
   tr:log("Mean Validation Dice: ", T.repr64(res.foreground_mean.Dice))
   return res

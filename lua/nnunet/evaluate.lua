@@ -11,7 +11,8 @@
 --             FN, TN, n_pred, n_ref} } }
 --   ev.summarize(metric_list, regions_or_labels) -> { metric_per_case, mean, foreground_mean }
 --   ev.compute_metrics_on_folder(ref_dir, pred_dir, output_file, file_ending,
---        regions_or_labels, ignore_label [, {chill = bool, progress = fn(i, n)}])
+--        regions_or_labels, ignore_label [, {chill = bool, progress = fn(i, n),
+--        num_processes = n (NIfTI cases read and counted by n threads; default 1)}])
 --        -> result table (also written to output_file unless it is false)
 --   ev.encode_summary(result)  -> the summary.json text (indent 4, sorted keys, bare NaN)
 --
@@ -246,11 +247,32 @@ function M.compute_metrics_on_folder(folder_ref, folder_pred, output_file, file_
     end
   end
   local metric_list = {}
-  for i, n in ipairs(files_pred) do
+  for _, n in ipairs(files_pred) do
     local rf = join(folder_ref, n)
     if not fs.isfile(rf) then user_error("prediction '%s' has no reference file '%s'", n, rf) end
-    metric_list[i] = M.compute_metrics(rf, join(folder_pred, n), regions_or_labels, ignore_label, opts.reader)
-    if opts.progress then opts.progress(i, #files_pred) end
+  end
+  local np = opts.num_processes or 1
+  if np > 1 and not opts.reader and #files_pred > 1 and infer.confusion_files then
+    -- NIfTI files read and counted by a pool of np threads (the reference's -np);
+    -- same numbers as the sequential path, in the same (sorted) order
+    local pairs_ = {}
+    for i, n in ipairs(files_pred) do pairs_[i] = { join(folder_ref, n), join(folder_pred, n) } end
+    local counts, err = infer.confusion_files(pairs_, regions_or_labels, ignore_label, np)
+    if not counts then   -- the C message without its worker and source prefixes
+      user_error("%s", (tostring(err):gsub("^item:%d+: ", ""):gsub("^[%w_]+%.c:%d+: ", "")))
+    end
+    for i, n in ipairs(files_pred) do
+      local metrics = {}
+      for r, reg in ipairs(regions_or_labels) do metrics[M.key(reg)] = counts[i][r] end
+      metric_list[i] = { reference_file = pairs_[i][1], prediction_file = pairs_[i][2], metrics = metrics }
+    end
+    if opts.progress then opts.progress(#files_pred, #files_pred) end
+  else
+    for i, n in ipairs(files_pred) do
+      metric_list[i] = M.compute_metrics(join(folder_ref, n), join(folder_pred, n), regions_or_labels,
+        ignore_label, opts.reader)
+      if opts.progress then opts.progress(i, #files_pred) end
+    end
   end
   local result = M.summarize(metric_list, regions_or_labels)
   if output_file then

@@ -90,9 +90,10 @@ local function load_summary(path)
 end
 M.load_summary = load_summary
 
+-- M.num_processes (the recipes' -np; default 1): threads reading and counting the cases
 local function evaluate_folder(folder_ref, folder_pred, lm)
   return evaluate.compute_metrics_on_folder(folder_ref, folder_pred, join(folder_pred, "summary.json"),
-    lm.file_ending, lm.regions_or_labels, lm.ignore_label, { chill = true })
+    lm.file_ending, lm.regions_or_labels, lm.ignore_label, { chill = true, num_processes = M.num_processes })
 end
 
 -- ---------------------------------------------------------------- cross-validation

@@ -61,6 +61,27 @@ if got and want then
 end
 check(out:find("foreground mean", 1, true) ~= nil, "a Dice table is printed")
 
+-- -np 1 (one case after the other) writes the same bytes as the default -np 8 (a pool of
+-- threads reading and counting the cases)
+local seq_out = root .. "/summary_np1.json"
+out, rc = run(string.format("evaluate_folder %q %q -djfile %q -np 1 -o %q", ref_dir, pred_dir, dj, seq_out))
+check(rc == 0 and read_file(seq_out) == got, "-np 1 and -np 8 give the same summary.json")
+-- in parallel too, a broken case names its file and the problem
+do
+  local bad_dir = root .. "/pred_bad"
+  assert(fs.mkdir(bad_dir))
+  assert(nifti.write(bad_dir .. "/case_a.nii.gz", parse(cases.case_a[2])))
+  assert(nifti.write(bad_dir .. "/case_b.nii.gz", tensor.zeros({ 2, 3, 5 }, "u8")))
+  out, rc = run(string.format("evaluate_folder %q %q -djfile %q -np 4", ref_dir, bad_dir, dj))
+  check(rc ~= 0 and out:find("shape mismatch", 1, true) and out:find("case_b.nii.gz", 1, true),
+    "-np 4, a prediction of another shape: " .. out)
+  write_file(bad_dir .. "/case_b.nii.gz", "truncated")
+  out, rc = run(string.format("evaluate_folder %q %q -djfile %q -np 4", ref_dir, bad_dir, dj))
+  check(rc ~= 0 and out:find("cannot read", 1, true) and out:find("case_b.nii.gz", 1, true),
+    "-np 4, an unreadable prediction: " .. out)
+  check(not fs.isfile(bad_dir .. "/summary.json"), "no summary.json after a failure")
+end
+
 -- the L.7 numbers, read back
 local s = json.decode(got or "{}") or {}
 local m1 = s.mean and s.mean["1"] or {}
