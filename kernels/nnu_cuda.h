@@ -103,6 +103,12 @@ nnu_status  nnu_cuda_conv_set_api(const char *name);
  * and those that found none and run on the legacy API (each reported on stderr) */
 int nnu_cuda_conv_graph_plans(void);
 int nnu_cuda_conv_graph_fallbacks(void);
+/* CI check that needs cuDNN but no GPU: builds and finalizes, for each primitive of
+ * p in precision prec (BWD_FILTER with beta 0 and 1), the graph path's tensor,
+ * convolution and operation descriptors exactly as it does on a GPU (the operation
+ * graph and what follows need a cuDNN handle). *checked = descriptor sets finalized
+ * (0 for the 1x1 heads, which run on cuBLAS). */
+nnu_status nnu_cuda_conv_graph_describe_check(const nnu_conv_params *p, int prec, int *checked);
 
 /* ---- per-op profiler (cuda_profile.c) ----
  * With NNU_CUDA_PROFILE=1 in the environment, nnu_backend_cuda() returns a wrapped
