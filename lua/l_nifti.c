@@ -4,6 +4,11 @@
  *   nifti.read_header(path)           -> info              | nil, msg, code
  *   nifti.write(path, t, ref [, opts]) -> true             | nil, msg, code
  *   nifti.scan(t [, max_values])      -> {nan, inf, min, max, values}
+ *   nifti.scan_files(paths [, max_values [, n_threads [, label]]]) -> list, one per path:
+ *        {info = <info>, scan = <scan's table>} or {error = msg}; the files are read
+ *        and scanned by n_threads workers (nnu_parallel; default all CPUs), one volume
+ *        in memory per worker, every file even after failures (verify_dataset -np);
+ *        label: a progress bar on stderr
  *
  * info is a plain, JSON-serialisable table:
  *   { ndim, shape = {z,y,x} or {c,z,y,x}, dtype = "f32", scaled,
@@ -14,10 +19,14 @@
  * opts = { compression = 1..9, segmentation = true, dtype = "u8" }.
  * Files that cannot be read or written are expected failures (nil, msg, code);
  * wrong argument types raise. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "l_util.h"
 #include "nnu_nifti.h"
+#include "nnu_parallel.h"
+#include "nnu_progress.h"
 
 /* ---- info struct <-> table ---- */
 
@@ -230,9 +239,87 @@ static int l_nifti_scan(lua_State *L) {
     return 1;
 }
 
+/* ---- many files, in parallel ---- */
+
+typedef struct scan_item {
+    nnu_nifti_info info;
+    nnu_nifti_scan_result res;
+    double *values;                 /* max_values slots */
+    char error[512];                /* set when the file failed */
+} scan_item;
+
+typedef struct scan_job {
+    const char **paths;
+    scan_item *items;
+    int max_values;
+} scan_job;
+
+static nnu_status scan_one(int64_t i, int worker, void *ctx) {
+    (void)worker;
+    const scan_job *j = ctx;
+    scan_item *it = &j->items[i];
+    nnu_tensor *t = NULL;
+    nnu_status st = nnu_nifti_read(j->paths[i], &it->info, &t);
+    if (st == NNU_STATUS_OK) st = nnu_nifti_scan(t, it->values, j->max_values, &it->res);
+    nnu_tensor_release(t);
+    /* the message is thread-local: keep it with the item (keep_going runs the rest) */
+    if (st) snprintf(it->error, sizeof it->error, "%s", nnu_last_error());
+    return st;
+}
+
+static int l_nifti_scan_files(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const int64_t n = (int64_t)luaL_len(L, 1);
+    const lua_Integer maxv = luaL_optinteger(L, 2, 256);
+    luaL_argcheck(L, maxv >= 0 && maxv <= 65536, 2, "max_values must be in 0..65536");
+    const int threads = (int)luaL_optinteger(L, 3, 0);
+    const char *label = luaL_optstring(L, 4, NULL);
+    /* GC-owned scratch: paths (anchored in table 1), items, value slots, statuses */
+    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    scan_item *items = lua_newuserdatauv(L, sizeof *items * (size_t)(n + 1), 0);
+    double *vals = lua_newuserdatauv(L, sizeof(double) * (size_t)((n ? n : 1) * (maxv ? maxv : 1)), 0);
+    nnu_status *status = lua_newuserdatauv(L, sizeof *status * (size_t)(n + 1), 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_geti(L, 1, i + 1);
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "paths must be strings");
+        paths[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        memset(&items[i], 0, sizeof items[i]);
+        items[i].values = vals + i * (maxv ? maxv : 1);
+    }
+    scan_job job = {paths, items, (int)maxv};
+    nnu_progress *bar = NULL;
+    if (label && n > 0 && nnu_progress_new(label, n, &bar)) bar = NULL;   /* no bar is no error */
+    nnu_parallel_opts po = {threads, 1, status, bar};
+    nnu_status st = nnu_parallel_for_opts(n, scan_one, &job, &po);
+    if (bar) nnu_progress_finish(bar);
+    nnu_progress_free(bar);
+    if (st == NNU_STATUS_ERR_INTERRUPTED) return l_raise(L, st);   /* Ctrl-C: stop the recipe */
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        if (status[i] != NNU_STATUS_OK) {
+            set_str(L, "error", items[i].error[0] ? items[i].error : nnu_status_name(status[i]));
+        } else {
+            push_info(L, &items[i].info);
+            lua_setfield(L, -2, "info");
+            const nnu_nifti_scan_result *r = &items[i].res;
+            lua_createtable(L, 0, 5);
+            set_int(L, "nan", (lua_Integer)r->n_nan);
+            set_int(L, "inf", (lua_Integer)r->n_inf);
+            set_num(L, "min", r->min);
+            set_num(L, "max", r->max);
+            if (r->n_values >= 0) set_num_array(L, "values", items[i].values, r->n_values);
+            lua_setfield(L, -2, "scan");
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static const luaL_Reg nifti_functions[] = {
     {"read", l_nifti_read}, {"read_header", l_nifti_read_header}, {"write", l_nifti_write},
-    {"scan", l_nifti_scan}, {NULL, NULL}};
+    {"scan", l_nifti_scan}, {"scan_files", l_nifti_scan_files}, {NULL, NULL}};
 
 int luaopen_nnunet_nifti(lua_State *L) {
     luaL_newlib(L, nifti_functions);

@@ -44,7 +44,8 @@ local function recipe(name) return dofile(sys.home .. "/recipes/" .. name .. ".l
 function M.run(opts)
   if opts.verify then
     local verify = recipe("verify_dataset")
-    local n_valid, problems = verify.verify(opts.dataset, { quiet = opts.quiet })
+    local n_valid, problems = verify.verify(opts.dataset, { quiet = opts.quiet,
+      num_processes = opts.num_processes and opts.num_processes[1] or 0 })
     if not n_valid then user_error("%s", problems) end
     if #problems > 0 then
       for _, p in ipairs(problems) do io.stderr:write("  " .. p .. "\n") end

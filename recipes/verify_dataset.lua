@@ -1,6 +1,6 @@
 -- check a raw dataset's integrity as nnU-Net's --verify_dataset_integrity does
 --
--- nnunet verify_dataset -d ID|NAME|PATH
+-- nnunet verify_dataset -d ID|NAME|PATH [-np N]   (N threads read the files: the slow part)
 --
 -- The checks of nnunet-behaviour.md §1.2, each failure naming the case and file:
 -- required dataset.json keys; numTraining equals the cases found; every case has
@@ -19,8 +19,7 @@ local M = {
   summary = "check a raw dataset's integrity (nnU-Net's --verify_dataset_integrity)",
   options = {
     { "-d", "dataset", "dataset id (4, 004), name (Dataset004_Hippocampus) or folder path", required = true },
-    { "-np", "num_processes", "accepted for compatibility with the reference; files are read sequentially",
-      type = "int", default = 1 },
+    { "-np", "num_processes", "threads reading and checking the files (0: all CPUs)", type = "int", default = 8 },
     { "--quiet", "quiet", "no progress line", flag = true },
   },
 }
@@ -52,27 +51,9 @@ local function same(a, b)
   return true
 end
 
--- a small progress line on stderr (nnunet.progress when it exists)
-local function new_progress(label, total, quiet)
-  if quiet then return { step = function() end, finish = function() end } end
-  local ok, progress = pcall(require, "nnunet.progress")
-  if ok and progress.new then return progress.new(label, total) end
-  local done, last = 0, -1
-  local bar = {}
-  function bar.step()
-    done = done + 1
-    local now = sys.clock()
-    if now - last > 0.5 or done == total then
-      io.stderr:write(string.format("\r%s %d/%d", label, done, total))
-      last = now
-    end
-  end
-  function bar.finish() io.stderr:write("\n") end
-  return bar
-end
-
--- Verifies one case; appends to problems/warnings. Returns true when valid.
-local function check_case(ds, case, expected, problems, warnings)
+-- Verifies one case from its files' scans (scanned[path] = nifti.scan_files' entry);
+-- appends to problems/warnings. Returns true when valid.
+local function check_case(ds, case, expected, problems, warnings, scanned)
   local ok = true
   local function problem(fmt, ...)
     -- core messages start with "file.c:line: "; the user needs only the rest
@@ -95,10 +76,9 @@ local function check_case(ds, case, expected, problems, warnings)
   end
   if not case.label or not fs.isfile(case.label) then return false end  -- reported once, above the loop
 
-  local seg, sinfo, scode = nifti.read(case.label)
-  if not seg then problem("case %s: %s", case.id, sinfo); return false end
-  local s = nifti.scan(seg, 512)
-  seg:release()
+  local lab = scanned[case.label]
+  if lab.error then problem("case %s: %s", case.id, lab.error); return false end
+  local s, sinfo = lab.scan, lab.info
   if s.nan > 0 then problem("case %s: label file %s contains %d NaN value(s)", case.id, rel(case.label), s.nan) end
   if not s.values then
     problem("case %s: label file %s holds more than 512 distinct values (not a label map?)", case.id, rel(case.label))
@@ -120,15 +100,12 @@ local function check_case(ds, case, expected, problems, warnings)
     if not fs.isfile(img) then
       problem("case %s: image file %s does not exist", case.id, rel(img))
     else
-      local t, info = nifti.read(img)
-      if not t then
-        problem("case %s: %s", case.id, info)
+      local im = scanned[img]
+      if im.error then
+        problem("case %s: %s", case.id, im.error)
       else
-        if t:dtype() == "f32" or t:dtype() == "f64" then
-          local r = nifti.scan(t, 0)
-          if r.nan > 0 then problem("case %s: image %s contains %d NaN value(s)", case.id, rel(img), r.nan) end
-        end
-        t:release()
+        local info = im.info
+        if im.scan.nan > 0 then problem("case %s: image %s contains %d NaN value(s)", case.id, rel(img), im.scan.nan) end
         if not same(info.shape, sinfo.shape) then
           problem("case %s: shape mismatch between image %s %s and label %s %s (z, y, x)", case.id, rel(img),
                   "[" .. fmt_list(info.shape) .. "]", rel(case.label), "[" .. fmt_list(sinfo.shape) .. "]")
@@ -190,19 +167,29 @@ function M.verify(id_or_path, opts)
     end
   end
 
+  -- every label and image file read and scanned once, by np threads (the slow part)
+  local paths = {}
+  for _, c in ipairs(ds.cases) do
+    if c.label and fs.isfile(c.label) then
+      paths[#paths + 1] = c.label
+      for _, img in ipairs(c.images) do if fs.isfile(img) then paths[#paths + 1] = img end end
+    end
+  end
+  local results = nifti.scan_files(paths, 512, opts.num_processes or 0,
+    (not opts.quiet) and ("verify " .. ds.name) or nil)
+  local scanned = {}
+  for i, p in ipairs(paths) do scanned[p] = results[i] end
   local n_valid = 0
-  local bar = new_progress("verify " .. ds.name, #ds.cases, opts.quiet)
   for _, c in ipairs(ds.cases) do
     if sys.interrupted() then error("interrupted!") end
-    if check_case(ds, c, expected, problems, warnings) then n_valid = n_valid + 1 end
-    bar.step(bar)
+    if check_case(ds, c, expected, problems, warnings, scanned) then n_valid = n_valid + 1 end
   end
-  bar.finish(bar)
   return n_valid, problems, warnings, ds
 end
 
 function M.run(opts)
-  local n_valid, problems, warnings, ds = M.verify(opts.dataset, { quiet = opts.quiet })
+  local n_valid, problems, warnings, ds = M.verify(opts.dataset,
+    { quiet = opts.quiet, num_processes = opts.num_processes })
   if not n_valid then
     io.stderr:write("verify_dataset: " .. problems .. "\n")
     return 1
