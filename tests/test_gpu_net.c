@@ -278,6 +278,7 @@ static void predict_case(const char *label, const nnu_backend *cpu, const nnu_ba
 /* ---- arena bytes: fp32 vs 16-bit activation storage ---- */
 static void hippo_config(nnu_net_config *c);
 
+#ifdef NNUNET_HAVE_CUDA   /* its only caller needs the CUDA tables */
 static void arena_case(const nnu_backend *f32store, const nnu_backend *act16) {
     nnu_net_config c;
     hippo_config(&c);
@@ -298,6 +299,7 @@ static void arena_case(const nnu_backend *f32store, const nnu_backend *act16) {
     CHECK(ratio > 0.5 && ratio < 0.6, "act16 / fp32-storage training arena %.3f (want 0.5..0.6)",
           ratio);
 }
+#endif
 
 /* ---- the benchmark ---- */
 static double now_ms(void) {
