@@ -1,4 +1,4 @@
-/* fixture.h: loader for the NNUFIX01 array files written by tests/gen/*.py
+/* fixture.h: loader for the NNUFIX01 array files written by the tests/gen/ scripts
  * (format in tests/gen/gen_resample_ref.py: magic, version, count, then named
  * f32/f64 arrays). Header-only; each test includes it once. */
 #ifndef FIXTURE_H
