@@ -208,6 +208,14 @@ typedef nnu_status (*nnu_loss_dice_ce_fwd_fn)(const nnu_backend *be, const float
 typedef nnu_status (*nnu_loss_dice_ce_bwd_fn)(const nnu_backend *be, const float *logits,
                                               const int32_t *target, const void *ws,
                                               float *glogits, const nnu_loss_params *p);
+/* Shared by the loss twins (core/ops/loss_terms.c). The mean soft-Dice coefficient over
+ * stats[(n*K + k)*3 + {I, Sp, Sy}] for classes k0 <= k < K: dc = (2I + smooth) /
+ * max(Sp + Sy + smooth, 1e-8) per (n, k), or per k with the sums over n when batch_dice
+ * (k outer, n inner: every twin sums in this order). And loss_dice_bce's checks. */
+double     nnu_loss_dice_mean(const double *stats, int64_t N, int64_t K, int64_t k0,
+                              int batch_dice, double smooth);
+nnu_status nnu_loss_region_check(const nnu_loss_region_params *p);
+
 /* the region twins: logits (N,R,S), target (N,S) labels mapped through label_regions */
 typedef nnu_status (*nnu_loss_dice_bce_fwd_fn)(const nnu_backend *be, const float *logits,
                                                const int32_t *target, void *ws, double *loss,

@@ -28,19 +28,9 @@ static size_t prob_bytes(const nnu_loss_params *p) {    /* as core/ops/loss_dice
 }
 
 static nnu_status check(const nnu_loss_region_params *rp) {
-    const nnu_loss_params *p = &rp->base;
-    NNU_CHECK(p->n > 0 && p->k >= 1 && p->s > 0, NNU_STATUS_ERR_SHAPE,
-              "loss_dice_bce: bad sizes n=%lld regions=%lld s=%lld", (long long)p->n,
-              (long long)p->k, (long long)p->s);
-    NNU_CHECK(p->k <= BCE_MAX_R, NNU_STATUS_ERR_UNSUPPORTED,
-              "loss_dice_bce: %lld regions (max %d)", (long long)p->k, BCE_MAX_R);
-    NNU_CHECK(rp->n_labels >= 1 && rp->n_labels <= NNU_LOSS_MAX_LABELS, NNU_STATUS_ERR_ARG,
-              "loss_dice_bce: %d labels (1..%d)", rp->n_labels, NNU_LOSS_MAX_LABELS);
-    NNU_CHECK(p->ignore_label < 0 || p->ignore_label >= rp->n_labels ||
-              rp->label_regions[p->ignore_label] == 0, NNU_STATUS_ERR_ARG,
-              "loss_dice_bce: the ignore label %d belongs to a region", p->ignore_label);
-    NNU_CHECK(p->n <= 65535, NNU_STATUS_ERR_UNSUPPORTED, "loss_dice_bce on cuda: batch %lld",
-              (long long)p->n);
+    NNU_TRY(nnu_loss_region_check(rp));   /* as the CPU twin */
+    NNU_CHECK(rp->base.n <= 65535, NNU_STATUS_ERR_UNSUPPORTED,
+              "loss_dice_bce on cuda: batch %lld", (long long)rp->base.n);
     return NNU_STATUS_OK;
 }
 
@@ -188,20 +178,7 @@ nnu_status nnu_loss_dice_bce_fwd_cuda(const nnu_backend *be, const float *logits
               "loss_dice_bce: target label outside [0, %d) at flat index %lld", rp->n_labels,
               (long long)(bad - 1));
     /* the scalar, in double as core/ops/loss_dice_bce.c */
-    double dsum = 0.0;
-    int64_t groups = 0;
-    for (int64_t r = 0; r < R; r++)
-        for (int64_t n = 0; n < (p->batch_dice ? 1 : N); n++) {
-            double I = 0, Sp = 0, Sy = 0;
-            for (int64_t m = (p->batch_dice ? 0 : n); m < (p->batch_dice ? N : n + 1); m++) {
-                I += h[(m * R + r) * 3];
-                Sp += h[(m * R + r) * 3 + 1];
-                Sy += h[(m * R + r) * 3 + 2];
-            }
-            dsum += (2.0 * I + p->smooth) / fmax(Sp + Sy + p->smooth, 1e-8);
-            groups++;
-        }
-    *loss = h[nstats] / h[N * R * 3] - dsum / (double)groups;
+    *loss = h[nstats] / h[N * R * 3] - nnu_loss_dice_mean(h, N, R, 0, p->batch_dice, p->smooth);
     return NNU_STATUS_OK;
 }
 

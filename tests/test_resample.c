@@ -4,7 +4,7 @@
  *     Label maps must match exactly; float32 data within RTOL_L1 (the appendix
  *     prints 9 significant digits of float32 values; our float64 summation order
  *     differs from scipy's, so the last float32 bit may differ).
- *  2. Fixtures tests/fixtures/resample/*.bin written by tests/gen/gen_resample_ref.py
+ *  2. Fixtures (the .bin files of tests/fixtures/resample/) written by tests/gen/gen_resample_ref.py
  *     with Debian's scipy/scikit-image, computed the way the reference does
  *     (isotropic/anisotropic, up/down, labels, separate-z): relative error <= 1e-4.
  *  3. Decision rules (separate-z axis, new shape) from the §4.4 verified decisions. */

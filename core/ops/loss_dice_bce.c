@@ -31,21 +31,6 @@ static size_t prob_bytes(const nnu_loss_params *p) {
     return (b + 63) & ~(size_t)63;
 }
 
-static nnu_status check(const nnu_loss_region_params *rp) {
-    const nnu_loss_params *p = &rp->base;
-    NNU_CHECK(p->n > 0 && p->k >= 1 && p->s > 0, NNU_STATUS_ERR_SHAPE,
-              "loss_dice_bce: bad sizes n=%lld regions=%lld s=%lld", (long long)p->n,
-              (long long)p->k, (long long)p->s);
-    NNU_CHECK(p->k <= MAX_REGIONS, NNU_STATUS_ERR_UNSUPPORTED,
-              "loss_dice_bce: %lld regions (max %d)", (long long)p->k, MAX_REGIONS);
-    NNU_CHECK(rp->n_labels >= 1 && rp->n_labels <= NNU_LOSS_MAX_LABELS, NNU_STATUS_ERR_ARG,
-              "loss_dice_bce: %d labels (1..%d)", rp->n_labels, NNU_LOSS_MAX_LABELS);
-    NNU_CHECK(p->ignore_label < 0 || p->ignore_label >= rp->n_labels ||
-              rp->label_regions[p->ignore_label] == 0, NNU_STATUS_ERR_ARG,
-              "loss_dice_bce: the ignore label %d belongs to a region", p->ignore_label);
-    return NNU_STATUS_OK;
-}
-
 /* the region bits of the label at one voxel: -1 for an ignored voxel, -2 out of range */
 static inline int64_t voxel_bits(const nnu_loss_region_params *rp, int32_t t) {
     if (rp->base.ignore_label >= 0 && t == rp->base.ignore_label) return -1;
@@ -57,7 +42,7 @@ nnu_status nnu_loss_dice_bce_fwd_cpu(const nnu_backend *be, const float *logits,
                                      const int32_t *target, void *ws, double *loss,
                                      const nnu_loss_region_params *rp) {
     (void)be;
-    NNU_TRY(check(rp));
+    NNU_TRY(nnu_loss_region_check(rp));
     const nnu_loss_params *p = &rp->base;
     const int64_t N = p->n, R = p->k, S = p->s;
     float *prob = ws;
@@ -107,21 +92,7 @@ nnu_status nnu_loss_dice_bce_fwd_cpu(const nnu_backend *be, const float *logits,
               (int)target[bad], (long long)bad, rp->n_labels);
     const double denom = p->ignore_label >= 0 ? fmax(m_sum, 1e-8) : m_sum * (double)R;
     stats[N * R * 3] = denom;
-    double dsum = 0.0;
-    int64_t groups = 0;
-    for (int64_t r = 0; r < R; r++) {
-        for (int64_t n = 0; n < (p->batch_dice ? 1 : N); n++) {
-            double I = 0, Sp = 0, Sy = 0;
-            for (int64_t m = (p->batch_dice ? 0 : n); m < (p->batch_dice ? N : n + 1); m++) {
-                I += stats[(m * R + r) * 3];
-                Sp += stats[(m * R + r) * 3 + 1];
-                Sy += stats[(m * R + r) * 3 + 2];
-            }
-            dsum += (2.0 * I + p->smooth) / fmax(Sp + Sy + p->smooth, 1e-8);
-            groups++;
-        }
-    }
-    *loss = bce_sum / denom - dsum / (double)groups;
+    *loss = bce_sum / denom - nnu_loss_dice_mean(stats, N, R, 0, p->batch_dice, p->smooth);
     return NNU_STATUS_OK;
 }
 
@@ -130,7 +101,7 @@ nnu_status nnu_loss_dice_bce_bwd_cpu(const nnu_backend *be, const float *logits,
                                      const nnu_loss_region_params *rp) {
     (void)be;
     (void)logits;
-    NNU_TRY(check(rp));
+    NNU_TRY(nnu_loss_region_check(rp));
     const nnu_loss_params *p = &rp->base;
     const int64_t N = p->n, R = p->k, S = p->s;
     const float *prob = ws;

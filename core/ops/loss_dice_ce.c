@@ -99,28 +99,7 @@ nnu_status nnu_loss_dice_ce_fwd_cpu(const nnu_backend *be, const float *logits,
     stats[N * K * 3] = m_sum;
     double ce = m_sum > 0.0 ? ce_sum / m_sum : 0.0;
 
-    const int64_t c0 = p->do_bg ? 0 : 1;
-    double dsum = 0.0;
-    int64_t groups = 0;
-    for (int64_t c = c0; c < K; c++) {
-        if (p->batch_dice) {
-            double I = 0, Sp = 0, Sy = 0;
-            for (int64_t n = 0; n < N; n++) {
-                I += stats[(n * K + c) * 3];
-                Sp += stats[(n * K + c) * 3 + 1];
-                Sy += stats[(n * K + c) * 3 + 2];
-            }
-            dsum += (2.0 * I + p->smooth) / fmax(Sp + Sy + p->smooth, 1e-8);
-            groups++;
-        } else {
-            for (int64_t n = 0; n < N; n++) {
-                const double *st = stats + (n * K + c) * 3;
-                dsum += (2.0 * st[0] + p->smooth) / fmax(st[1] + st[2] + p->smooth, 1e-8);
-                groups++;
-            }
-        }
-    }
-    *loss = ce - dsum / (double)groups;
+    *loss = ce - nnu_loss_dice_mean(stats, N, K, p->do_bg ? 0 : 1, p->batch_dice, p->smooth);
     return NNU_STATUS_OK;
 }
 
