@@ -10,11 +10,11 @@
 # summary.txt (written as it goes, so a run killed at its limit still returns it) and
 # e2e_progress.png. Every test prints one PASS/FAIL/SKIP line.
 #   bash tests/gpu/run_on_device.sh [next|full|quick|net|e2e] [BUDGET_S]
-#     next  the run prepared for the next GPU session (2026-11-28): op/net/profile
-#           tests on the legacy and graph cuDNN APIs, nnu_net timing of bf16 vs
-#           bf16-act16 vs fp32/tf32 on both APIs, a per-op profile, PyTorch side by
-#           side, then the end-to-end nnunet run, then the large plan: in that order
-#           of priority, each step skipped when the budget is short
+#     next  the run prepared for the next GPU session (2026-11-28), by priority, each
+#           step skipped when the budget is short: op/net/profiler tests (legacy cuDNN
+#           API), nnu_net timing of bf16 vs bf16-act16/fp16-act16 and PyTorch, the
+#           end-to-end nnunet run (4 x 50), the tests on the graph API, graph-API
+#           timing of fp32/tf32/bf16-act16 and a per-op profile, the large plan
 #     full  tests, nnu_net timing, unet_bench + PyTorch for hippo and large,
 #                     then the end-to-end run (tests/gpu/e2e.sh) if 150 s are left
 #     quick           the same with hippo only, no end-to-end run
@@ -90,43 +90,49 @@ bench() {     # plan, precs, iters, timeout per unet_bench, timeout torch
   local to=$5; [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
   PYTHONUNBUFFERED=1 timeout "$to" python3 tests/gpu/bench_torch.py "$1" "$2" "$3" 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
 }
-e2e() {       # the nnunet program end to end with whatever budget is left
+e2e() {       # min_s [max_s]: the nnunet program end to end with what is left (at most max_s)
   fits "$1" "e2e (nnunet plan/train/predict on cuda)" || return 0
-  echo "== e2e (tests/gpu/e2e.sh cuda, $(( $(left) - 5 )) s)" | tee -a "$SUMMARY"
-  bash tests/gpu/e2e.sh cuda $(( $(left) - 5 )) "${E2E_EPOCHS:-12}" "${E2E_ITERS:-50}"
+  local b=$(( $(left) - 5 ))
+  [ -n "${2:-}" ] && [ "$b" -gt "$2" ] && b=$2
+  echo "== e2e (tests/gpu/e2e.sh cuda, $b s)" | tee -a "$SUMMARY"
+  bash tests/gpu/e2e.sh cuda "$b" "${E2E_EPOCHS:-12}" "${E2E_ITERS:-50}"
   cat "$OUT/e2e_summary.txt" >> "$SUMMARY"
 }
 if [ "$MODE" = next ]; then
-  export NNU_CUDNN_GRAPH_CANDIDATES=${NNU_CUDNN_GRAPH_CANDIDATES:-4}   # bounds autotuning time
-  echo "== A. correctness (legacy cuDNN API, then the graph API)" | tee -a "$SUMMARY"
-  runtest test_gpu_ops 120
-  runtest test_gpu_net 90
-  runtest test_gpu_profile 30
-  export NNU_CUDNN_LOG=1   # one line per plan choice (and every fallback's reason)
-  runtest test_gpu_ops 150 --api graph
-  runtest test_gpu_net 90 --api graph
+  # ordered so that each answer arrives as early as possible: the new modes' correctness
+  # and their timing against the baseline and PyTorch first, then the whole program,
+  # then the graph API (its autotuning costs time), then the rest
+  echo "== A1. correctness, legacy cuDNN API (six tables incl. -act16, region loss)" | tee -a "$SUMMARY"
+  runtest test_gpu_ops 90
+  runtest test_gpu_net 60
+  runtest test_gpu_profile 20
+  grep -E "^(RESULT|PASS|FAIL|device)|FAIL:" "$OUT/tests.log" | head -40 >> "$SUMMARY"
+  pack
+  echo "== B1. nnu_net timing, hippo 3d_fullres batch 9: bf16 vs 16-bit activations; PyTorch" | tee -a "$SUMMARY"
+  netbench bf16 15 40 legacy
+  netbench bf16-act16 15 40 legacy
+  netbench fp16-act16 15 40 legacy
+  fits 60 "torch bench hippo" && PYTHONUNBUFFERED=1 timeout 100 python3 tests/gpu/bench_torch.py \
+    hippo bf16,fp16,fp32,tf32 15 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
+  pack
+  echo "== D. the nnunet program end to end on cuda (4 x 50)" | tee -a "$SUMMARY"
+  E2E_EPOCHS=${E2E_EPOCHS:-4} e2e 100 170
+  pack
+  echo "== A2. correctness on the cuDNN graph API" | tee -a "$SUMMARY"
+  export NNU_CUDNN_LOG=1 NNU_CUDNN_GRAPH_CANDIDATES=${NNU_CUDNN_GRAPH_CANDIDATES:-2}
+  runtest test_gpu_ops 120 --api graph
+  runtest test_gpu_net 60 --api graph
   unset NNU_CUDNN_LOG
+  grep -E "^(PASS|FAIL|conv api)|FAIL:" "$OUT/tests.log" | tail -20 >> "$SUMMARY"
   grep -E "cuDNN graph API: no plan" "$OUT/tests.log" | sort | uniq -c | head -20 >> "$SUMMARY"
-  runtest test_gpu_block 30
-  grep -E "^(RESULT|PASS|FAIL|conv api|device)|FAIL:" "$OUT/tests.log" | head -60 >> "$SUMMARY"
   pack
-  echo "== B. nnu_net timing, hippo 3d_fullres batch 9 (legacy / graph API)" | tee -a "$SUMMARY"
-  netbench bf16 15 45 legacy
-  netbench bf16-act16 15 45 legacy
-  netbench bf16 15 60 graph
+  echo "== B2. graph API timing (autotuned, up to 4 plans per primitive)" | tee -a "$SUMMARY"
+  export NNU_CUDNN_GRAPH_CANDIDATES=4
+  netbench fp32 10 60 graph
+  netbench fp32 10 50 legacy
+  netbench tf32 10 60 graph
   netbench bf16-act16 15 60 graph
-  netbench fp32 10 60 legacy
-  netbench fp32 10 80 graph
-  netbench tf32 10 80 graph
-  netbench fp16-act16 15 60 graph
-  pack
-  echo "== C. PyTorch eager, same card (hippo)" | tee -a "$SUMMARY"
-  fits 60 "torch bench hippo" && PYTHONUNBUFFERED=1 timeout $(( $(left) - 5 )) python3 tests/gpu/bench_torch.py \
-    hippo fp32,tf32,bf16,fp16 15 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
   profile bf16-act16 graph
-  pack
-  echo "== D. the nnunet program end to end on cuda" | tee -a "$SUMMARY"
-  e2e 120
   pack
   echo "== E. large plan (unet_bench, fp32 activations) and PyTorch" | tee -a "$SUMMARY"
   NNU_CUDNN_API=graph bench large bf16 6 90 120
