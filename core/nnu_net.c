@@ -704,7 +704,6 @@ nnu_status nnu_net_loss(nnu_net *net, const nnu_tensor *target, double *loss) {
             nnu_loss_region_params rp = {d->lp, net->cfg.n_labels, {0}};
             rp.base.do_bg = 1;
             memcpy(rp.label_regions, net->cfg.label_regions, sizeof rp.label_regions);
-            NNU_TRY(nnu_backend_require(be, NNU_OP_loss_dice_bce_fwd));
             NNU_TRY(be->loss_dice_bce_fwd(be, d->logits, d->target, d->loss_ws, &l, &rp));
             NNU_TRY(be->loss_dice_bce_bwd(be, d->logits, d->target, d->loss_ws, d->glogits, &rp));
         } else {
