@@ -323,6 +323,7 @@ int nnu_net_find_tensor(const nnu_net *net, const char *name) {
 }
 size_t nnu_net_arena_bytes(const nnu_net *net) { return net->arena_bytes; }
 int nnu_net_get_sgd_steps(const nnu_net *net) { return net->sgd_steps; }
+void nnu_net_set_sgd_steps(nnu_net *net, int steps) { net->sgd_steps = steps; }
 
 void nnu_loss_scaler_default(nnu_loss_scaler *s) {
     *s = (nnu_loss_scaler){.enabled = 1, .scale = 65536.0, .growth = 2.0, .backoff = 0.5,
@@ -359,7 +360,6 @@ static void scaler_grow(nnu_net *net) {
     if (isfinite(grown)) net->scaler.scale = grown;
     net->scaler.growth_tracker = 0;
 }
-void nnu_net_set_sgd_steps(nnu_net *net, int steps) { net->sgd_steps = steps; }
 
 /* ---- planning ---- */
 
