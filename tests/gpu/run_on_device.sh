@@ -133,6 +133,12 @@ if [ "$MODE" = next ]; then
   netbench tf32 10 60 graph
   netbench bf16-act16 15 60 graph
   profile bf16-act16 graph
+  # per shape: cudnnFind's best legacy algorithm vs the autotuned graph plan (fp32)
+  if fits 40 "cudnn compare fp32"; then
+    NNU_CUDNN_LOG=2 NNU_CUDNN_API=graph timeout $(( $(left) - 5 )) "$BUNDLE/bin/test_gpu_net" --bench fp32 3 \
+      > "$OUT/cudnn_compare.log" 2>&1
+    grep "^cudnn compare" "$OUT/cudnn_compare.log" | head -40 >> "$SUMMARY"
+  fi
   pack
   echo "== E. large plan (unet_bench, fp32 activations) and PyTorch" | tee -a "$SUMMARY"
   NNU_CUDNN_API=graph bench large bf16 6 90 120
