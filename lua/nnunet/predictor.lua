@@ -102,34 +102,16 @@ end
 -- ---------------------------------------------------------------- model description
 
 -- configuration `name` of plans with inherits_from resolved (cycles are an error);
--- the rule lives in lua/nnunet/plans.lua (recipes/train.lua still has its own copy)
+-- the rule lives in lua/nnunet/plans.lua
 M.resolve_configuration = require("nnunet.plans").resolve_configuration
 
 -- The preprocessing cfg of a configuration: the training preprocessor's own function
--- (recipes/preprocess.lua case_config) when it is there, so both stay identical.
+-- (recipes/preprocess.lua case_config), so that training and inference preprocess alike.
 local function preproc_config(plans, conf, dj)
-  local ok, pre = pcall(function() return require("nnunet.recipe").load("preprocess") end)
-  if ok and type(pre) == "table" and type(pre.case_config) == "function" then
-    local cfg = pre.case_config(plans, conf, dj)
-    cfg.keys = nil                                    -- no class locations at inference
-    return cfg
-  end
-  local schemes, masks, ct = {}, {}, {}
-  local props = plans.foreground_intensity_properties_per_channel or {}
-  for i, s in ipairs(conf.normalization_schemes or {}) do
-    schemes[i] = s
-    masks[i] = conf.use_mask_for_norm and conf.use_mask_for_norm[i] == true or false
-    local p = props[tostring(i - 1)]
-    if p then ct[i] = { mean = p.mean, std = p.std, percentile_00_5 = p.percentile_00_5,
-                        percentile_99_5 = p.percentile_99_5 } end
-  end
-  local dk, sk = conf.resampling_fn_data_kwargs or {}, conf.resampling_fn_seg_kwargs or {}
-  local tf, spacing = {}, {}
-  for i, v in ipairs(plans.transpose_forward or { 0, 1, 2 }) do tf[i] = math.tointeger(v) end
-  for i, v in ipairs(conf.spacing) do spacing[i] = v end
-  return { schemes = schemes, use_mask_for_norm = masks, ct = ct, transpose_forward = tf, spacing = spacing,
-           data_order = math.tointeger(dk.order) or 3, seg_order = math.tointeger(sk.order) or 1,
-           order_z = math.tointeger(dk.order_z) or 0 }
+  local pre = require("nnunet.recipe").load("preprocess")
+  local cfg = pre.case_config(plans, conf, dj)
+  cfg.keys = nil                                      -- no class locations at inference
+  return cfg
 end
 
 -- Builds the model table (without folds) from plans, a configuration name and the
