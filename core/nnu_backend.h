@@ -214,6 +214,13 @@ typedef nnu_status (*nnu_loss_dice_ce_bwd_fn)(const nnu_backend *be, const float
  * (k outer, n inner: every twin sums in this order). And loss_dice_bce's checks. */
 double     nnu_loss_dice_mean(const double *stats, int64_t N, int64_t K, int64_t k0,
                               int batch_dice, double smooth);
+/* The Dice gradient dDice/dp = a*y + b of group (n, c) over G groups, times w:
+ * a = -(2/G)/den, b = (1/G) num/den^2 (0 where the 1e-8 clip is active), with the
+ * sums of stats as nnu_loss_dice_mean takes them (the CPU backwards; the CUDA ones
+ * compute the same on the device). */
+void       nnu_loss_dice_coef(const double *stats, int64_t N, int64_t K, int64_t n, int64_t c,
+                              int batch_dice, double smooth, double G, double w, float *a,
+                              float *b);
 nnu_status nnu_loss_region_check(const nnu_loss_region_params *p);
 
 /* the region twins: logits (N,R,S), target (N,S) labels mapped through label_regions */

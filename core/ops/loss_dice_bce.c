@@ -111,17 +111,8 @@ nnu_status nnu_loss_dice_bce_bwd_cpu(const nnu_backend *be, const float *logits,
     const float cw = (float)(w / stats[N * R * 3]);
     for (int64_t n = 0; n < N; n++) {
         float a[MAX_REGIONS], b[MAX_REGIONS];   /* dDice/dp coefficients, times weight */
-        for (int64_t r = 0; r < R; r++) {
-            double I = 0, Sp = 0, Sy = 0;
-            for (int64_t m = (p->batch_dice ? 0 : n); m < (p->batch_dice ? N : n + 1); m++) {
-                I += stats[(m * R + r) * 3];
-                Sp += stats[(m * R + r) * 3 + 1];
-                Sy += stats[(m * R + r) * 3 + 2];
-            }
-            double raw = Sp + Sy + p->smooth, den = fmax(raw, 1e-8), num = 2.0 * I + p->smooth;
-            a[r] = (float)(w * -2.0 / (G * den));
-            b[r] = raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
-        }
+        for (int64_t r = 0; r < R; r++)
+            nnu_loss_dice_coef(stats, N, R, n, r, p->batch_dice, p->smooth, G, w, &a[r], &b[r]);
 #pragma omp parallel for schedule(static) if (R * S > NNU_OMP_MIN)
         for (int64_t s = 0; s < S; s++) {
             int64_t bits = voxel_bits(rp, target[n * S + s]);

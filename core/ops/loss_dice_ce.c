@@ -120,17 +120,8 @@ nnu_status nnu_loss_dice_ce_bwd_cpu(const nnu_backend *be, const float *logits,
     for (int64_t n = 0; n < N; n++) {
         /* per-class coefficients of dDice/dp for this sample (already times weight) */
         float a[64] = {0}, b[64] = {0};
-        for (int64_t c = c0; c < K; c++) {
-            double I = 0, Sp = 0, Sy = 0;
-            for (int64_t m = (p->batch_dice ? 0 : n); m < (p->batch_dice ? N : n + 1); m++) {
-                I += stats[(m * K + c) * 3];
-                Sp += stats[(m * K + c) * 3 + 1];
-                Sy += stats[(m * K + c) * 3 + 2];
-            }
-            double raw = Sp + Sy + p->smooth, den = fmax(raw, 1e-8), num = 2.0 * I + p->smooth;
-            a[c] = (float)(w * -2.0 / (G * den));
-            b[c] = raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
-        }
+        for (int64_t c = c0; c < K; c++)
+            nnu_loss_dice_coef(stats, N, K, n, c, p->batch_dice, p->smooth, G, w, &a[c], &b[c]);
 #pragma omp parallel for schedule(static) if (K * S > NNU_OMP_MIN)
         for (int64_t s = 0; s < S; s++) {
             const float *ps = prob + n * K * S + s;

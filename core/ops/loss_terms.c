@@ -1,7 +1,8 @@
 /* loss_terms.c: the pieces the loss twins share (CPU core/ops/loss_dice_ce.c,
  * loss_dice_bce.c; CUDA kernels/loss.cu, loss_bce.cu assemble their scalar on the host):
- * the soft-Dice mean over per-(sample, class) sums, and the region loss's parameter
- * checks. One definition, so the four implementations cannot drift apart. */
+ * the soft-Dice mean over per-(sample, class) sums, the Dice gradient coefficients of
+ * the CPU backwards, and the region loss's parameter checks. One definition, so the
+ * implementations cannot drift apart. */
 #include <math.h>
 
 #include "nnu_backend.h"
@@ -29,6 +30,19 @@ double nnu_loss_dice_mean(const double *stats, int64_t N, int64_t K, int64_t k0,
         }
     }
     return groups ? dsum / (double)groups : 0.0;
+}
+
+void nnu_loss_dice_coef(const double *stats, int64_t N, int64_t K, int64_t n, int64_t c,
+                        int batch_dice, double smooth, double G, double w, float *a, float *b) {
+    double I = 0, Sp = 0, Sy = 0;
+    for (int64_t m = batch_dice ? 0 : n; m < (batch_dice ? N : n + 1); m++) {
+        I += stats[(m * K + c) * 3];
+        Sp += stats[(m * K + c) * 3 + 1];
+        Sy += stats[(m * K + c) * 3 + 2];
+    }
+    const double raw = Sp + Sy + smooth, den = fmax(raw, 1e-8), num = 2.0 * I + smooth;
+    *a = (float)(w * -2.0 / (G * den));
+    *b = raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
 }
 
 nnu_status nnu_loss_region_check(const nnu_loss_region_params *rp) {
