@@ -254,14 +254,24 @@ static void region_opts(lua_State *L, int t, nnu_net_config *c) {
  * GradScaler; fp16 gradients underflow without it), off otherwise; false = off; true or
  * "dynamic" = on with GradScaler's defaults; a number = on from that scale; a table
  * {scale=, growth=, backoff=, growth_interval=} = on with those settings */
+/* 1 when be computes its convolutions in fp16 (the tables that need loss scaling) */
+static int computes_fp16(const nnu_backend *be) {
+#ifdef NNUNET_HAVE_CUDA
+    const int p = nnu_cuda_precision_of(be);
+    return p >= 0 && nnu_cuda_precision_compute((nnu_cuda_precision)p) == NNU_CUDA_FP16;
+#else
+    (void)be;
+    return 0;
+#endif
+}
+
 static nnu_status loss_scale_opts(lua_State *L, int t, nnu_net *net, const nnu_backend *be) {
     nnu_loss_scaler s;
     nnu_loss_scaler_default(&s);
     lua_getfield(L, t, "loss_scale");
     const int v = lua_gettop(L);
     switch (lua_type(L, v)) {
-    case LUA_TNIL: s.enabled = strncmp(be->name, "cuda", 4) == 0 && strstr(be->name, ":fp16");
-                   break;
+    case LUA_TNIL: s.enabled = computes_fp16(be); break;
     case LUA_TBOOLEAN: s.enabled = lua_toboolean(L, v); break;
     case LUA_TNUMBER: s.scale = lua_tonumber(L, v); break;
     case LUA_TSTRING:

@@ -351,11 +351,14 @@ static int bench(const nnu_backend *be, int iters) {
     if (!net || !inf) return check_report();
     /* fp16 trains with GradScaler's dynamic loss scaling, as nnunet.net does by default
      * and as the PyTorch side of the benchmark does (its cost is part of the iteration) */
-    if (strstr(be->name, ":fp16")) {
+#ifdef NNUNET_HAVE_CUDA
+    const int prec = nnu_cuda_precision_of(be);
+    if (prec >= 0 && nnu_cuda_precision_compute((nnu_cuda_precision)prec) == NNU_CUDA_FP16) {
         nnu_loss_scaler ls;
         nnu_loss_scaler_default(&ls);
         CHECK_OK(nnu_net_set_loss_scaler(net, &ls));
     }
+#endif
     float *x = malloc((size_t)(B * S) * sizeof *x);
     nnu_tensor *t = NULL;
     CHECK_OK(nnu_tensor_new(NNU_DTYPE_I32, 5, (const int64_t[]){B, 1, P[0], P[1], P[2]}, &t));
