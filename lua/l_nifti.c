@@ -117,8 +117,9 @@ static void get_str(lua_State *L, int idx, const char *key, char *out, size_t ca
     lua_pop(L, 1);
 }
 
-/* info table at idx -> struct (geometry and, when present, the raw header) */
-static void check_info(lua_State *L, int idx, nnu_nifti_info *info) {
+/* info table at idx -> struct (geometry and, when present, the raw header); shared
+ * with the other bindings through l_util.h */
+void l_nifti_check_info(lua_State *L, int idx, nnu_nifti_info *info) {
     memset(info, 0, sizeof *info);
     idx = lua_absindex(L, idx);
     if (lua_getfield(L, idx, "header") == LUA_TTABLE) {
@@ -196,7 +197,7 @@ static int l_nifti_write(lua_State *L) {
         if (st) return l_fail(L, st);
         refp = &ref;
     } else if (lua_type(L, 3) == LUA_TTABLE) {
-        check_info(L, 3, &ref);
+        l_nifti_check_info(L, 3, &ref);
         refp = &ref;
     } else {
         luaL_argcheck(L, lua_isnoneornil(L, 3), 3, "reference info table, path or nil expected");

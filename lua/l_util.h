@@ -58,4 +58,10 @@ void l_check_preproc_channels(lua_State *L, int idx, struct nnu_preproc_config *
  * cropping_and_before_resampling, shape_after_resampling. */
 void l_push_preproc_props(lua_State *L, const struct nnu_preproc_props *p);
 
+struct nnu_nifti_info;
+/* A nifti geometry table (what nifti.read returns as its info, or {spacing_itk, origin,
+ * direction}) at idx -> struct, for writing with that geometry (l_nifti.c). Raises a Lua
+ * error naming the bad field. */
+void l_nifti_check_info(lua_State *L, int idx, struct nnu_nifti_info *info);
+
 #endif

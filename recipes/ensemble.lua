@@ -7,7 +7,8 @@
 -- regions of regions_class_order with p > 0.5) and written with the geometry of
 -- the first folder's CASE.json. dataset.json comes from the first folder (or
 -- -dataset_json) and is copied to OUTPUT_FOLDER. --save_npz also writes the mean
--- probabilities. -np is accepted; cases are processed one after the other.
+-- probabilities. -np cases are merged at a time (with --save_npz one after the
+-- other).
 local ens = require("nnunet.ensemble")
 
 return {
@@ -16,7 +17,7 @@ return {
     { "-i", "inputs", "folders with CASE.npz + CASE.json (nnunet predict --save_probabilities)", nargs = "+",
       required = true },
     { "-o", "output", "output folder", required = true },
-    { "-np", "num_processes", "number of processes (accepted; cases are processed in turn)", type = "int", default = 8 },
+    { "-np", "num_processes", "cases merged in parallel (threads; with --save_npz one at a time)", type = "int", default = 8 },
     { "--save_npz", "save_npz", "also write the mean probabilities (CASE.npz + CASE.json)", flag = true },
     { "-dataset_json", "dataset_json", "dataset.json (default: the first input folder's)" },
   },
@@ -24,7 +25,8 @@ return {
     if #o.inputs < 2 then
       io.stderr:write("note: only one input folder; its probabilities are converted as they are\n")
     end
-    local n = ens.ensemble_folders(o.inputs, o.output, { save_npz = o.save_npz, dataset_json = o.dataset_json })
+    local n = ens.ensemble_folders(o.inputs, o.output, { save_npz = o.save_npz, dataset_json = o.dataset_json,
+                                                    num_processes = o.num_processes, label = "ensemble" })
     print(string.format("%d cases ensembled from %d folders -> %s", n, #o.inputs, o.output))
     return 0
   end,

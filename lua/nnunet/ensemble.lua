@@ -10,10 +10,15 @@
 --        to output_truncated .. file_ending with the geometry of the first file's
 --        properties (<case>.json beside its .npz); with save_probabilities also
 --        output_truncated .. ".npz"/".json"
+--   ens.merge_many(jobs, lc, opts)
+--        jobs[i] = { files = {npz...}, output_truncated = path }: merge_files for every
+--        job, opts.num_processes cases at a time (C worker pool; 0: all CPUs) unless
+--        opts.save_npz (then one after the other: the probabilities are written from Lua);
+--        opts.label shows a progress bar
 --   ens.ensemble_folders(input_folders, output_folder [, opts]) -> number of cases
---        opts = { save_npz = bool, dataset_json = path, progress = fn(i, n) }
+--        opts = { save_npz = bool, dataset_json = path, num_processes = n, label = s }
 --   ens.ensemble_crossvalidations(model_folders, output_folder, folds [, opts])
---        opts = { overwrite = true, progress = fn(i, n) }: every model's
+--        opts = { overwrite = true, num_processes = n, label = s }: every model's
 --        fold_k/validation/*.npz, matched by case
 --
 -- Inputs are the --save_probabilities / --npz files of docs/inference.md: CASE.npz
@@ -151,6 +156,29 @@ function M.merge_files(npz_paths, output_truncated, lc, save_probabilities)
   end
 end
 
+-- Every job's merge_files. Without probabilities to save, the cases go to the C
+-- worker pool (ops.merge_cases: mean, segmentation and NIfTI per case; the same
+-- files as merge_files); the properties (geometry) are read here first, so a bad
+-- CASE.json fails before any work starts.
+function M.merge_many(jobs, lc, opts)
+  opts = opts or {}
+  if opts.save_npz then
+    for _, j in ipairs(jobs) do M.merge_files(j.files, j.output_truncated, lc, true) end
+    return
+  end
+  local cases = {}
+  for i, j in ipairs(jobs) do
+    local pfile = j.files[1]:gsub("%.npz$", ".json")
+    local props, perr = json.decode_file(pfile)
+    if not props then user_error("cannot read the properties '%s': %s", pfile, tostring(perr)) end
+    cases[i] = { files = j.files, output = j.output_truncated .. lc.file_ending, geometry = M.geometry(props, pfile) }
+  end
+  local channels = lc.regions_class_order and #lc.regions_class_order or #lc.label_manager.all_labels
+  local ok, err = ops.merge_cases(cases, { channels = channels, class_order = lc.regions_class_order,
+                                           threads = opts.num_processes or 0, label = opts.label })
+  if not ok then user_error("ensembling: %s", tostring(err)) end
+end
+
 -- ---------------------------------------------------------------- folders
 
 function M.ensemble_folders(input_folders, output_folder, opts)
@@ -189,12 +217,13 @@ function M.ensemble_folders(input_folders, output_folder, opts)
   local ok, err = fs.mkdir(output_folder)
   if not ok then user_error("cannot create '%s': %s", output_folder, tostring(err)) end
   M.copy_file(dj, join(output_folder, "dataset.json"))       -- byte copy keeps the key order
+  local jobs = {}
   for i, n in ipairs(names) do
     local files = {}
     for j, d in ipairs(input_folders) do files[j] = join(d, n) end
-    M.merge_files(files, join(output_folder, n:sub(1, -5)), lc, opts.save_npz)
-    if opts.progress then opts.progress(i, #names) end
+    jobs[i] = { files = files, output_truncated = join(output_folder, n:sub(1, -5)) }
   end
+  M.merge_many(jobs, lc, opts)
   return #names
 end
 
@@ -248,15 +277,16 @@ function M.ensemble_crossvalidations(model_folders, output_folder, folds, opts)
   end
   local ok, err = fs.mkdir(output_folder)
   if not ok then user_error("cannot create '%s': %s", output_folder, tostring(err)) end
-  for i, n in ipairs(names) do
+  local jobs = {}
+  for _, n in ipairs(names) do
     local trunc = join(output_folder, n:sub(1, -5))
     if overwrite or not fs.isfile(trunc .. lc.file_ending) then
       local files = {}
       for m = 1, #model_folders do files[m] = mapping[m][n] end
-      M.merge_files(files, trunc, lc, false)
+      jobs[#jobs + 1] = { files = files, output_truncated = trunc }
     end
-    if opts.progress then opts.progress(i, #names) end
   end
+  M.merge_many(jobs, lc, { num_processes = opts.num_processes, label = opts.label })
   M.copy_file(join(model_folders[1], "plans.json"), join(output_folder, "plans.json"))
   M.copy_file(dj, join(output_folder, "dataset.json"))
   return #names

@@ -433,7 +433,8 @@ function M.find_best_configuration(opts)
         local id = M.ensemble_identifier(m1.identifier, m2.identifier, folds)
         local out = join(join(results_dir, "ensembles"), id)
         log(string.format("ensembling %s and %s", m1.identifier, m2.identifier))
-        ens.ensemble_crossvalidations({ m1.folder, m2.folder }, out, folds, { overwrite = overwrite })
+        ens.ensemble_crossvalidations({ m1.folder, m2.folder }, out, folds,
+          { overwrite = overwrite, num_processes = M.num_processes })
         local lm = evaluate.label_manager(join(m1.folder, "dataset.json"))
         local summary = evaluate_folder(gt_seg, out, lm)
         results[#results + 1] = { id = id, source = out, result = summary.foreground_mean.Dice, models = { m1, m2 } }

@@ -123,6 +123,26 @@ for _, c in ipairs({ "case_a", "case_b" }) do
 end
 check(fs.isfile(out1 .. "/dataset.json"), "dataset.json copied to the output")
 
+-- the worker pool (no --save_npz: ops.merge_cases) writes the same bytes as the
+-- one-case-at-a-time path above, with 1 and with 2 threads
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+for _, np in ipairs({ 1, 2 }) do
+  local outp = root .. "/out_pool" .. np
+  o, rc = run(string.format("ensemble -i %q %q -o %q -np %d", F1, F2, outp, np))
+  check(rc == 0, "ensemble -np " .. np .. " exit code " .. tostring(rc) .. ": " .. o)
+  for _, c in ipairs({ "case_a", "case_b" }) do
+    local a, b = slurp(out1 .. "/" .. c .. ".nii.gz"), slurp(outp .. "/" .. c .. ".nii.gz")
+    check(a and b and a == b, c .. ": -np " .. np .. " writes the sequential path's bytes")
+  end
+  check(not fs.exists(outp .. "/case_a.npz"), "-np " .. np .. ": no probabilities without --save_npz")
+end
+
 -- three folders: ((p1 + p2) + p3) / 3 in float32, as numpy
 local out3 = root .. "/out3"
 ens.ensemble_folders({ F1, F2, F3 }, out3, { save_npz = true })
@@ -196,6 +216,30 @@ do
   local lc2 = ens.label_converter(DJ and json.decode(DJ))
   local okk, kerr = pcall(lc2.to_segmentation, tensor.zeros({ 2, 1, 1, 3 }, "f32"))
   check(not okk and kerr.message:find("2 channels", 1, true), "channel count checked against the labels")
+end
+
+-- 5. merge_cases directly: regions, channel count, a missing file ----------------------
+do
+  local RD = root .. "/fregions"
+  assert(fs.mkdir(RD))
+  local R = { 0.6, 0.4, 0.9, 0.2, 0.7, 0.6 }          -- (2 regions, 1, 1, 3)
+  assert(prob.save(RD .. "/case_r", tensor.from_table(R, { 2, 1, 1, 3 }, "f32"), props(geom1)))
+  local lc = ens.label_converter({ labels = { background = 0, whole = { 1, 2 }, core = 2 },
+    regions_class_order = { 1, 2 }, file_ending = ".nii.gz" })
+  ens.merge_many({ { files = { RD .. "/case_r.npz" }, output_truncated = root .. "/reg_out" } }, lc,
+    { num_processes = 2 })
+  local seg = nifti.read(root .. "/reg_out.nii.gz")
+  check(seg and flat(seg) == "1,2,2", "regions through the pool: " .. (seg and flat(seg) or "nil"))
+  local cases = { { files = { RD .. "/case_r.npz" }, output = root .. "/bad.nii.gz",
+                    geometry = { spacing_itk = { 1, 1, 1 }, origin = { 0, 0, 0 }, direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } } } }
+  local okc, cerr = ops.merge_cases(cases, { channels = 3, threads = 2 })
+  check(okc == nil and cerr:find("2 channels", 1, true) and cerr:find("case_r.npz", 1, true),
+    "channel mismatch names the file: " .. tostring(cerr))
+  check(cases[1].__paths == nil, "merge_cases leaves the caller's tables as they were")
+  cases[1].files = { RD .. "/absent.npz" }
+  local okm, merr = ops.merge_cases(cases, { channels = 2 })
+  check(okm == nil and merr:find("absent.npz", 1, true), "missing file named: " .. tostring(merr))
+  check(not fs.exists(root .. "/bad.nii.gz"), "nothing written for failed cases")
 end
 
 ms.rmtree(root)
