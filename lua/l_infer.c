@@ -25,6 +25,11 @@
  *        the first unreadable file or shape mismatch stops it and is the message
  *   infer.keep_largest(seg, labels [, background=0]) -> n_removed (in place; labels:
  *        a label, a list of labels, or a list of regions — the union is one mask)
+ *   infer.keep_largest_files(pairs, steps [, n_threads]) -> true | nil, msg: pairs =
+ *        {{in_path, out_path}, ...}; each segmentation is read, steps = {{labels = {...},
+ *        background = 0}, ...} applied in order (keep_largest), and written to out_path
+ *        with the input's geometry (u8/u16 as the reference's write_seg) by n_threads
+ *        workers (default: all CPUs); the first failure stops it and names the file
  *   infer.component_sizes(seg, labels)     -> {sizes, largest first}
  *   infer.np_mean(list), infer.np_nanmean(list) -> numpy-exact means (NaN allowed)
  *   infer.save_npz(path, key, t) | infer.save_npz(path, {{key, t}, ...}) -> true | nil, msg
@@ -400,6 +405,82 @@ static int l_infer_keep_largest(lua_State *L) {
     return 1;
 }
 
+/* ---- keep_largest over whole folders, one file per pool item ---- */
+
+enum { PP_MAX_STEPS = 64, PP_MAX_LABELS = 256 };
+
+typedef struct pp_step {
+    int64_t labels[PP_MAX_LABELS];
+    int n_labels;
+    int64_t background;
+} pp_step;
+
+typedef struct pp_job {
+    const char **in, **out;         /* per file (strings anchored in the pairs table) */
+    const pp_step *steps;
+    int n_steps;
+} pp_job;
+
+static nnu_status pp_file(int64_t i, int worker, void *ctx) {
+    (void)worker;
+    const pp_job *j = ctx;
+    nnu_nifti_info info;
+    nnu_tensor *seg = NULL;
+    char why[512];   /* the reader's message, copied: nnu_fail writes the same buffer */
+    nnu_status st = nnu_nifti_read(j->in[i], &info, &seg);
+    if (st) {
+        snprintf(why, sizeof why, "%s", nnu_last_error());
+        return NNU_FAIL(st, "cannot read '%s': %s", j->in[i], why);
+    }
+    for (int k = 0; k < j->n_steps && st == NNU_STATUS_OK; k++)
+        st = nnu_components_keep_largest(seg, j->steps[k].labels, j->steps[k].n_labels,
+                                         j->steps[k].background, NULL);
+    if (st == NNU_STATUS_OK) {
+        nnu_nifti_write_opts w = {.segmentation = 1};
+        st = nnu_nifti_write(j->out[i], seg, &info, &w);
+    }
+    nnu_tensor_release(seg);
+    return st;
+}
+
+static int l_infer_keep_largest_files(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const int64_t nfile = (int64_t)luaL_len(L, 1);
+    const int nstep = (int)luaL_len(L, 2);
+    luaL_argcheck(L, nstep <= PP_MAX_STEPS, 2, "at most 64 steps");
+    const int threads = (int)luaL_optinteger(L, 3, 0);
+    pp_step *steps = lua_newuserdatauv(L, sizeof *steps * (size_t)(nstep + 1), 0);
+    for (int k = 0; k < nstep; k++) {
+        lua_geti(L, 2, k + 1);
+        luaL_argcheck(L, lua_istable(L, -1), 2, "steps must be {{labels = {...}, background = 0}, ...}");
+        const int t = lua_gettop(L);
+        lua_getfield(L, t, "labels");
+        steps[k].n_labels = check_labels(L, lua_gettop(L), steps[k].labels, PP_MAX_LABELS);
+        lua_pop(L, 1);
+        steps[k].background = (int64_t)l_opt_int_field(L, t, "background", 0);
+        lua_pop(L, 1);
+    }
+    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(2 * nfile + 1), 0);
+    for (int64_t i = 0; i < nfile; i++) {   /* the strings stay anchored in table 1 */
+        lua_geti(L, 1, i + 1);
+        luaL_argcheck(L, lua_istable(L, -1), 1, "pairs must be {{in_path, out_path}, ...}");
+        for (int k = 0; k < 2; k++) {
+            lua_geti(L, -1, k + 1);
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "paths must be strings");
+            paths[k * nfile + i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    pp_job job = {paths, paths + nfile, steps, nstep};
+    nnu_status st = nnu_parallel_for(nfile, threads, pp_file, &job);
+    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);
+    if (st) return l_raise(L, st);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_infer_component_sizes(lua_State *L) {
     nnu_tensor *seg = l_tensor_check(L, 1);
     int64_t labels[256], n = 0;
@@ -498,6 +579,7 @@ static const luaL_Reg infer_functions[] = {
     {"confusion", l_infer_confusion},
     {"confusion_files", l_infer_confusion_files},
     {"keep_largest", l_infer_keep_largest},
+    {"keep_largest_files", l_infer_keep_largest_files},
     {"component_sizes", l_infer_component_sizes},
     {"np_mean", l_infer_np_mean},
     {"np_nanmean", l_infer_np_nanmean},

@@ -29,7 +29,7 @@ return {
     { "-i", "input_folder", "folder with the segmentations", required = true },
     { "-o", "output_folder", "output folder", required = true },
     { "-pp_pkl_file", "pp_file", "postprocessing.json (or its .pkl name)", required = true },
-    { "-np", "num_processes", "number of processes (accepted; files are processed in turn)", type = "int", default = 8 },
+    { "-np", "num_processes", "files postprocessed in parallel (threads)", type = "int", default = 8 },
     { "-plans_json", "plans_json", "plans.json (default: INPUT_FOLDER/plans.json; copied to the output)" },
     { "-dataset_json", "dataset_json", "dataset.json (default: INPUT_FOLDER/dataset.json)" },
   },
@@ -43,7 +43,7 @@ return {
       error({ user_error = true, message = "dataset.json '" .. dj .. "' not found" }, 0)
     end
     local steps = pp.load(o.pp_file)
-    local n = pp.apply_to_folder(o.input_folder, o.output_folder, steps, file_ending)
+    local n = pp.apply_to_folder(o.input_folder, o.output_folder, steps, file_ending, o.num_processes)
     if fs.isfile(dj) then copy(dj, evaluate.join(o.output_folder, "dataset.json")) end
     local plans = o.plans_json or evaluate.join(o.input_folder, "plans.json")
     if fs.isfile(plans) then copy(plans, evaluate.join(o.output_folder, "plans.json")) end

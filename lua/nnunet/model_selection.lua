@@ -192,7 +192,7 @@ function M.determine_postprocessing(folder_predictions, folder_ref, opts)
   mkdir(here)
   local step = { fn = pp.KEEP_LARGEST, labels_or_regions = json.array(table.move(lm.foreground_labels, 1,
     #lm.foreground_labels, 1, {})) }
-  pp.apply_to_folder(folder_predictions, here, { step }, lm.file_ending)
+  pp.apply_to_folder(folder_predictions, here, { step }, lm.file_ending, M.num_processes)
   local res = evaluate_folder(folder_ref, here, lm)
   local do_this = res.foreground_mean.Dice > raw.foreground_mean.Dice
   if do_this then
@@ -218,7 +218,7 @@ function M.determine_postprocessing(folder_predictions, folder_ref, opts)
       local s = { fn = pp.KEEP_LARGEST, labels_or_regions = lr }
       here = join(temp, "keep_largest_perClassOrRegion")
       mkdir(here)
-      pp.apply_to_folder(source, here, { s }, lm.file_ending)
+      pp.apply_to_folder(source, here, { s }, lm.file_ending, M.num_processes)
       res = evaluate_folder(folder_ref, here, lm)
       local before, after = source_summary.mean[k].Dice, res.mean[k].Dice
       if after > before then

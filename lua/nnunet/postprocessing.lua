@@ -4,7 +4,8 @@
 --   local pp = require("nnunet.postprocessing")
 --   local steps = pp.load(path)          postprocessing.json -> { {fn = name, labels_or_regions = ...}, ... }
 --   pp.apply(seg, steps)                 in place, in order; returns voxels changed
---   pp.apply_to_folder(input_dir, output_dir, steps, file_ending [, progress])
+--   pp.apply_to_folder(input_dir, output_dir, steps, file_ending [, num_processes])
+--                                        every file, num_processes at a time (C pool; 0/nil: all CPUs)
 --   pp.to_json(steps, extra)             the postprocessing.json table (fns + kwargs)
 --
 -- The reference stores the steps as a pickled list of functions plus kwargs
@@ -89,25 +90,22 @@ end
 
 -- Reads every segmentation of input_dir, applies the steps, writes it to
 -- output_dir with the input's geometry (stored as u8, or u16 from 255 labels on,
--- as the reference's write_seg). Returns the number of files.
-function M.apply_to_folder(input_dir, output_dir, steps, file_ending, progress)
-  local nifti = require("nnunet.nifti")
+-- as the reference's write_seg), num_processes files at a time on the C worker pool
+-- (infer.keep_largest_files; the same bytes as reading, M.apply and writing here).
+-- Returns the number of files.
+function M.apply_to_folder(input_dir, output_dir, steps, file_ending, num_processes)
   if not fs.isdir(input_dir) then user_error("input folder '%s' not found", input_dir) end
   if not fs.isdir(output_dir) then
     local ok, err = fs.mkdir(output_dir)
     if not ok then user_error("cannot create '%s': %s", output_dir, tostring(err)) end
   end
+  local c_steps = {}
+  for i, s in ipairs(steps) do c_steps[i] = { labels = flatten(s.labels_or_regions), background = s.background or 0 } end
   local files = list_files(input_dir, file_ending)
-  for i, n in ipairs(files) do
-    local path = join(input_dir, n)
-    local seg, info = nifti.read(path)
-    if not seg then user_error("cannot read '%s': %s", path, tostring(info)) end
-    M.apply(seg, steps)
-    local ok, err = nifti.write(join(output_dir, n), seg, info, { segmentation = true })
-    seg:release()
-    if not ok then user_error("cannot write '%s': %s", join(output_dir, n), tostring(err)) end
-    if progress then progress(i, #files) end
-  end
+  local pairs_ = {}
+  for i, n in ipairs(files) do pairs_[i] = { join(input_dir, n), join(output_dir, n) } end
+  local ok, err = infer.keep_largest_files(pairs_, c_steps, num_processes or 0)
+  if not ok then user_error("postprocessing: %s", tostring(err)) end
   return #files
 end
 
