@@ -125,19 +125,12 @@ check(fs.isfile(out1 .. "/dataset.json"), "dataset.json copied to the output")
 
 -- the worker pool (no --save_npz: ops.merge_cases) writes the same bytes as the
 -- one-case-at-a-time path above, with 1 and with 2 threads
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 for _, np in ipairs({ 1, 2 }) do
   local outp = root .. "/out_pool" .. np
   o, rc = run(string.format("ensemble -i %q %q -o %q -np %d", F1, F2, outp, np))
   check(rc == 0, "ensemble -np " .. np .. " exit code " .. tostring(rc) .. ": " .. o)
   for _, c in ipairs({ "case_a", "case_b" }) do
-    local a, b = slurp(out1 .. "/" .. c .. ".nii.gz"), slurp(outp .. "/" .. c .. ".nii.gz")
+    local a, b = TL.read(out1 .. "/" .. c .. ".nii.gz"), TL.read(outp .. "/" .. c .. ".nii.gz")
     check(a and b and a == b, c .. ": -np " .. np .. " writes the sequential path's bytes")
   end
   check(not fs.exists(outp .. "/case_a.npz"), "-np " .. np .. ": no probabilities without --save_npz")

@@ -76,13 +76,6 @@ end
 check(fs.isfile(out .. "/dataset.json"), "dataset.json copied")
 
 -- the worker pool writes the bytes of reading, pp.apply and writing in Lua, for any -np
-local function slurp(path)
-  local fh = io.open(path, "rb")
-  if not fh then return nil end
-  local d = fh:read("a")
-  fh:close()
-  return d
-end
 local steps2 = { { labels_or_regions = { 1, 2 } }, { labels_or_regions = 1 } }
 for _, name in ipairs({ "case_1.nii.gz", "case_2.nii.gz" }) do
   local seg, info = nifti.read(inp .. "/" .. name)
@@ -94,14 +87,14 @@ for _, np in ipairs({ 1, 2 }) do
   o, rc = run(string.format("apply_postprocessing -i %q -o %q -pp_pkl_file %q -np %d", inp, outp, ppfile, np))
   check(rc == 0, "-np " .. np .. " exit code " .. tostring(rc) .. ": " .. o)
   for _, name in ipairs({ "case_1.nii.gz", "case_2.nii.gz" }) do
-    local a, b = slurp(root .. "/by_hand_" .. name), slurp(outp .. "/" .. name)
+    local a, b = TL.read(root .. "/by_hand_" .. name), TL.read(outp .. "/" .. name)
     check(a and b and a == b, name .. ": -np " .. np .. " writes the one-file-at-a-time bytes")
   end
 end
 do   -- a truncated input names the file
   local bad = root .. "/bad_in"
   assert(fs.mkdir(bad))
-  local whole = slurp(inp .. "/case_1.nii.gz")
+  local whole = TL.read(inp .. "/case_1.nii.gz")
   local fh = assert(io.open(bad .. "/case_9.nii.gz", "wb")); fh:write(whole:sub(1, 40)); fh:close()
   o, rc = run(string.format("apply_postprocessing -i %q -o %q -pp_pkl_file %q -dataset_json %q", bad,
     root .. "/bad_out", ppfile, inp .. "/dataset.json"))
