@@ -21,7 +21,7 @@
  * extract: the whole archive is checked first (names, then every entry whose target
  * already exists: a file with the same bytes is left as it is, a different one is a
  * conflict). With conflicts and without overwrite nothing is written and the message
- * names the files. Each file is written to a temporary name beside its target and
+ * names the files (at most 5). Each file is written to a temporary name beside its target and
  * renamed, so a target is either the old or the new complete file. Entry CRCs are
  * verified by libzip while reading (a damaged entry is an error naming it).
  *
@@ -343,7 +343,7 @@ static int l_zip_extract(lua_State *L) {
     if (n_conflicts > 0) {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
-        lua_pushfstring(L, "installing '%s' would overwrite %d existing file(s) with different contents: ", path,
+        lua_pushfstring(L, "extracting '%s' would overwrite %d existing file(s) with different contents: ", path,
                         n_conflicts);
         luaL_addvalue(&b);
         for (int k = 1; k <= n_conflicts && k <= ZIP_CONFLICTS_SHOWN; k++) {
@@ -352,7 +352,7 @@ static int l_zip_extract(lua_State *L) {
             luaL_addvalue(&b);
         }
         if (n_conflicts > ZIP_CONFLICTS_SHOWN) luaL_addstring(&b, ", ...");
-        luaL_addstring(&b, ". Nothing was extracted (overwrite = true replaces them).");
+        luaL_addstring(&b, ". Nothing was extracted.");
         luaL_pushresult(&b);
         free(action);
         return extract_fail(L, za, target, tmp);

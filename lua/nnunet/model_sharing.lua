@@ -1,0 +1,295 @@
+-- nnunet.model_sharing: trained models as zip files, as the reference's
+-- nnunetv2/model_sharing (model_export.py, model_import.py; nnunet-behaviour.md §14).
+-- docs/models.md describes the commands and the differences.
+--
+--   local sharing = require("nnunet.model_sharing")
+--   local entries = sharing.export_entries(opts)       -- what would go into the zip, checked
+--   sharing.export_pretrained_model(opts)              -- writes opts.output
+--   sharing.add_checkpoint(writer, src, name)          -- the one place a checkpoint enters a zip
+--   sharing.install_model_from_zip(zip_path [, opts])  -- into $nnUNet_results
+--
+-- Zip layout (names relative to $nnUNet_results, in the reference's order), per
+-- configuration <trainer>__<plans>__<config>:
+--   <ds>/<model>/fold_k/debug.json (if present), every -chk checkpoint, progress.png,
+--     network_architecture.pdf (if present), validation/summary.json (or, with
+--     --exp_cv_preds, every file of validation/ but the probabilities)
+--   <ds>/<model>/crossval_results_folds_<f>/{summary.json, postprocessing.pkl,
+--     postprocessing.json} when present (every file with --exp_cv_preds)
+--   <ds>/<model>/plans.json, dataset_fingerprint.json, dataset.json
+-- then <ds>/ensembles/<ensemble>/ files of every ensemble made only of exported
+-- configurations, and <ds>/inference_information.json, inference_instructions.txt.
+local zip = require("nnunet.zip")
+local fs = require("nnunet.fs")
+local dataset = require("nnunet.dataset")
+
+local M = {}
+
+M.DEFAULT_CONFIGS = { "3d_lowres", "3d_fullres", "2d", "3d_cascade_fullres" }
+M.DEFAULT_FOLDS = { "0", "1", "2", "3", "4" }
+M.DEFAULT_CHECKPOINTS = { "checkpoint_final.pth" }
+
+local function user_error(fmt, ...)
+  error({ user_error = true, message = string.format(fmt, ...) }, 0)
+end
+
+local function join(a, b) return (a:gsub("/+$", "")) .. "/" .. b end
+
+local function ends_with(s, suffix) return suffix == "" or s:sub(-#suffix) == suffix end
+
+-- "0" -> "fold_0", "all" -> "fold_all"
+local function fold_folder(f)
+  f = tostring(f)
+  if f == "all" then return "fold_all" end
+  if not f:match("^%d+$") then user_error("-f: fold must be an integer >= 0 or 'all', got '%s'", f) end
+  return "fold_" .. tostring(math.tointeger(tonumber(f)))
+end
+
+-- the folds of a crossval_results folder name: '_'.join(str(f) for f in folds)
+local function folds_string(folds)
+  local parts = {}
+  for i, f in ipairs(folds) do parts[i] = tostring(f) end
+  return table.concat(parts, "_")
+end
+
+-- names of the plain files of a folder (sorted bytewise), none when it is absent
+local function files_of(dir)
+  local out = {}
+  for _, n in ipairs(fs.listdir(dir) or {}) do
+    if fs.isfile(join(dir, n)) then out[#out + 1] = n end
+  end
+  return out
+end
+
+-- The checkpoint name as given (-chk checkpoint_final.pth); a name without an
+-- extension gets .pth, as `nnunet predict -chk` accepts both.
+local function checkpoint_name(c)
+  if c:match("%.[%w]+$") then return c end
+  return c .. ".pth"
+end
+
+-- ---------------------------------------------------------------- export
+
+-- Copies one checkpoint into the zip. Our checkpoints (core/nnu_checkpoint.h) go in as
+-- they are; this is the single place where a conversion to the reference's PyTorch
+-- format would happen, so that a zip made here installs into the reference too.
+function M.add_checkpoint(writer, src, name)
+  local ok, err = writer:add_file(name, src, "deflate")
+  if not ok then user_error("%s", err) end
+end
+
+-- The entries of the export, each { name = path in the zip, src = file, checkpoint = bool },
+-- after every check (so nothing is written when something is missing).
+-- opts = { dataset, configs, trainer, plans, folds (strings), checkpoints, strict (true),
+--          export_crossval_predictions (false), results_root ($nnUNet_results), log }
+function M.export_entries(opts)
+  local log = opts.log or print
+  local name, nerr = dataset.resolve_name(opts.dataset)
+  if not name then user_error("%s", nerr) end
+  local root = opts.results_root or dataset.env("nnUNet_results")
+  if not root then user_error("nnUNet_results is not set: export nnUNet_results=/path/to/results") end
+  local ds_dir = join(root, name)
+  if not fs.isdir(ds_dir) then user_error("no trained models of %s: '%s' does not exist", name, ds_dir) end
+  local configs = opts.configs or M.DEFAULT_CONFIGS
+  local trainer, plans = opts.trainer or "nnUNetTrainer", opts.plans or "nnUNetPlans"
+  local folds = opts.folds or M.DEFAULT_FOLDS
+  local checkpoints = {}
+  for i, c in ipairs(opts.checkpoints or M.DEFAULT_CHECKPOINTS) do checkpoints[i] = checkpoint_name(c) end
+  local strict = opts.strict ~= false
+  local exp_cv = opts.export_crossval_predictions
+  local entries = {}
+  local function add(rel, opt)
+    local src = join(root, rel)
+    entries[#entries + 1] = { name = rel, src = src, checkpoint = opt and opt.checkpoint or false }
+  end
+  local function require_file(rel, what)
+    if not fs.isfile(join(root, rel)) then
+      user_error("cannot export %s: '%s' is missing (%s)", name, join(root, rel), what)
+    end
+    add(rel)
+  end
+  local exported = {}
+  for _, c in ipairs(configs) do
+    log("Configuration " .. c)
+    local model = string.format("%s__%s__%s", trainer, plans, c)
+    local mrel = name .. "/" .. model
+    local mdir = join(root, mrel)
+    local skip = false
+    if not fs.isdir(mdir) then
+      if strict then
+        user_error("%s is missing the trained model of configuration %s: '%s' does not exist (leave it out with -c, "
+          .. "or pass --not_strict to skip missing configurations and folds)", name, c, mdir)
+      end
+      log(string.format("  no model folder '%s': skipped (--not_strict)", mdir))
+      skip = true
+    end
+    local fold_dirs = {}
+    if not skip then
+      for _, f in ipairs(folds) do
+        local fd = fold_folder(f)
+        if fs.isdir(join(mdir, fd)) then fold_dirs[#fold_dirs + 1] = fd
+        elseif strict then
+          user_error("not all requested folds are present: %s %s has no '%s' (requested folds: %s; --not_strict skips "
+            .. "missing folds)", name, c, join(mdir, fd), table.concat(folds, " "))
+        else
+          log(string.format("  no '%s': skipped (--not_strict)", join(mdir, fd)))
+        end
+      end
+      if #fold_dirs == 0 then
+        log(string.format("  none of the requested folds of %s exists: configuration skipped", c))
+        skip = true
+      end
+    end
+    if not skip then
+      if not fs.isfile(join(mdir, "plans.json")) then
+        user_error("plans.json missing, %s %s: '%s'", name, c, join(mdir, "plans.json"))
+      end
+      exported[c] = true
+      for _, fd in ipairs(fold_dirs) do
+        log("Exporting " .. fd)
+        local frel = mrel .. "/" .. fd
+        local fdir = join(root, frel)
+        if fs.isfile(join(fdir, "debug.json")) then add(frel .. "/debug.json") end
+        for _, chk in ipairs(checkpoints) do
+          if not fs.isfile(join(fdir, chk)) then
+            user_error("cannot export %s: checkpoint '%s' is missing (train the fold, or choose others with -chk)",
+              name, join(fdir, chk))
+          end
+          add(frel .. "/" .. chk, { checkpoint = true })
+        end
+        -- progress.png: required by the reference; a build without cairo (or train
+        -- --no_plot) draws none, so here it is taken when present
+        if fs.isfile(join(fdir, "progress.png")) then add(frel .. "/progress.png")
+        else log(string.format("  no progress.png in '%s' (not drawn): left out", fdir)) end
+        if fs.isfile(join(fdir, "network_architecture.pdf")) then add(frel .. "/network_architecture.pdf") end
+        local vrel = frel .. "/validation"
+        if exp_cv then
+          -- every file but the probabilities (CASE.npz and its properties: the
+          -- reference's CASE.pkl, here CASE.json beside a CASE.npz)
+          local vdir = join(root, vrel)
+          if not fs.isdir(vdir) then user_error("cannot export %s: '%s' does not exist", name, vdir) end
+          local have = {}
+          local files = files_of(vdir)
+          for _, n in ipairs(files) do have[n] = true end
+          for _, n in ipairs(files) do
+            local props = n:match("^(.*)%.json$")
+            if not (ends_with(n, ".npz") or ends_with(n, ".pkl") or (props and have[props .. ".npz"])) then
+              add(vrel .. "/" .. n)
+            end
+          end
+        else
+          require_file(vrel .. "/summary.json", "the fold's final validation has not run: nnunet train ... --val")
+        end
+      end
+      local cvrel = mrel .. "/crossval_results_folds_" .. folds_string(folds)
+      local cvdir = join(root, cvrel)
+      if fs.isdir(cvdir) then
+        if exp_cv then
+          for _, n in ipairs(files_of(cvdir)) do add(cvrel .. "/" .. n) end
+        else
+          for _, n in ipairs({ "summary.json", "postprocessing.pkl", "postprocessing.json" }) do
+            if fs.isfile(join(cvdir, n)) then add(cvrel .. "/" .. n) end
+          end
+        end
+      end
+      require_file(mrel .. "/plans.json", "plans")
+      require_file(mrel .. "/dataset_fingerprint.json", "nnunet train copies it from nnUNet_preprocessed")
+      require_file(mrel .. "/dataset.json", "dataset")
+    end
+  end
+
+  -- ensembles whose members are all exported configurations of this trainer and plans
+  local ens_dir = join(ds_dir, "ensembles")
+  if fs.isdir(ens_dir) then
+    for _, e in ipairs(fs.listdir(ens_dir) or {}) do
+      if fs.isdir(join(ens_dir, e)) then
+        -- ensemble___<id1>___<id2>___<folds>: the members sit between the prefix and the folds
+        local parts = {}
+        for p in (e .. "___"):gmatch("(.-)___") do parts[#parts + 1] = p end
+        local ok = #parts >= 3
+        for k = 2, #parts - 1 do
+          local tr, pl, c = parts[k]:match("^(.-)__(.-)__(.+)$")
+          if not (tr == trainer and pl == plans and exported[c]) then ok = false end
+        end
+        if ok then
+          log("found matching ensemble: " .. e)
+          local erel = name .. "/ensembles/" .. e
+          local files = exp_cv and files_of(join(root, erel)) or { "summary.json", "postprocessing.pkl", "postprocessing.json" }
+          for _, n in ipairs(files) do
+            if fs.isfile(join(join(root, erel), n)) then add(erel .. "/" .. n) end
+          end
+        end
+      end
+    end
+  else
+    log("No ensemble directory found for dataset " .. tostring(opts.dataset))
+  end
+  -- the reference exports these only when an ensembles folder exists and looks for
+  -- inference_information.txt, a name it never writes; here both files go in when present
+  for _, n in ipairs({ "inference_information.json", "inference_instructions.txt" }) do
+    if fs.isfile(join(ds_dir, n)) then add(name .. "/" .. n) end
+  end
+  if #entries == 0 then user_error("nothing to export for %s", name) end
+  return entries, name
+end
+
+-- Writes the zip (opts as export_entries, plus output and overwrite). The archive is
+-- assembled under output.tmp and renamed, so an existing output is only replaced
+-- once the new one is complete, and only with opts.overwrite.
+function M.export_pretrained_model(opts)
+  local log = opts.log or print
+  local output = opts.output
+  if fs.exists(output) and not opts.overwrite then
+    user_error("'%s' already exists: choose another -o, or pass --overwrite to replace it", output)
+  end
+  local entries = M.export_entries(opts)
+  local writer <close>, werr = zip.writer(output)
+  if not writer then user_error("%s", werr) end
+  for _, e in ipairs(entries) do
+    if e.checkpoint then M.add_checkpoint(writer, e.src, e.name)
+    else
+      local ok, err = writer:add_file(e.name, e.src, "deflate")
+      if not ok then user_error("%s", err) end
+    end
+  end
+  local ok, err = writer:commit()
+  if not ok then user_error("%s", err) end
+  log(string.format("Done: %d files in %s", #entries, output))
+  return entries
+end
+
+-- ---------------------------------------------------------------- install
+
+-- Extracts zip_path into $nnUNet_results (opts.results_root), as the reference's
+-- install_model_from_zip_file. Unlike the reference (zipfile.extractall overwrites),
+-- existing files with other contents are only replaced with opts.overwrite; files with
+-- the same bytes are left as they are, so installing the same zip twice is harmless.
+-- Returns the number of files written and the list of model folders in the zip.
+function M.install_model_from_zip(zip_path, opts)
+  opts = opts or {}
+  local log = opts.log or print
+  local root = opts.results_root or dataset.env("nnUNet_results")
+  if not root then user_error("nnUNet_results is not set: export nnUNet_results=/path/to/results") end
+  if not fs.isfile(zip_path) then user_error("zip file '%s' not found", zip_path) end
+  local entries, lerr = zip.list(zip_path)
+  if not entries then user_error("%s", lerr) end
+  local models, seen = {}, {}
+  for _, e in ipairs(entries) do
+    local m = e.name:match("^([^/]+/[^/]+)/")
+    if m and not seen[m] and not m:match("/ensembles$") then seen[m] = true; models[#models + 1] = m end
+  end
+  if not fs.isdir(root) then
+    local ok, err = fs.mkdir(root)
+    if not ok then user_error("cannot create nnUNet_results '%s': %s", root, tostring(err)) end
+  end
+  local written, identical = zip.extract(zip_path, root, { overwrite = opts.overwrite })
+  if not written then
+    local msg = identical
+    if msg:find("would overwrite", 1, true) then msg = msg .. " Pass --overwrite to replace them." end
+    user_error("%s", msg)
+  end
+  log(string.format("%d files installed into %s (%d already there with the same contents)", written, root, identical))
+  for _, m in ipairs(models) do log("  " .. m) end
+  return written, models
+end
+
+return M
