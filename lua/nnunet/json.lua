@@ -266,6 +266,113 @@ function M.decode_file(path)
   return v
 end
 
+-- decode_ordered(str) -> value | nil, msg: a JSON text as values that encode() writes
+-- back unchanged: objects keep their key order (json.object), arrays are json.array,
+-- integer literals stay Lua integers (cjson makes every number a float, which would
+-- turn "batch_size": 2 into 2.0), null is json.null; Python's NaN / Infinity /
+-- -Infinity tokens are accepted. For editing a file such as plans.json in place.
+function M.decode_ordered(str)
+  local pos = 1
+  local function fail(what) error({ json_error = string.format("%s at byte %d", what, pos) }, 0) end
+  local function ws() pos = str:find("[^ \t\r\n]", pos) or #str + 1 end
+  local value
+  local ESCAPES = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+  local function utf8_of(cp) return utf8.char(cp) end
+  local function read_string()
+    pos = pos + 1                                   -- opening quote
+    local parts = {}
+    while true do
+      local s, e = str:find('["\\]', pos)
+      if not s then fail("unterminated string") end
+      parts[#parts + 1] = str:sub(pos, s - 1)
+      if str:sub(s, s) == '"' then pos = e + 1; break end
+      local c = str:sub(s + 1, s + 1)
+      if c == "u" then
+        local hex = str:match("^%x%x%x%x", s + 2)
+        if not hex then pos = s; fail("bad \\u escape") end
+        local cp = tonumber(hex, 16)
+        pos = s + 6
+        if cp >= 0xD800 and cp <= 0xDBFF then       -- surrogate pair
+          local lo = str:match("^\\u(%x%x%x%x)", pos)
+          if lo then
+            cp = 0x10000 + (cp - 0xD800) * 0x400 + (tonumber(lo, 16) - 0xDC00)
+            pos = pos + 6
+          end
+        end
+        parts[#parts + 1] = utf8_of(cp)
+      elseif ESCAPES[c] then
+        parts[#parts + 1] = ESCAPES[c]
+        pos = s + 2
+      else
+        pos = s; fail("bad escape")
+      end
+    end
+    return table.concat(parts)
+  end
+  function value()
+    ws()
+    local c = str:sub(pos, pos)
+    if c == "{" then
+      local obj = M.object()
+      pos = pos + 1
+      ws()
+      if str:sub(pos, pos) == "}" then pos = pos + 1; return obj end
+      while true do
+        ws()
+        if str:sub(pos, pos) ~= '"' then fail("expected a key") end
+        local k = read_string()
+        ws()
+        if str:sub(pos, pos) ~= ":" then fail("expected ':'") end
+        pos = pos + 1
+        obj[k] = value()
+        ws()
+        local d = str:sub(pos, pos)
+        pos = pos + 1
+        if d == "}" then return obj end
+        if d ~= "," then pos = pos - 1; fail("expected ',' or '}'") end
+      end
+    elseif c == "[" then
+      local arr = M.array({})
+      pos = pos + 1
+      ws()
+      if str:sub(pos, pos) == "]" then pos = pos + 1; return arr end
+      while true do
+        arr[#arr + 1] = value()
+        ws()
+        local d = str:sub(pos, pos)
+        pos = pos + 1
+        if d == "]" then return arr end
+        if d ~= "," then pos = pos - 1; fail("expected ',' or ']'") end
+      end
+    elseif c == '"' then
+      return read_string()
+    end
+    for tok, v in pairs({ ["true"] = true, ["false"] = false, null = M.null, NaN = 0 / 0, Infinity = math.huge,
+      ["-Infinity"] = -math.huge }) do
+      if str:sub(pos, pos + #tok - 1) == tok then pos = pos + #tok; return v end
+    end
+    local num = str:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+    if not num or num == "" or num == "-" then fail("unexpected character") end
+    pos = pos + #num
+    if num:match("^-?%d+$") then
+      local i = math.tointeger(tonumber(num))
+      if i and tostring(i) == num:gsub("^(-?)0+(%d)", "%1%2") then return i end
+    end
+    local x = tonumber(num)
+    if not x then fail("bad number '" .. num .. "'") end
+    return x + 0.0
+  end
+  local ok, v = pcall(function()
+    local r = value()
+    ws()
+    if pos <= #str then fail("trailing characters") end
+    return r
+  end)
+  if ok then return v end
+  if type(v) == "table" and v.json_error then return nil, v.json_error end
+  error(v, 0)
+end
+
 function M.write_file_atomic(path, value, opts)
   local ok, text = pcall(M.encode, value, opts)
   if not ok then return nil, path .. ": " .. tostring(text) end
