@@ -9,7 +9,9 @@
  * count as metadata "sgd_steps", the whole-file CRC-32 as metadata "nnunet_crc32"
  * (checked on load when present: files written before it load unchecked). Blocks
  * follow each other in the data section, tensors in net order inside a block; the
- * training checkpoints (nnu_checkpoint.c) use the same names, so Net:load reads them. */
+ * training checkpoints (nnu_checkpoint.c) use the same names, so Net:load reads them.
+ * nnu_net_load also reads PyTorch checkpoints (a zip: nnu_torch_ckpt.h), told apart by
+ * the zip magic "PK\3\4" (a safetensors file starts with its header length). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "nnu_checkpoint.h"   /* NNU_CKPT_CRC_KEY */
 #include "nnu_net.h"
 #include "nnu_safetensors.h"
+#include "nnu_torch_ckpt.h"
 
 #define NAME_LEN 128   /* prefix (at most 25) + nnu_net_tensor_info.name (80) */
 
@@ -164,6 +167,7 @@ static nnu_status find_checked(const nnu_st_file *f, const nnu_net *net, int b, 
  * with the step count (weights only: the optimizer starts afresh); Adam's state
  * when the file has it (then complete). Names the file does not know are ignored. */
 nnu_status nnu_net_load(nnu_net *net, const char *path) {
+    if (nnu_torch_is_zip(path) == 1) return nnu_torch_ckpt_load(net, path);
     nnu_st_file f;
     NNU_TRY(nnu_st_open_opt(path, "file", NNU_CKPT_CRC_KEY, 1, &f));
     const int nt = nnu_net_num_tensors(net);
