@@ -9,7 +9,8 @@
 --   fold_k/<chk>.pth}
 -- Input files are named as imagesTs (CASE_0000<ending>, CASE_0001<ending>, ...); outputs are
 -- CASE<ending> (+ CASE.npz and CASE.json with --save_probabilities). The per-case pipeline is
--- lua/nnunet/predictor.lua. Other recipes call M.predict(opts) with the same option names.
+-- lua/nnunet/predictor.lua. Other recipes call M.predict(opts) with the same option names;
+-- predict_from_modelfolder calls M.predict_from_model_folder(dir, config, opts).
 local dataset = require("nnunet.dataset")
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
@@ -83,13 +84,22 @@ local function parse_folds(list)
 end
 
 function M.predict(o)
-  local log = function(s) io.stderr:write(s, "\n") end
   local name, err = dataset.resolve_name(o.dataset)
   if not name then user_error("%s", err) end
   local model_dir = M.model_folder(name, o.trainer, o.plans, o.config)
   if not fs.isdir(model_dir) then
     user_error("model folder '%s' does not exist: train it first (nnunet train -d %s -c %s -f 0)", model_dir, name, o.config)
   end
+  return M.predict_from_model_folder(model_dir, o.config, o)
+end
+
+-- Everything after the model folder is known (recipes/predict_from_modelfolder.lua
+-- starts here): o as M.predict's options; dataset, trainer and plans are only used to
+-- predict a cascade's previous stage when -prev_stage_predictions is not given, and
+-- num_parts / part_id default to 1 / 0.
+function M.predict_from_model_folder(model_dir, config, o)
+  local log = function(s) io.stderr:write(s, "\n") end
+  local num_parts, part_id = o.num_parts or 1, o.part_id or 0
   if not (o.step_size > 0 and o.step_size <= 1) then user_error("-step_size must be in (0, 1], got %s", o.step_size) end
   local dj, derr = json.decode_file(join(model_dir, "dataset.json"))
   if not dj then user_error("cannot read the model's dataset.json: %s", derr) end
@@ -103,9 +113,9 @@ function M.predict(o)
   -- cases: listing, part split, then the --continue_prediction filter (reference order)
   local all = predictor.list_input_cases(o.input, ending)
   log(string.format("There are %d cases in the source folder", #all))
-  local cases = predictor.split_parts(all, o.num_parts, o.part_id)
+  local cases = predictor.split_parts(all, num_parts, part_id)
   log(string.format("I am process %d out of %d (max process ID is %d, we start counting with 0!)",
-    o.part_id, o.num_parts, o.num_parts - 1))
+    part_id, num_parts, num_parts - 1))
   log(string.format("There are %d cases that I would like to predict", #cases))
   local todo, existing = {}, 0
   for _, c in ipairs(cases) do
@@ -128,8 +138,8 @@ function M.predict(o)
     list_of_lists_or_source_folder = o.input, output_folder_or_list_of_truncated_output_files = o.output,
     save_probabilities = o.save_probabilities, overwrite = not o.continue_prediction,
     num_processes_preprocessing = o.npp, num_processes_segmentation_export = o.nps,
-    folder_with_segs_from_prev_stage = o.prev_stage_predictions or json.null, num_parts = o.num_parts,
-    part_id = o.part_id,
+    folder_with_segs_from_prev_stage = o.prev_stage_predictions or json.null, num_parts = num_parts,
+    part_id = part_id,
   }
   json.write_file_atomic(join(o.output, "predict_from_raw_data_args.json"), args, { indent = 4 })
   if #todo == 0 then
@@ -137,12 +147,16 @@ function M.predict(o)
     return 0
   end
 
-  local model = predictor.load_model(model_dir, o.config, {
+  local model = predictor.load_model(model_dir, config, {
     folds = parse_folds(o.folds), checkpoint = o.checkpoint, device = o.device, precision = o.precision,
     step_size = o.step_size, tta = not o.disable_tta, log = log,
   })
   local prev_dir = o.prev_stage_predictions
   if model.previous_stage and not prev_dir then
+    if not o.dataset then
+      user_error("configuration '%s' of '%s' is a cascade stage: pass -prev_stage_predictions with the predictions "
+        .. "of its previous stage '%s'", config, model_dir, model.previous_stage)
+    end
     -- cascade without -prev_stage_predictions: run the previous stage first (Appendix I)
     prev_dir = o.output:gsub("/+$", "") .. "_prev_stage"
     log(string.format("Cascade: predicting the previous stage %s into %s first", model.previous_stage, prev_dir))

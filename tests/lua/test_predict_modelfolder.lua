@@ -1,0 +1,131 @@
+-- predict_from_modelfolder (recipes/predict_from_modelfolder.lua) with a small real
+-- U-Net on two demo Hippocampus cases:
+--   1. the same segmentations as `nnunet predict -d ... -c ...` on the same model folder,
+--      with nnUNet_results unset
+--   2. a renamed model folder: the configuration comes from the checkpoint's init_args
+--   3. export_model_to_zip -> install_pretrained_model_from_zip into another
+--      nnUNet_results -> predict_from_modelfolder on the installed folder: same output
+--   4. errors name the folder (missing, not a model, configuration unknown)
+local TL = dofile("tests/lua/testlib.lua")
+TL.skip_unless_modules({ "nnunet.net", "nnunet.nifti" })
+local DEMO = "data/Dataset004_Hippocampus_demo"
+local fs = require("nnunet.fs")
+if not fs.isdir(DEMO) then
+  print("SKIP: " .. DEMO .. " is missing")
+  os.exit(77)
+end
+local json = require("nnunet.json")
+local netmod = require("nnunet.net")
+local train = require("nnunet.train")
+local check, read = TL.check, TL.read
+
+local root = TL.temp_root("_modelfolder")
+local NAME = "Dataset004_Hippocampus"
+local RES = root .. "/results"
+local MODEL = RES .. "/" .. NAME .. "/nnUNetTrainer__nnUNetPlans__3d_fullres"
+assert(fs.mkdir(MODEL .. "/fold_0/validation"))
+local arch = { network_class_name = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+  arch_kwargs = { n_stages = 2, features_per_stage = { 4, 8 }, conv_op = "torch.nn.modules.conv.Conv3d",
+    kernel_sizes = { { 3, 3, 3 }, { 3, 3, 3 } }, strides = { { 1, 1, 1 }, { 2, 2, 2 } },
+    n_conv_per_stage = { 1, 1 }, n_conv_per_stage_decoder = { 1 }, conv_bias = true,
+    norm_op = "torch.nn.modules.instancenorm.InstanceNorm3d", norm_op_kwargs = { eps = 1e-5, affine = true },
+    nonlin = "torch.nn.LeakyReLU", nonlin_kwargs = { inplace = true } } }
+local plans = {
+  dataset_name = NAME, plans_name = "nnUNetPlans", transpose_forward = { 0, 1, 2 }, transpose_backward = { 0, 1, 2 },
+  foreground_intensity_properties_per_channel = {
+    ["0"] = { mean = 22360.3, std = 60656.1, percentile_00_5 = 28.0, percentile_99_5 = 277682.0 } },
+  configurations = { ["3d_fullres"] = {
+    data_identifier = "nnUNetPlans_3d_fullres", batch_size = 2, patch_size = { 24, 32, 24 },
+    spacing = { 1.0, 1.0, 1.0 }, normalization_schemes = { "ZScoreNormalization" }, use_mask_for_norm = { false },
+    resampling_fn_data_kwargs = { is_seg = false, order = 3, order_z = 0 },
+    resampling_fn_seg_kwargs = { is_seg = true, order = 1, order_z = 0 },
+    resampling_fn_probabilities_kwargs = { is_seg = false, order = 1, order_z = 0 },
+    architecture = arch, batch_dice = false } },
+}
+assert(json.write_file_atomic(MODEL .. "/plans.json", plans))
+assert(json.write_file_atomic(MODEL .. "/dataset.json", assert(json.decode_file(DEMO .. "/dataset.json"))))
+TL.write_file(MODEL .. "/dataset_fingerprint.json", "{}")
+TL.write_file(MODEL .. "/fold_0/validation/summary.json", "{}")
+local net = netmod.build(arch, { num_input_channels = 1, num_classes = 3, deep_supervision = false, seed = 5,
+  patch_size = { 24, 32, 24 }, batch_size = 1 })
+local st = net:get_state()
+local function save_checkpoint(path, meta)
+  assert(train.checkpoint_save(path, {
+    trainer = "nnUNetTrainer", identity = NAME .. "/nnUNetPlans/3d_fullres", plans_hash = 1, epoch = 1,
+    optim_steps = 0, params = st.params, layout = st.layout, optim = {}, n_classes = 2, logs = {},
+    meta = json.encode(meta) }, { no_fsync = true }))
+end
+save_checkpoint(MODEL .. "/fold_0/checkpoint_final.pth", { inference_allowed_mirroring_axes = { 0, 1, 2 },
+  init_args = { configuration = "3d_fullres", fold = "0", dataset = NAME, plans = "nnUNetPlans" } })
+
+local input = root .. "/in"
+assert(fs.mkdir(input))
+local ids = { "hippocampus_001", "hippocampus_004" }
+for _, id in ipairs(ids) do
+  TL.write_file(input .. "/" .. id .. "_0000.nii.gz", assert(read(DEMO .. "/imagesTr/" .. id .. "_0000.nii.gz")))
+end
+local COMMON = " -f 0 --disable_tta --disable_progress_bar -device cpu"
+-- env: "" | "-u nnUNet_results" | "nnUNet_results=DIR"
+local function run(env, argstr)
+  local unset, assign = "", env
+  if env:sub(1, 3) == "-u " then unset, assign = env, "" end
+  return TL.run_host(argstr, "env -u nnUNet_raw -u nnUNet_preprocessed " .. unset .. " OMP_NUM_THREADS=1 " .. assign)
+end
+
+-- 1. the reference run and the model-folder run
+local out, rc = run("nnUNet_results=" .. TL.sh(RES), "predict -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/a")
+  .. " -d " .. NAME .. " -c 3d_fullres" .. COMMON)
+check(rc == 0, "predict exit 0, got %s:\n%s", tostring(rc), out)
+local function same_outputs(dir, what)
+  for _, id in ipairs(ids) do
+    local a, b = read(root .. "/a/" .. id .. ".nii.gz"), read(dir .. "/" .. id .. ".nii.gz")
+    check(a ~= nil and a == b, "%s: %s equals predict's", what, id)
+  end
+end
+out, rc = run("-u nnUNet_results", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/b")
+  .. " -m " .. TL.sh(MODEL) .. COMMON)
+check(rc == 0, "predict_from_modelfolder exit 0, got %s:\n%s", tostring(rc), out)
+same_outputs(root .. "/b", "model folder")
+check(fs.isfile(root .. "/b/plans.json") and fs.isfile(root .. "/b/predict_from_raw_data_args.json"),
+  "plans.json and the arguments beside the predictions")
+
+-- 2. a renamed folder: the checkpoint's init_args.configuration
+local renamed = root .. "/my model"
+os.execute("cp -r " .. TL.sh(MODEL) .. " " .. TL.sh(renamed))
+out, rc = run("-u nnUNet_results", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/c")
+  .. " -m " .. TL.sh(renamed) .. COMMON)
+check(rc == 0, "renamed folder exit 0:\n%s", out)
+same_outputs(root .. "/c", "renamed folder")
+
+-- 3. export -> install -> predict from the installed folder
+local z = root .. "/model.zip"
+out, rc = run("nnUNet_results=" .. TL.sh(RES), "export_model_to_zip -d 4 -c 3d_fullres -f 0 -o " .. TL.sh(z))
+check(rc == 0, "export exit 0:\n%s", out)
+local RES2 = root .. "/results2"
+out, rc = run("nnUNet_results=" .. TL.sh(RES2), "install_pretrained_model_from_zip " .. TL.sh(z))
+check(rc == 0, "install exit 0:\n%s", out)
+local installed = RES2 .. "/" .. NAME .. "/nnUNetTrainer__nnUNetPlans__3d_fullres"
+out, rc = run("-u nnUNet_results", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/d")
+  .. " -m " .. TL.sh(installed) .. COMMON)
+check(rc == 0, "installed model predicts:\n%s", out)
+same_outputs(root .. "/d", "installed model")
+
+-- 4. errors
+out, rc = run("", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/e") .. " -m "
+  .. TL.sh(root .. "/nope"))
+check(rc == 1 and out:find(root .. "/nope", 1, true), "missing folder named:\n%s", out)
+out, rc = run("", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/e") .. " -m "
+  .. TL.sh(input))
+check(rc == 1 and out:find("not a trained model folder", 1, true), "not a model folder:\n%s", out)
+local anon = root .. "/anonymous"
+os.execute("cp -r " .. TL.sh(MODEL) .. " " .. TL.sh(anon))
+save_checkpoint(anon .. "/fold_0/checkpoint_final.pth", { inference_allowed_mirroring_axes = { 0, 1, 2 } })
+out, rc = run("", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/e") .. " -m "
+  .. TL.sh(anon) .. COMMON)
+check(rc == 1 and out:find("cannot tell the configuration", 1, true) and out:find(anon, 1, true),
+  "unknown configuration named:\n%s", out)
+out, rc = run("", "predict_from_modelfolder -m " .. TL.sh(MODEL) .. " -o x -d 4 -i y")
+check(rc == 1 and out:find("unknown option '-d'", 1, true), "-d is not an option here:\n%s", out)
+net:close()
+
+TL.finish("test_predict_modelfolder", root)
