@@ -1,0 +1,58 @@
+/* nnu_overlay: the PNG overlays of nnUNetv2_plot_overlay_pngs
+ * (nnunetv2/utilities/overlay_plots.py; nnunet-behaviour.md §14): one slice of an
+ * image with its segmentation painted over it, written as an RGB PNG with cairo.
+ *
+ * Slice choice (the reference's select_slice_to_plot2), on seg (Z, Y, X):
+ *   classes = the distinct values > 0, ascending; fg[z][i] = voxels of class i in
+ *   slice z, filled class after class, and column i is divided right after it is
+ *   filled by the sum of the whole table at that moment (the earlier columns, already
+ *   divided, plus column i: the reference's quirk, kept, so only the first class is a
+ *   true fraction); the slice is the first argmax over z of the row means. Without
+ *   foreground the slice is 0 (numpy's argmax of an all-NaN row mean).
+ *
+ * Rendering (generate_overlay), float32 as numpy on the reference's float32 image:
+ *   img = (img - min) / max(img - min) * 255, three equal channels;
+ *   the distinct values of the slice's segmentation, ascending (0 included), take
+ *   the colours of color_cycle in that order (NNU_OVERLAY_COLORS; index modulo 15:
+ *   the reference raises beyond 15 values), and every voxel of value v gets
+ *   img += intensity * rgb(v) (computed in double, stored as float32);
+ *   out = uint8(img / max(img) * 255) (truncation). Negative segmentation values
+ *   (the -1 outside the nonzero mask of preprocessed data) count as 0. A constant
+ *   image (max 0: NaN in the reference) gives a black picture.
+ *
+ * The PNG is 8-bit RGB, Y rows by X columns (plt.imsave of the (Y, X, 3) array),
+ * written to "<path>.tmp" and renamed. Without cairo at build time
+ * (NNUNET_HAVE_CAIRO undefined) the PNG functions return ERR_UNSUPPORTED. */
+#ifndef NNU_OVERLAY_H
+#define NNU_OVERLAY_H
+
+#include <stdint.h>
+
+#include "nnu_status.h"
+#include "nnu_tensor.h"
+
+#define NNU_OVERLAY_N_COLORS 15
+/* color_cycle of overlay_plots.py, as 0xRRGGBB */
+extern const uint32_t NNU_OVERLAY_COLORS[NNU_OVERLAY_N_COLORS];
+
+/* seg: (Z, Y, X), any integer or float dtype (values truncated to integers) ->
+ * *slice in [0, Z). */
+nnu_status nnu_overlay_select_slice(const nnu_tensor *seg, int64_t *slice);
+
+/* image2d, seg2d: (Y, X), any dtypes (image converted to float32) -> *rgb a new
+ * (Y, X, 3) u8 tensor (owned). */
+nnu_status nnu_overlay_render(const nnu_tensor *image2d, const nnu_tensor *seg2d, double intensity, nnu_tensor **rgb);
+
+/* select_slice + render on (Z, Y, X) volumes of equal shape; *slice receives the
+ * chosen slice (may be NULL). */
+nnu_status nnu_overlay_case(const nnu_tensor *image, const nnu_tensor *seg, double intensity, int64_t *slice,
+                            nnu_tensor **rgb);
+
+/* 1 if this build can write PNG files (cairo), else 0. */
+int nnu_png_available(void);
+/* rgb: (H, W, 3) u8 -> path (8-bit RGB PNG). */
+nnu_status nnu_png_write_rgb(const char *path, const nnu_tensor *rgb);
+/* path -> *rgb a new (H, W, 3) u8 tensor (alpha dropped); for tests and tools. */
+nnu_status nnu_png_read_rgb(const char *path, nnu_tensor **rgb);
+
+#endif
