@@ -211,7 +211,8 @@ end
 
 -- Loads the model of a trained configuration from its results folder
 -- ($nnUNet_results/DatasetXXX/<trainer>__<plans>__<config>): plans.json, dataset.json
--- and fold_k/<checkpoint>.pth for every fold. One network is built; each fold's
+-- and fold_k/<checkpoint>.pth for every fold (ours, or a reference nnU-Net checkpoint
+-- written by torch.save: docs/checkpoints.md). One network is built; each fold's
 -- weights are kept as a flat tensor and copied into it before that fold predicts
 -- (the reference keeps one state dict per fold and loads it the same way).
 -- opts: folds (list or nil = auto-detect), checkpoint, device ("cpu" | "cuda" | "auto"),
@@ -242,18 +243,33 @@ function M.load_model(model_dir, config_name, opts)
   end
   local device = M.choose_device(opts.device or "auto", netmod, log)
   local loaded, mirror_axes = {}, nil
+  -- checkpoints are ours (safetensors) or the reference's (torch.save zips, read by
+  -- nnunet.torch_ckpt; the weights are loaded once the network is built, below)
+  local has_torch, torch_ckpt = pcall(require, "nnunet.torch_ckpt")
   for _, f in ipairs(folds) do
     local fname = f == "all" and "fold_all" or ("fold_" .. tostring(f))
     local path = join(join(model_dir, fname), chk)
     if not fs.isfile(path) then user_error("checkpoint '%s' not found", path) end
-    local ck, err = train.checkpoint_load(path)
-    if not ck then user_error("%s", err) end
-    local meta = json.decode(ck.meta ~= "" and ck.meta or "{}") or {}
-    if meta.inference_allowed_mirroring_axes and not mirror_axes then
-      mirror_axes = meta.inference_allowed_mirroring_axes
+    if has_torch and torch_ckpt.is_torch(path) then
+      local info, ierr = torch_ckpt.info(path)
+      if not info then user_error("%s", ierr) end
+      if info.configuration and info.configuration ~= config_name then
+        log(string.format("WARNING: '%s' was trained as configuration '%s', used here as '%s'", path,
+          info.configuration, config_name))
+      end
+      -- the reference's inference_allowed_mirroring_axes (0-based, as ours)
+      if info.mirroring_axes and not mirror_axes then mirror_axes = info.mirroring_axes end
+      loaded[#loaded + 1] = { name = fname, torch = true, path = path }
+    else
+      local ck, err = train.checkpoint_load(path)
+      if not ck then user_error("%s", err) end
+      local meta = json.decode(ck.meta ~= "" and ck.meta or "{}") or {}
+      if meta.inference_allowed_mirroring_axes and not mirror_axes then
+        mirror_axes = meta.inference_allowed_mirroring_axes
+      end
+      loaded[#loaded + 1] = { name = fname, params = ck.params, layout = ck.layout, path = path }
+      for _, o in ipairs(ck.optim or {}) do if o.tensor then o.tensor:release() end end
     end
-    loaded[#loaded + 1] = { name = fname, params = ck.params, layout = ck.layout, path = path }
-    for _, o in ipairs(ck.optim or {}) do if o.tensor then o.tensor:release() end end
   end
   local model = M.describe(plans, config_name, dj, {
     step_size = opts.step_size, tta = opts.tta, mirror_axes = mirror_axes,
@@ -273,8 +289,14 @@ function M.load_model(model_dir, config_name, opts)
   -- names the first mismatching tensor
   local layout = net:layout()
   for _, l in ipairs(loaded) do
-    local lok, lerr = train.check_layout(l.path, l.layout, layout)
-    if not lok then user_error("%s", lerr) end
+    if l.torch then   -- Net:load checks every name and shape, naming the first mismatch
+      local lok, lerr = net:load(l.path)
+      if not lok then user_error("%s", lerr) end
+      l.params = net:flat("params")
+    else
+      local lok, lerr = train.check_layout(l.path, l.layout, layout)
+      if not lok then user_error("%s", lerr) end
+    end
   end
   for _, l in ipairs(loaded) do
     model.folds[#model.folds + 1] = {
