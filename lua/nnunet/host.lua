@@ -32,9 +32,13 @@ usage: nnunet [--rules DIR] RECIPE [options]     (nnunet RECIPE --help for its o
 RECIPE is a path to a .lua file or the name of a shipped recipe:
 ]], sys.version))
   local names = fs.listdir(recipes_dir()) or {}
+  local width = 24                                   -- the names column fits the longest name
+  for _, name in ipairs(names) do
+    if name:match("%.lua$") then width = math.max(width, #name - 4) end
+  end
   for _, name in ipairs(names) do
     if name:match("%.lua$") then
-      io.write(string.format("  %-24s %s\n", name:sub(1, -5), recipe_summary(recipes_dir() .. "/" .. name)))
+      io.write(string.format("  %-" .. width .. "s %s\n", name:sub(1, -5), recipe_summary(recipes_dir() .. "/" .. name)))
     end
   end
   io.write([[
