@@ -8,7 +8,8 @@
 -- is a trained model folder (plans.json, dataset.json, fold_X/<checkpoint>), e.g. one
 -- installed by install_pretrained_model_from_zip. The configuration is the last part of
 -- the folder name <trainer>__<plans>__<configuration> (the reference reads it from the
--- checkpoint; a renamed folder falls back to the checkpoint's init_args.configuration).
+-- checkpoint; a renamed folder falls back to the checkpoint's init_args.configuration, in
+-- this port's checkpoints or the reference's PyTorch ones).
 -- A cascade stage needs -prev_stage_predictions.
 local predict = require("nnunet.recipe").load("predict")
 local json = require("nnunet.json")
@@ -48,7 +49,13 @@ local function configuration_of(model_dir, plans, checkpoint)
   local chk = predictor.checkpoint_file(checkpoint or "checkpoint_final")
   for _, n in ipairs(fs.listdir(model_dir) or {}) do
     local path = join(join(model_dir, n), chk)
-    if n:match("^fold_") and fs.isfile(path) then
+    local has_torch, torch_ckpt = pcall(require, "nnunet.torch_ckpt")
+    if n:match("^fold_") and fs.isfile(path) and has_torch and torch_ckpt.is_torch(path) then
+      -- a reference (PyTorch) checkpoint: init_args.configuration, as the reference reads it
+      local info = torch_ckpt.info(path)
+      local mc = info and info.configuration
+      if type(mc) == "string" and plans.configurations[mc] ~= nil then return mc end
+    elseif n:match("^fold_") and fs.isfile(path) then
       local ok, ck = pcall(train.checkpoint_load, path)
       if ok and type(ck) == "table" then
         for _, o in ipairs(ck.optim or {}) do if o.tensor then o.tensor:release() end end

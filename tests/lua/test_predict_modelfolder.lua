@@ -3,6 +3,7 @@
 --   1. the same segmentations as `nnunet predict -d ... -c ...` on the same model folder,
 --      with nnUNet_results unset
 --   2. a renamed model folder: the configuration comes from the checkpoint's init_args
+--      (this port's checkpoint, and the reference's PyTorch fixture)
 --   3. export_model_to_zip -> install_pretrained_model_from_zip into another
 --      nnUNet_results -> predict_from_modelfolder on the installed folder: same output
 --   4. errors name the folder (missing, not a model, configuration unknown)
@@ -124,6 +125,30 @@ out, rc = run("", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL
   .. TL.sh(anon) .. COMMON)
 check(rc == 1 and out:find("cannot tell the configuration", 1, true) and out:find(anon, 1, true),
   "unknown configuration named:\n%s", out)
+-- a renamed folder holding a reference (PyTorch) checkpoint: the configuration from its init_args
+local has_torch = pcall(require, "nnunet.torch_ckpt")
+local TORCH = "tests/fixtures/torch_ckpt/"
+if has_torch and fs.isfile(TORCH .. "ref3d.pth") then
+  local tdir = root .. "/reference model"
+  assert(fs.mkdir(tdir .. "/fold_0"))
+  TL.write_file(tdir .. "/plans.json", read(TORCH .. "plans_3d.json"))
+  TL.write_file(tdir .. "/dataset.json", read(TORCH .. "dataset_3d.json"))
+  TL.write_file(tdir .. "/fold_0/checkpoint_final.pth", read(TORCH .. "ref3d.pth"))
+  local tin = root .. "/in2"
+  assert(fs.mkdir(tin))
+  local nifti, tensor = require("nnunet.nifti"), require("nnunet.tensor")
+  for c = 0, 1 do
+    local v = {}
+    for i = 1, 6 * 18 * 14 do v[i] = ((i * (7 + c)) % 13) * 1.0 end
+    assert(nifti.write(string.format("%s/x_%04d.nii.gz", tin, c), tensor.from_table(v, { 6, 18, 14 }),
+      { spacing_itk = { 1, 1, 1 }, origin = { 0, 0, 0 }, direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } }))
+  end
+  out, rc = run("", "predict_from_modelfolder -i " .. TL.sh(tin) .. " -o " .. TL.sh(root .. "/t") .. " -m "
+    .. TL.sh(tdir) .. COMMON)
+  check(rc == 0 and fs.isfile(root .. "/t/x.nii.gz"), "renamed folder with a PyTorch checkpoint predicts:\n%s", out)
+else
+  print("test_predict_modelfolder: nnunet.torch_ckpt or its fixtures absent, PyTorch checkpoint part skipped")
+end
 out, rc = run("", "predict_from_modelfolder -m " .. TL.sh(MODEL) .. " -o x -d 4 -i y")
 check(rc == 1 and out:find("unknown option '-d'", 1, true), "-d is not an option here:\n%s", out)
 net:close()
