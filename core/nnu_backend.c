@@ -81,6 +81,27 @@ nnu_status nnu_conv_params_init(nnu_conv_params *p, int64_t n, int64_t c_in, int
     return NNU_STATUS_OK;
 }
 
+nnu_status nnu_pool_params_init(nnu_pool_params *p, int64_t n, int64_t c, const int64_t in[3],
+                                const int stride[3], int cblk) {
+    memset(p, 0, sizeof *p);
+    NNU_CHECK(n > 0 && c > 0, NNU_STATUS_ERR_ARG, "avgpool: bad sizes n=%lld c=%lld",
+              (long long)n, (long long)c);
+    NNU_CHECK((cblk == 1 || cblk == 16) && c % cblk == 0, NNU_STATUS_ERR_ARG,
+              "avgpool: %lld channels in layout block %d", (long long)c, cblk);
+    p->n = n; p->c = c; p->cblk = cblk;
+    for (int a = 0; a < 3; a++) {
+        NNU_CHECK(stride[a] == 1 || stride[a] == 2, NNU_STATUS_ERR_ARG,
+                  "avgpool: stride %d on axis %d (1 or 2)", stride[a], a);
+        NNU_CHECK(in[a] > 0 && in[a] % stride[a] == 0, NNU_STATUS_ERR_SHAPE,
+                  "avgpool: size %lld on axis %d is not divisible by the stride %d",
+                  (long long)in[a], a, stride[a]);
+        p->in[a] = in[a];
+        p->stride[a] = stride[a];
+        p->out[a] = in[a] / stride[a];
+    }
+    return NNU_STATUS_OK;
+}
+
 /* ---- CPU backend ---- */
 
 static atomic_llong cpu_reorders, cpu_primitives;

@@ -37,6 +37,7 @@
  *                of a convolution with p->f32_out (the segmentation heads:
  *                fp32 logits and logit gradients);
  *   instnorm     x, y (fwd), x, gy, gx (bwd);   lrelu  x, y, gy, gx;
+ *   add_lrelu    a, b, y;                       avgpool x, y, gy, gx;
  *   concat       a, b, y, gy, ga, gb;           axpy   x, y (used only on
  *                activation gradients: 16-bit storage, fp32 arithmetic).
  * Everything else is fp32 in every table: weights, biases, gamma/beta, their
@@ -111,6 +112,23 @@ typedef struct nnu_concat_params {
 typedef struct nnu_softmax_params {
     int64_t n, c, s;        /* plain layout (N, C, S), softmax over C */
 } nnu_softmax_params;
+
+/* Average pooling with kernel = stride (the residual encoder's skip, AvgPool(stride,
+ * stride) of BasicBlockD): out = in / stride on every axis (in must be divisible: nnU-Net
+ * patches are), y[o] = (sum of the K = prod(stride) inputs of window o) / K, summed in
+ * (kd, kh, kw) order as PyTorch. Same layout cblk for x and y. Use nnu_pool_params_init. */
+typedef struct nnu_pool_params {
+    int64_t n, c;
+    int64_t in[3];          /* input spatial (D, H, W) */
+    int64_t out[3];         /* in / stride */
+    int     stride[3];      /* = kernel, 1 or 2 per axis */
+    int     cblk;
+} nnu_pool_params;
+
+/* Fills out[]; ERR_SHAPE when an axis is not divisible by its stride, ERR_ARG on a
+ * stride outside 1..2 or a layout block that does not divide c. */
+nnu_status nnu_pool_params_init(nnu_pool_params *p, int64_t n, int64_t c, const int64_t in[3],
+                                const int stride[3], int cblk);
 
 /* Dice + CE loss (reference §7.4, label case): loss = CE + soft Dice, Dice over
  * classes >= 1 (do_bg = 0), smooth 1e-5, denominator clipped at 1e-8; batch_dice
@@ -191,6 +209,17 @@ typedef nnu_status (*nnu_lrelu_fwd_fn)(const nnu_backend *be, const float *x, fl
 /* mask from x (the forward input); gx may equal gy */
 typedef nnu_status (*nnu_lrelu_bwd_fn)(const nnu_backend *be, const float *x, const float *gy,
                                        float *gx, const nnu_eltwise_params *p);
+/* y = lrelu(a + b) with slope p->alpha, flat numel (any layout, the same for all
+ * three); y may alias a or b. The residual block's "out += residual; nonlin2(out)".
+ * Its backward is lrelu_bwd with x = y: for slope > 0, y > 0 exactly when a + b > 0. */
+typedef nnu_status (*nnu_add_lrelu_fwd_fn)(const nnu_backend *be, const float *a, const float *b,
+                                           float *y, const nnu_eltwise_params *p);
+/* avgpool: x (N,C,in) -> y (N,C,out) */
+typedef nnu_status (*nnu_avgpool_fwd_fn)(const nnu_backend *be, const float *x, float *y,
+                                         const nnu_pool_params *p);
+/* gy (N,C,out) -> gx (N,C,in) = gy of the window / K (=) */
+typedef nnu_status (*nnu_avgpool_bwd_fn)(const nnu_backend *be, const float *gy, float *gx,
+                                         const nnu_pool_params *p);
 typedef nnu_status (*nnu_concat_fwd_fn)(const nnu_backend *be, const float *a, const float *b,
                                         float *y, const nnu_concat_params *p);
 typedef nnu_status (*nnu_concat_bwd_fn)(const nnu_backend *be, const float *gy, float *ga,

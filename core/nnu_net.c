@@ -1,9 +1,15 @@
-/* nnu_net.c: PlainConvUNet construction, arena planning, forward, loss, backward
- * and the SGD step (see nnu_net.h for the layout of parameters and outputs).
+/* nnu_net.c: PlainConvUNet / ResidualEncoderUNet construction, arena planning,
+ * forward, loss, backward and the SGD step (see nnu_net.h for the layout of
+ * parameters and outputs).
  *
  * Data flow (F_r features at resolution r, L = activation layout block):
  *   encoder stage r: blocks conv(stride_r on the first) -> instnorm+lrelu; its last
  *                    output E_r is the skip of resolution r
+ *   (ResEnc: a stem block conv -> instnorm+lrelu at full resolution, then per stage
+ *    residual blocks (rblock): y = lrelu(norm2(conv2(a1)) + res), a1 = the block c1
+ *    (conv stride_r on the first block -> instnorm+lrelu), res = the input x, or
+ *    avgpool(x) when the block strides, then norm_s(conv1x1(.)) when it changes
+ *    channels (instnorm with slope 1 = plain norm); E_r = the last block's y)
  *   decoder stage t (r = n-2-t): up = convt(below); cat = [up, E_r];
  *                    blocks conv -> instnorm+lrelu; head = conv1x1 -> logits_t
  * Every block keeps pre (conv output, N*F*S) and act (its activation, N*F*S) and
@@ -33,6 +39,20 @@ typedef struct block {
     float *pre, *act, *stats;
 } block;
 
+/* BasicBlockD of the residual encoder. c2.act is the block output y: the norm of
+ * conv2 is written there and the residual added in place (add_lrelu). */
+typedef struct rblock {
+    block c1;                       /* conv1 (+ the stage stride) -> instnorm + lrelu */
+    block c2;                       /* conv2 -> instnorm (slope 1) -> y */
+    block cs;                       /* skip: 1x1 conv (no bias) -> instnorm (slope 1) */
+    int pool, proj;                 /* skip = [avgpool] [cs]; the identity when neither */
+    nnu_pool_params pp;
+    float *pooled;                  /* avgpool output (input of cs, or the residual) */
+    const float *res;               /* the residual: x, pooled or cs.act */
+    nnu_eltwise_params ap;          /* add_lrelu / lrelu_bwd over y (slope) */
+    int64_t nin;                    /* elements of the block input x */
+} rblock;
+
 typedef struct dstage {
     int r;                          /* resolution of this stage */
     int64_t tw, tb, hw, hb;         /* transposed conv and head parameter offsets */
@@ -55,7 +75,8 @@ struct nnu_net {
     float *params, *grads, *mom;
     float *adam[3];                 /* exp_avg, exp_avg_sq, max_exp_avg_sq (lazy) */
     int ntensors;
-    nnu_net_tensor_info tensors[NNU_NET_MAX_STAGES * 32];
+    /* PlainConvUNet needs <= 32 per stage; a residual block has up to 11 */
+    nnu_net_tensor_info tensors[NNU_NET_MAX_STAGES * (NNU_NET_MAX_BLOCKS * 11 + 32)];
     int sgd_steps;
     nnu_loss_scaler scaler;         /* dynamic loss scaling (off unless set) */
     int last_skipped;               /* the last optimizer step was skipped */
@@ -65,6 +86,10 @@ struct nnu_net {
     int enc_first[NNU_NET_MAX_STAGES], enc_n[NNU_NET_MAX_STAGES];
     int dec_first[NNU_NET_MAX_STAGES], dec_n[NNU_NET_MAX_STAGES];
     dstage dec[NNU_NET_MAX_STAGES];
+    /* ResEnc: the stem is blocks[0]; the encoder stages are rblocks */
+    rblock rblocks[NNU_NET_MAX_STAGES * NNU_NET_MAX_BLOCKS];
+    int res_first[NNU_NET_MAX_STAGES], res_n[NNU_NET_MAX_STAGES];
+    float *rtmp;                    /* training: the skip norm's output (shared) */
     /* plan */
     int64_t batch, patch[3];
     int64_t sp[NNU_NET_MAX_STAGES][3];   /* spatial size per resolution */
@@ -117,11 +142,19 @@ static nnu_status check_config(const nnu_net_config *c) {
               c->n_labels >= 2 && c->n_labels <= NNU_LOSS_MAX_LABELS), NNU_STATUS_ERR_ARG,
               "net: %d regions over %d labels with %d heads (regions = heads <= 32, 2..%d labels)",
               c->n_regions, c->n_labels, c->num_classes, NNU_LOSS_MAX_LABELS);
+    NNU_CHECK(c->arch == NNU_NET_PLAIN || c->arch == NNU_NET_RESENC, NNU_STATUS_ERR_ARG,
+              "net: arch %d (PlainConvUNet %d or ResidualEncoderUNet %d)", c->arch,
+              NNU_NET_PLAIN, NNU_NET_RESENC);
     for (int s = 0; s < c->n_stages; s++) {
         NNU_CHECK(c->features[s] > 0, NNU_STATUS_ERR_ARG, "net: features[%d] = %d", s,
                   c->features[s]);
-        NNU_CHECK(c->n_conv_enc[s] >= 1 && c->n_conv_enc[s] <= 8, NNU_STATUS_ERR_ARG,
-                  "net: n_conv_per_stage[%d] = %d", s, c->n_conv_enc[s]);
+        if (c->arch == NNU_NET_RESENC)
+            NNU_CHECK(c->n_blocks_enc[s] >= 1 && c->n_blocks_enc[s] <= NNU_NET_MAX_BLOCKS,
+                      NNU_STATUS_ERR_ARG, "net: n_blocks_per_stage[%d] = %d (1..%d)", s,
+                      c->n_blocks_enc[s], NNU_NET_MAX_BLOCKS);
+        else
+            NNU_CHECK(c->n_conv_enc[s] >= 1 && c->n_conv_enc[s] <= 8, NNU_STATUS_ERR_ARG,
+                      "net: n_conv_per_stage[%d] = %d", s, c->n_conv_enc[s]);
         if (s < c->n_stages - 1)
             NNU_CHECK(c->n_conv_dec[s] >= 1 && c->n_conv_dec[s] <= 8, NNU_STATUS_ERR_ARG,
                       "net: n_conv_per_stage_decoder[%d] = %d", s, c->n_conv_dec[s]);
@@ -157,15 +190,16 @@ static int add_weight(nnu_net *net, const char *name, int64_t a, int64_t b, cons
     return add_tensor(net, name, nd, sh);
 }
 
-static void add_block(nnu_net *net, const char *prefix, int64_t cin, int64_t cout,
-                      const int k[3]) {
-    block *bl = &net->blocks[net->nblocks++];
+/* registers the parameters of ConvDropoutNormReLU `prefix` (conv, optional bias, norm
+ * gamma and beta, in named_parameters() order) into bl */
+static void add_block_at(nnu_net *net, block *bl, const char *prefix, int64_t cin, int64_t cout,
+                         const int k[3], int bias) {
     char nm[96];
     int64_t c = cout;
     snprintf(nm, sizeof nm, "%s.conv.weight", prefix);
     bl->w = net->tensors[add_weight(net, nm, cout, cin, k)].offset;
     bl->b = -1;
-    if (net->cfg.conv_bias) {
+    if (bias) {
         snprintf(nm, sizeof nm, "%s.conv.bias", prefix);
         bl->b = net->tensors[add_tensor(net, nm, 1, &c)].offset;
     }
@@ -173,6 +207,44 @@ static void add_block(nnu_net *net, const char *prefix, int64_t cin, int64_t cou
     bl->g = net->tensors[add_tensor(net, nm, 1, &c)].offset;
     snprintf(nm, sizeof nm, "%s.norm.bias", prefix);
     bl->bt = net->tensors[add_tensor(net, nm, 1, &c)].offset;
+}
+
+static void add_block(nnu_net *net, const char *prefix, int64_t cin, int64_t cout,
+                      const int k[3]) {
+    add_block_at(net, &net->blocks[net->nblocks++], prefix, cin, cout, k, net->cfg.conv_bias);
+}
+
+/* the ResidualEncoder's parameters: stem, then per stage its BasicBlockD blocks
+ * (conv1, conv2, skip: the order their modules are registered in) */
+static void add_resenc(nnu_net *net) {
+    const nnu_net_config *c = &net->cfg;
+    const int one[3] = {1, 1, 1};
+    char nm[96];
+    net->enc_first[0] = net->nblocks;           /* the stem: blocks[0] */
+    net->enc_n[0] = 1;
+    add_block(net, "encoder.stem.convs.0", c->in_channels, c->features[0], c->kernel[0]);
+    int64_t cin = c->features[0];
+    int nrb = 0;
+    for (int s = 0; s < c->n_stages; s++) {
+        net->res_first[s] = nrb;
+        net->res_n[s] = c->n_blocks_enc[s];
+        for (int b = 0; b < c->n_blocks_enc[s]; b++) {
+            rblock *rb = &net->rblocks[nrb++];
+            const int64_t F = c->features[s];
+            rb->pool = 0;
+            for (int a = 0; b == 0 && a < 3; a++) rb->pool |= c->stride[s][a] != 1;
+            rb->proj = cin != F;
+            snprintf(nm, sizeof nm, "encoder.stages.%d.blocks.%d.conv1", s, b);
+            add_block_at(net, &rb->c1, nm, cin, F, c->kernel[s], c->conv_bias);
+            snprintf(nm, sizeof nm, "encoder.stages.%d.blocks.%d.conv2", s, b);
+            add_block_at(net, &rb->c2, nm, F, F, c->kernel[s], c->conv_bias);
+            if (rb->proj) {   /* skip = Sequential([AvgPool,] ConvDropoutNormReLU(bias False)) */
+                snprintf(nm, sizeof nm, "encoder.stages.%d.blocks.%d.skip.%d", s, b, rb->pool);
+                add_block_at(net, &rb->cs, nm, cin, F, one, 0);
+            }
+            cin = F;
+        }
+    }
 }
 
 /* N(0,1) by Box-Muller on a xorshift64* stream */
@@ -193,7 +265,10 @@ static void init_params(nnu_net *net, uint64_t seed, float *params) {
     for (int i = 0; i < net->ntensors; i++) {
         const nnu_net_tensor_info *t = &net->tensors[i];
         float *p = params + t->offset;
-        int is_norm_w = strstr(t->name, ".norm.weight") != NULL;
+        /* ResEnc's init_last_bn_before_add_to_0: every BasicBlockD's conv2.norm
+         * starts at gamma = beta = 0, so each block starts as lrelu(residual) */
+        int is_norm_w = strstr(t->name, ".norm.weight") != NULL &&
+                        strstr(t->name, ".conv2.norm.weight") == NULL;
         if (t->ndim >= 3) {
             double fan_in = (double)t->numel / (double)t->shape[0];
             double sd = gain / sqrt(fan_in);
@@ -221,7 +296,7 @@ nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint
     for (int s = 0; s < n; s++)
         if (c->features[s] % 16) net->cblk = 1;
     char nm[96];
-    for (int s = 0; s < n; s++) {
+    for (int s = 0; c->arch == NNU_NET_PLAIN && s < n; s++) {
         net->enc_first[s] = net->nblocks;
         net->enc_n[s] = c->n_conv_enc[s];
         for (int j = 0; j < c->n_conv_enc[s]; j++) {
@@ -230,6 +305,7 @@ nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint
             add_block(net, nm, cin, c->features[s], c->kernel[s]);
         }
     }
+    if (c->arch == NNU_NET_RESENC) add_resenc(net);
     for (int t = 0; t < n - 1; t++) {
         int r = n - 2 - t;
         net->dec[t].r = r;
@@ -385,6 +461,97 @@ static void *carve_act(const nnu_net *net, carver *cv, int64_t n) {
     return carve_bytes(cv, (size_t)n * nnu_backend_act_size(net->be));
 }
 
+/* The residual encoder's layers (stem + rblocks), carved like the plain encoder in
+ * plan_layers. Training keeps, per block: c1 pre/act/stats, c2 pre/stats and y
+ * (c2.act: the block output, whose sign is lrelu_bwd's mask), the pooled input when
+ * a projection reads it, the skip norm's pre/stats; the skip norm's output is needed
+ * only until the add (rtmp, shared). Inference: c1 pre, c2 pre and the skip conv go
+ * to scratch, a1 to the ping-pong buffer that is not the block input, y to the same
+ * buffer (a1 is consumed by conv2 before norm2 writes y) or, for the last block of a
+ * stage, to its own skip buffer; the pooled input and the skip norm share rbuf (the
+ * projection's conv has read pooled before its norm writes). *prev gets the
+ * bottleneck output. */
+static nnu_status plan_resenc(nnu_net *net, carver *cv, int train, float *scratch, float *pp[2],
+                              float *rbuf, float *stats, const float **prev_out) {
+    const nnu_net_config *c = &net->cfg;
+    const int L = net->cblk;
+    const int64_t N = net->batch;
+    const int one[3] = {1, 1, 1};
+    block *st = &net->blocks[0];
+    const int64_t F0 = c->features[0], S0 = spn(net->patch);
+    NNU_TRY(nnu_conv_params_init(&st->cp, N, c->in_channels, F0, net->patch, c->kernel[0], one, 0,
+                                 1, L));
+    st->cp.has_bias = c->conv_bias;
+    st->np = (nnu_norm_params){N, F0, S0, L, c->norm_eps, c->slope};
+    st->in = NULL;   /* the user input, set at forward time */
+    st->pre = train ? carve_act(net, cv, N * F0 * S0) : scratch;
+    st->act = train ? carve_act(net, cv, N * F0 * S0) : pp[0];
+    st->stats = train ? carve(cv, N * F0 * 2) : stats;
+    const float *prev = st->act;
+    int64_t cin = F0;
+    for (int s = 0; s < c->n_stages; s++) {
+        const int64_t F = c->features[s], S = spn(net->sp[s]);
+        for (int b = 0; b < net->res_n[s]; b++) {
+            rblock *rb = &net->rblocks[net->res_first[s] + b];
+            const int64_t *in = b ? net->sp[s] : (s ? net->sp[s - 1] : net->patch);
+            const int *stride = b ? one : c->stride[s];
+            NNU_TRY(nnu_conv_params_init(&rb->c1.cp, N, cin, F, in, c->kernel[s], stride, 0, L, L));
+            rb->c1.cp.has_bias = c->conv_bias;
+            rb->c1.np = (nnu_norm_params){N, F, S, L, c->norm_eps, c->slope};
+            NNU_TRY(nnu_conv_params_init(&rb->c2.cp, N, F, F, net->sp[s], c->kernel[s], one, 0, L,
+                                         L));
+            rb->c2.cp.has_bias = c->conv_bias;
+            rb->c2.np = (nnu_norm_params){N, F, S, L, c->norm_eps, 1.0f};
+            if (rb->pool) NNU_TRY(nnu_pool_params_init(&rb->pp, N, cin, in, stride, L));
+            if (rb->proj) {
+                NNU_TRY(nnu_conv_params_init(&rb->cs.cp, N, cin, F, net->sp[s], one, one, 0, L, L));
+                rb->cs.cp.has_bias = 0;
+                rb->cs.np = (nnu_norm_params){N, F, S, L, c->norm_eps, 1.0f};
+            }
+            rb->ap = (nnu_eltwise_params){N * F * S, c->slope};
+            rb->nin = N * cin * spn(in);
+            const int64_t sz = N * F * S;
+            rb->c1.in = prev;
+            if (train) {
+                rb->c1.pre = carve_act(net, cv, sz);
+                rb->c1.act = carve_act(net, cv, sz);
+                rb->c1.stats = carve(cv, N * F * 2);
+                rb->c2.pre = carve_act(net, cv, sz);
+                rb->c2.act = carve_act(net, cv, sz);
+                rb->c2.stats = carve(cv, N * F * 2);
+                rb->pooled = rb->pool ? carve_act(net, cv, N * cin * S) : NULL;
+                if (rb->proj) {
+                    rb->cs.pre = carve_act(net, cv, sz);
+                    rb->cs.act = net->rtmp;
+                    rb->cs.stats = carve(cv, N * F * 2);
+                }
+            } else {
+                float *a1 = pp[0] == prev ? pp[1] : pp[0];
+                const int last = b == net->res_n[s] - 1;   /* its output is a kept skip */
+                rb->c1.pre = scratch;
+                rb->c1.act = a1;
+                rb->c1.stats = stats;
+                rb->c2.pre = scratch;
+                rb->c2.act = last ? carve_act(net, cv, sz) : a1;
+                rb->c2.stats = stats;
+                rb->pooled = rb->pool ? rbuf : NULL;
+                if (rb->proj) {
+                    rb->cs.pre = scratch;
+                    rb->cs.act = rbuf;
+                    rb->cs.stats = stats;
+                }
+            }
+            rb->c2.in = rb->c1.act;
+            rb->cs.in = rb->pool ? rb->pooled : prev;
+            rb->res = rb->proj ? rb->cs.act : rb->pool ? rb->pooled : prev;
+            prev = rb->c2.act;
+            cin = F;
+        }
+    }
+    *prev_out = prev;
+    return NNU_STATUS_OK;
+}
+
 /* Training plan: every block keeps pre, act and stats for the backward, plus the
  * gradient buffers. Inference plan (train = 0): only the skips E_r are kept; conv
  * outputs go to one scratch buffer, activations alternate between two buffers, the
@@ -416,7 +583,14 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
     }
     int flip = 0;
     const float *prev = NULL;   /* the user input, set at forward time */
-    for (int s = 0; s < n; s++) {
+    if (c->arch == NNU_NET_RESENC) {
+        /* inference: rbuf for the pooled input / skip norm; training: rtmp for the
+         * skip norm's output (both hold at most one F_s-channel activation) */
+        float *rbuf = train ? NULL : carve_act(net, cv, maxfs);
+        net->rtmp = train ? carve_act(net, cv, maxfs) : NULL;
+        NNU_TRY(plan_resenc(net, cv, train, scratch, pp, rbuf, stats, &prev));
+    }
+    for (int s = 0; c->arch == NNU_NET_PLAIN && s < n; s++) {
         for (int j = 0; j < net->enc_n[s]; j++) {
             block *bl = &net->blocks[net->enc_first[s] + j];
             int64_t cin = j ? c->features[s] : (s ? c->features[s - 1] : c->in_channels);
@@ -562,6 +736,23 @@ static nnu_status block_fwd(nnu_net *net, block *bl) {
                             &bl->np);
 }
 
+/* BasicBlockD.forward: residual = skip(x); out = conv2(conv1(x)); lrelu(out + residual) */
+static nnu_status rblock_fwd(nnu_net *net, rblock *rb) {
+    const nnu_backend *be = net->be;
+    NNU_TRY(block_fwd(net, &rb->c1));
+    NNU_TRY(block_fwd(net, &rb->c2));
+    if (rb->pool) NNU_TRY(be->avgpool_fwd(be, rb->c1.in, rb->pooled, &rb->pp));
+    if (rb->proj) NNU_TRY(block_fwd(net, &rb->cs));
+    return be->add_lrelu_fwd(be, rb->c2.act, rb->res, rb->c2.act, &rb->ap);
+}
+
+/* the block whose act is the output of encoder stage s (the skip of resolution s) */
+static block *enc_out(nnu_net *net, int s) {
+    if (net->cfg.arch == NNU_NET_RESENC)
+        return &net->rblocks[net->res_first[s] + net->res_n[s] - 1].c2;
+    return &net->blocks[net->enc_first[s] + net->enc_n[s] - 1];
+}
+
 nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const int64_t patch[3],
                            int train) {
     /* a training plan serves inference too (no re-plan when a training loop
@@ -580,12 +771,18 @@ nnu_status nnu_net_forward(nnu_net *net, const float *input, int64_t n, const in
                   "net: backend '%s' stores 16-bit activations but has no upload_act", be->name);
         NNU_TRY(be->memcpy_(be, net->input, input, (size_t)nin * sizeof(float)));
     }
-    net->blocks[0].in = net->input;
-    for (int b = 0; b < net->enc_first[ns - 1] + net->enc_n[ns - 1]; b++)
-        NNU_TRY(block_fwd(net, &net->blocks[b]));
+    net->blocks[0].in = net->input;   /* the first conv (ResEnc: the stem) */
+    if (net->cfg.arch == NNU_NET_RESENC) {
+        NNU_TRY(block_fwd(net, &net->blocks[0]));
+        for (int b = 0; b < net->res_first[ns - 1] + net->res_n[ns - 1]; b++)
+            NNU_TRY(rblock_fwd(net, &net->rblocks[b]));
+    } else {
+        for (int b = 0; b < net->enc_first[ns - 1] + net->enc_n[ns - 1]; b++)
+            NNU_TRY(block_fwd(net, &net->blocks[b]));
+    }
     for (int t = 0; t < ns - 1; t++) {
         dstage *d = &net->dec[t];
-        const float *skip = net->blocks[net->enc_first[d->r] + net->enc_n[d->r] - 1].act;
+        const float *skip = enc_out(net, d->r)->act;
         NNU_TRY(be->convt_fwd(be, d->below, net->up, P(net, d->tw), P(net, d->tb), &d->tp));
         NNU_TRY(be->concat_fwd(be, net->up, skip, d->cat, &d->catp));
         for (int j = 0; j < net->dec_n[t]; j++)
@@ -730,6 +927,40 @@ static nnu_status block_bwd(nnu_net *net, block *bl, float *gy, float *gx) {
     return NNU_STATUS_OK;
 }
 
+/* BasicBlockD backward. g: gradient of the block output y (overwritten), h: a free
+ * buffer of the same capacity (ga/gb), net->gt: scratch. *gin gets the buffer holding
+ * the gradient of the block input x, g or h, so the caller's ping-pong continues.
+ *   gsum = lrelu'(y) * g                                       (in place, g)
+ *   main: t = norm2'(gsum); a1 grad -> h; c1 backward h -> t   (t = main path's dx)
+ *   skip: identity: dx = t + gsum; projection: norm_s' in place on g, conv_s' -> h;
+ *         avgpool': the pooled gradient spread back into the other of g/h; += t */
+static nnu_status rblock_bwd(nnu_net *net, rblock *rb, float *g, float *h, float **gin) {
+    const nnu_backend *be = net->be;
+    float *t = net->gt;
+    block *c2 = &rb->c2;
+    NNU_TRY(be->lrelu_bwd(be, c2->act, g, g, &rb->ap));
+    /* main path, leaving gsum in g for the skip */
+    NNU_TRY(be->instnorm_bwd(be, c2->pre, g, t, P(net, c2->g), P(net, c2->bt), G(net, c2->g),
+                             G(net, c2->bt), c2->stats, &c2->np));
+    NNU_TRY(be->conv_bwd_params(be, c2->in, t, G(net, c2->w), G(net, c2->b), &c2->cp));
+    NNU_TRY(be->conv_bwd_data(be, t, h, P(net, c2->w), &c2->cp));
+    NNU_TRY(block_bwd(net, &rb->c1, h, t));
+    float *r = g;                           /* where the skip's dx ends up */
+    if (rb->proj) {
+        NNU_TRY(block_bwd(net, &rb->cs, g, h));
+        r = h;
+    }
+    if (rb->pool) {
+        float *o = r == g ? h : g;
+        NNU_TRY(be->avgpool_bwd(be, r, o, &rb->pp));
+        r = o;
+    }
+    nnu_eltwise_params ap = {rb->nin, 1.0f};
+    NNU_TRY(be->axpy(be, t, r, &ap));       /* dx = skip + main */
+    *gin = r;
+    return NNU_STATUS_OK;
+}
+
 nnu_status nnu_net_backward(nnu_net *net) {
     NNU_CHECK(net->arena && net->last_train == 1, NNU_STATUS_ERR_ARG,
               "net backward: needs a training forward first");
@@ -772,9 +1003,18 @@ nnu_status nnu_net_backward(nnu_net *net) {
     /* g: gradient of the bottleneck output; encoder from the bottom up */
     for (int s = ns - 1; s >= 0; s--) {
         if (s < ns - 1) {
-            block *lb = &net->blocks[net->enc_first[s] + net->enc_n[s] - 1];
+            block *lb = enc_out(net, s);
             nnu_eltwise_params ap = {lb->np.n * lb->np.c * lb->np.s, 1.0f};
             NNU_TRY(be->axpy(be, net->gskip[s], g, &ap));
+        }
+        if (net->cfg.arch == NNU_NET_RESENC) {
+            for (int b = net->res_n[s] - 1; b >= 0; b--) {
+                float *r;
+                NNU_TRY(rblock_bwd(net, &net->rblocks[net->res_first[s] + b], g, h, &r));
+                if (r != g) { h = g; g = r; }
+            }
+            if (s == 0) NNU_TRY(block_bwd(net, &net->blocks[0], g, NULL));   /* the stem */
+            continue;
         }
         for (int j = net->enc_n[s] - 1; j >= 0; j--) {
             block *bl = &net->blocks[net->enc_first[s] + j];

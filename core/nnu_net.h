@@ -1,12 +1,25 @@
-/* nnu_net: the reference's PlainConvUNet (nnunet-behaviour.md §6) on a backend,
- * with its Dice + CE deep-supervision loss (§7.4) and SGD (§7.1).
+/* nnu_net: the reference's PlainConvUNet (nnunet-behaviour.md §6) or
+ * ResidualEncoderUNet (§5.8, the nnUNetPlannerResEncM/L/XL plans) on a backend, with
+ * its Dice + CE deep-supervision loss (§7.4) and SGD (§7.1).
  *
  * Parameters (R7): all weights live in one flat float block, all gradients in a
  * second and the SGD momentum in a third, in PyTorch's named_parameters() order of
- * dynamic_network_architectures' PlainConvUNet (names below), each tensor in
- * PyTorch's layout; per-layer weights are offsets into the block.
+ * dynamic_network_architectures' network (names below, without the all_modules.* /
+ * decoder.encoder.* aliases of its state_dict), each tensor in PyTorch's layout;
+ * per-layer weights are offsets into the block.
+ * PlainConvUNet (arch NNU_NET_PLAIN):
  *   encoder.stages.<s>.0.convs.<j>.conv.weight [F_s, Cin, k...]  .conv.bias [F_s]
  *   encoder.stages.<s>.0.convs.<j>.norm.weight [F_s]             .norm.bias [F_s]
+ * ResidualEncoderUNet (arch NNU_NET_RESENC; BasicBlockD blocks, ResNet-D skips):
+ *   encoder.stem.convs.0.{conv,norm}.{weight,bias}                 Cin -> F_0, stride 1
+ *   encoder.stages.<s>.blocks.<b>.conv1.{conv,norm}.{weight,bias}  (stride_s on b = 0)
+ *   encoder.stages.<s>.blocks.<b>.conv2.{conv,norm}.{weight,bias}
+ *   encoder.stages.<s>.blocks.<b>.skip.<i>.conv.weight [F_s, Cin, 1...] (no bias)
+ *   encoder.stages.<s>.blocks.<b>.skip.<i>.norm.{weight,bias}
+ *     (the skip exists when the block strides or changes channels: skip.0 is the
+ *     AvgPool(stride) when it strides, so the projection is skip.1 then, else skip.0;
+ *     a strided block without a channel change has the pool only, no parameters)
+ * both:
  *   decoder.stages.<t>.convs.<j>.{conv,norm}.{weight,bias}        (t = 0: lowest res)
  *   decoder.transpconvs.<t>.weight [F_{r+1}, F_r, s...]           .bias [F_r]
  *   decoder.seg_layers.<t>.weight [K, F_r, 1...]                   .bias [K]
@@ -33,14 +46,20 @@
 #include "nnu_tensor.h"
 
 #define NNU_NET_MAX_STAGES 10
+#define NNU_NET_MAX_BLOCKS 12                   /* residual blocks per encoder stage */
+
+/* nnu_net_config.arch */
+enum { NNU_NET_PLAIN = 0, NNU_NET_RESENC = 1 };
 
 typedef struct nnu_net_config {
     int     dim;                                /* 2 or 3 (2: D = 1, kernel/stride[0] = 1) */
+    int     arch;                               /* NNU_NET_PLAIN (0) | NNU_NET_RESENC */
     int     n_stages;
     int     features[NNU_NET_MAX_STAGES];
     int     kernel[NNU_NET_MAX_STAGES][3];      /* (D, H, W) order */
     int     stride[NNU_NET_MAX_STAGES][3];      /* stage 0: all ones */
-    int     n_conv_enc[NNU_NET_MAX_STAGES];
+    int     n_conv_enc[NNU_NET_MAX_STAGES];     /* PLAIN: convs per encoder stage */
+    int     n_blocks_enc[NNU_NET_MAX_STAGES];   /* RESENC: BasicBlockD per encoder stage */
     int     n_conv_dec[NNU_NET_MAX_STAGES];     /* n_stages - 1 entries, lowest res first */
     int     in_channels, num_classes;
     int     conv_bias;                          /* 1 in the v2 plans */
@@ -92,7 +111,8 @@ float nnu_poly_lr(float initial, int epoch, int max_epochs);
 typedef struct nnu_net nnu_net;
 
 /* Validates cfg, allocates the parameter blocks and initialises them as the
- * reference (He normal a = 0.01, zero bias, gamma 1, beta 0) from seed. */
+ * reference (He normal a = 0.01, zero bias, gamma 1, beta 0; ResidualEncoderUNet also
+ * init_last_bn_before_add_to_0: gamma = beta = 0 in every block's conv2.norm) from seed. */
 nnu_status nnu_net_create(const nnu_backend *be, const nnu_net_config *cfg, uint64_t seed,
                           nnu_net **out);
 void nnu_net_free(nnu_net *net);                       /* NULL-safe */

@@ -8,7 +8,8 @@
  * for. Times are summed per (op, geometry):
  *   conv*      N, Cin, Cout, in[3], kernel[3], stride[3] (transposed: the op name)
  *   instnorm, softmax, loss   N, C (K), S;   concat  N, Ca, Cb, S
- *   lrelu, axpy, scale, sumsq, sgd, adam      numel
+ *   lrelu, add_lrelu, axpy, scale, sumsq, sgd, adam      numel
+ *   avgpool    N, C, input voxels, stride as the digits sd sh sw
  * A time is the stream time between the op's first and last launch, including the
  * gaps the host leaves (cuDNN planning, host syncs in sumsq/loss): it is what the
  * op costs the stream. Not thread-safe: one thread issues the ops (as nnu_net does).
@@ -193,6 +194,28 @@ static nnu_status prof_lrelu_bwd(const nnu_backend *be, const float *x, const fl
     NNU_TRY(prof_begin(NNU_OP_lrelu_bwd, geo4(p->numel, 0, 0, 0, g), &s));
     return prof_end(s, r->lrelu_bwd(r, x, gy, gx, p));
 }
+static nnu_status prof_add_lrelu_fwd(const nnu_backend *be, const float *a, const float *b,
+                                     float *y, const nnu_eltwise_params *p) {
+    int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
+    NNU_TRY(prof_begin(NNU_OP_add_lrelu_fwd, geo4(p->numel, 0, 0, 0, g), &s));
+    return prof_end(s, r->add_lrelu_fwd(r, a, b, y, p));
+}
+static nnu_status prof_avgpool_fwd(const nnu_backend *be, const float *x, float *y,
+                                   const nnu_pool_params *p) {
+    int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
+    NNU_TRY(prof_begin(NNU_OP_avgpool_fwd,
+                       geo4(p->n, p->c, p->in[0] * p->in[1] * p->in[2],
+                            p->stride[0] * 100 + p->stride[1] * 10 + p->stride[2], g), &s));
+    return prof_end(s, r->avgpool_fwd(r, x, y, p));
+}
+static nnu_status prof_avgpool_bwd(const nnu_backend *be, const float *gy, float *gx,
+                                   const nnu_pool_params *p) {
+    int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
+    NNU_TRY(prof_begin(NNU_OP_avgpool_bwd,
+                       geo4(p->n, p->c, p->in[0] * p->in[1] * p->in[2],
+                            p->stride[0] * 100 + p->stride[1] * 10 + p->stride[2], g), &s));
+    return prof_end(s, r->avgpool_bwd(r, gy, gx, p));
+}
 static nnu_status prof_concat_fwd(const nnu_backend *be, const float *a, const float *b, float *y,
                                   const nnu_concat_params *p) {
     int64_t g[GEO_LEN]; int s; const nnu_backend *r = real(be);
@@ -294,6 +317,9 @@ const nnu_backend *nnu_cuda_profile_wrap(const nnu_backend *rt) {
     if (w->instnorm_bwd) w->instnorm_bwd = prof_instnorm_bwd;
     if (w->lrelu_fwd) w->lrelu_fwd = prof_lrelu_fwd;
     if (w->lrelu_bwd) w->lrelu_bwd = prof_lrelu_bwd;
+    if (w->add_lrelu_fwd) w->add_lrelu_fwd = prof_add_lrelu_fwd;
+    if (w->avgpool_fwd) w->avgpool_fwd = prof_avgpool_fwd;
+    if (w->avgpool_bwd) w->avgpool_bwd = prof_avgpool_bwd;
     if (w->concat_fwd) w->concat_fwd = prof_concat_fwd;
     if (w->concat_bwd) w->concat_bwd = prof_concat_bwd;
     if (w->softmax_fwd) w->softmax_fwd = prof_softmax_fwd;
@@ -350,6 +376,10 @@ static void geo_str(const prof_agg *a, char *s, size_t n) {
     case NNU_OP_softmax_bwd: case NNU_OP_loss_dice_ce_fwd: case NNU_OP_loss_dice_ce_bwd:
     case NNU_OP_loss_dice_bce_fwd: case NNU_OP_loss_dice_bce_bwd:
         snprintf(s, n, "N=%lld C=%lld S=%lld", (long long)g[0], (long long)g[1], (long long)g[2]);
+        break;
+    case NNU_OP_avgpool_fwd: case NNU_OP_avgpool_bwd:
+        snprintf(s, n, "N=%lld C=%lld S=%lld s=%lld", (long long)g[0], (long long)g[1],
+                 (long long)g[2], (long long)g[3]);
         break;
     default:
         snprintf(s, n, "numel=%lld", (long long)g[0]);

@@ -1,6 +1,8 @@
 /* eltwise.cu: element-wise ops of the CUDA backend, twins of core/ops/lrelu.c,
  * concat.c, sgd.c and eltwise.c (same formulas, flat indices):
  *   lrelu_fwd   y = x > 0 ? x : a*x           lrelu_bwd  gx = x > 0 ? gy : a*gy
+ *   add_lrelu_fwd  v = a + b; y = v > 0 ? v : alpha*v   (the residual block's add + nonlin;
+ *               y may alias a or b: each thread reads its element before writing it)
  *   concat_fwd  y = [a, b] along C             concat_bwd ga, gb = the two parts of gy
  *   sgd_step    d = g + wd*w; buf = first ? d : m*buf + d; w -= lr*(nesterov ? d + m*buf : buf)
  *   adam_step   d = g + wd*w; m = b1*m + (1-b1)*d; v = b2*v + (1-b2)*d^2;
@@ -12,7 +14,8 @@
  * both layouts each sample's channels are one contiguous run. sumsq reduces in
  * double per block, then in a fixed order (deterministic), then syncs to return.
  *
- * Storage (core/nnu_backend.h): lrelu's x, y, gy, gx, concat's tensors and axpy's
+ * Storage (core/nnu_backend.h): lrelu's x, y, gy, gx, add_lrelu's a, b, y, concat's
+ * tensors and axpy's
  * x, y are activation storage - float, or bf16/fp16 in the -act16 tables
  * (act_store.cuh): the kernels are templates over it, compute in fp32 and round
  * once on store (axpy: y = round(y + a*x) with the fp32 operations above). axpy is
@@ -34,6 +37,14 @@ __global__ void k_lrelu_bwd(const T *x, const T *gy, T *gx, float a, int64_t n) 
     GRID_LOOP(i, n) {
         const float g = act_ld(gy, i);
         act_st(gx, i, act_ld(x, i) > 0.0f ? g : a * g);
+    }
+}
+
+template <typename T>
+__global__ void k_add_lrelu_fwd(const T *a, const T *b, T *y, float al, int64_t n) {
+    GRID_LOOP(i, n) {   /* one fp32 add (as the CPU), then the slope; one rounding on store */
+        const float v = __fadd_rn(act_ld(a, i), act_ld(b, i));
+        act_st(y, i, v > 0.0f ? v : __fmul_rn(al, v));
     }
 }
 
@@ -129,6 +140,28 @@ nnu_status nnu_lrelu_bwd_cuda(const nnu_backend *be, const float *x, const float
         k_lrelu_bwd<<<g, NNU_CUDA_THREADS, 0, st>>>(x, gy, gx, p->alpha, p->numel);
     }
     NNU_CU_LAUNCH("k_lrelu_bwd");
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_add_lrelu_fwd_cuda(const nnu_backend *be, const float *a, const float *b,
+                                  float *y, const nnu_eltwise_params *p) {
+    if (p->numel <= 0) return NNU_STATUS_OK;
+    const unsigned g = nnu_cuda_blocks(p->numel);
+    cudaStream_t st = nnu_cuda_ctx_get()->stream;
+    switch (act_type(nnu_cuda_prec(be))) {   /* a, b, y: activation storage */
+    case ACT_BF16:
+        k_add_lrelu_fwd<<<g, NNU_CUDA_THREADS, 0, st>>>((const __nv_bfloat16 *)a,
+                                                        (const __nv_bfloat16 *)b,
+                                                        (__nv_bfloat16 *)y, p->alpha, p->numel);
+        break;
+    case ACT_F16:
+        k_add_lrelu_fwd<<<g, NNU_CUDA_THREADS, 0, st>>>((const __half *)a, (const __half *)b,
+                                                        (__half *)y, p->alpha, p->numel);
+        break;
+    default:
+        k_add_lrelu_fwd<<<g, NNU_CUDA_THREADS, 0, st>>>(a, b, y, p->alpha, p->numel);
+    }
+    NNU_CU_LAUNCH("k_add_lrelu_fwd");
     return NNU_STATUS_OK;
 }
 

@@ -3,7 +3,8 @@
  * Shapes and gradient conventions: core/nnu_backend.h. Files:
  *   conv_cudnn.cu   conv_* and convt_* (cuDNN; 1x1 stride-1 heads with cuBLAS)
  *   instnorm.cu     instnorm_fwd/bwd (fused instance norm + leaky ReLU)
- *   eltwise.cu      lrelu, concat, sgd_step, adam_step, axpy, scale, sumsq
+ *   eltwise.cu      lrelu, add_lrelu, concat, sgd_step, adam_step, axpy, scale, sumsq
+ *   pool.cu         avgpool_fwd/bwd (kernel = stride; the residual encoder's skip)
  *   loss.cu         softmax_fwd/bwd, loss_dice_ce_fwd/bwd
  * cuda_backend.c builds the six precision tables from nnu_ops.def. In the -act16
  * tables the activation arguments are 16-bit storage (core/nnu_backend.h), so
@@ -40,6 +41,12 @@ nnu_status nnu_lrelu_fwd_cuda(const nnu_backend *be, const float *x, float *y,
                              const nnu_eltwise_params *p);
 nnu_status nnu_lrelu_bwd_cuda(const nnu_backend *be, const float *x, const float *gy, float *gx,
                              const nnu_eltwise_params *p);
+nnu_status nnu_add_lrelu_fwd_cuda(const nnu_backend *be, const float *a, const float *b,
+                                  float *y, const nnu_eltwise_params *p);
+nnu_status nnu_avgpool_fwd_cuda(const nnu_backend *be, const float *x, float *y,
+                                const nnu_pool_params *p);
+nnu_status nnu_avgpool_bwd_cuda(const nnu_backend *be, const float *gy, float *gx,
+                                const nnu_pool_params *p);
 nnu_status nnu_concat_fwd_cuda(const nnu_backend *be, const float *a, const float *b, float *y,
                               const nnu_concat_params *p);
 nnu_status nnu_concat_bwd_cuda(const nnu_backend *be, const float *gy, float *ga, float *gb,

@@ -5,6 +5,12 @@
  *             ({network_class_name=, arch_kwargs={n_stages, features_per_stage, conv_op,
  *             kernel_sizes, strides, n_conv_per_stage, n_conv_per_stage_decoder,
  *             conv_bias, norm_op_kwargs={eps}, nonlin_kwargs={negative_slope}}})
+ *             network_class_name ...PlainConvUNet (or absent): n_conv_per_stage;
+ *             ...ResidualEncoderUNet (the nnUNetPlannerResEncM/L/XL plans; also chosen
+ *             when the class is absent and arch_kwargs has n_blocks_per_stage):
+ *             n_blocks_per_stage instead, BasicBlockD blocks only (block,
+ *             bottleneck_channels and a stem_channels other than features_per_stage[1]
+ *             are refused); any other class is an error naming it
  *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
  *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=,
  *              device="cpu"|"cuda"|"auto", precision=, regions=, loss_scale=}
@@ -53,7 +59,8 @@
  *   Net:save(path [, meta]) -> true | nil, msg, code   (meta: {key = string} in __metadata__)
  *   Net:load(path) -> true | nil, msg, code      net.metadata(path) -> JSON text | nil, msg
  *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=, dim=,
- *       num_classes=, device="cpu"|"cuda", precision=, backend=}
+ *       num_classes=, device="cpu"|"cuda", precision=, backend=,
+ *       arch="PlainConvUNet"|"ResidualEncoderUNet"}
  * The Net's metatable carries "__nnu_slide_predict" (l_infer.h): infer.sliding_window(img,
  * opts, net) calls the C forward (nnu_net_slide_predict) per batch of windows.
  * Programming errors raise; expected failures (I/O, checkpoint mismatch) return nil, msg. */
@@ -185,9 +192,14 @@ static int field_bool(lua_State *L, int t, const char *k, int def) {
     return v;
 }
 
-/* array of n integers at t[k] */
+/* array of n integers at t[k] (a single integer: n copies, as the reference accepts) */
 static void field_ints(lua_State *L, int t, const char *k, int n, int *out) {
     lua_getfield(L, t, k);
+    if (lua_isinteger(L, -1)) {
+        for (int i = 0; i < n; i++) out[i] = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        return;
+    }
     if (!lua_istable(L, -1) || (int)luaL_len(L, -1) != n)
         luaL_error(L, "build: '%s' must be an array of %d integers", k, n);
     for (int i = 0; i < n; i++) {
@@ -291,6 +303,55 @@ static nnu_status loss_scale_opts(lua_State *L, int t, nnu_net *net, const nnu_b
     return nnu_net_set_loss_scaler(net, &s);
 }
 
+/* 1 when the last dot-separated part of class name cls is `name` */
+static int class_is(const char *cls, const char *name) {
+    const char *dot = strrchr(cls, '.');
+    return !strcmp(dot ? dot + 1 : cls, name);
+}
+
+/* the architecture of arch table t (kw: its arch_kwargs): network_class_name decides;
+ * without one, n_blocks_per_stage means the residual encoder */
+static int pick_arch(lua_State *L, int t, int kw) {
+    lua_getfield(L, t, "network_class_name");
+    const char *cls = luaL_optstring(L, -1, NULL);
+    int arch;
+    if (!cls) {
+        lua_getfield(L, kw, "n_blocks_per_stage");
+        arch = lua_isnil(L, -1) ? NNU_NET_PLAIN : NNU_NET_RESENC;
+        lua_pop(L, 1);
+    } else if (class_is(cls, "PlainConvUNet")) {
+        arch = NNU_NET_PLAIN;
+    } else if (class_is(cls, "ResidualEncoderUNet")) {
+        arch = NNU_NET_RESENC;
+    } else {
+        return luaL_error(L, "build: network class '%s' is not supported (the engine builds "
+                             "PlainConvUNet and ResidualEncoderUNet)", cls);
+    }
+    lua_pop(L, 1);
+    return arch;
+}
+
+/* ResidualEncoderUNet kwargs this engine does not implement: refused by name */
+static void resenc_supported(lua_State *L, int kw, const nnu_net_config *c) {
+    lua_getfield(L, kw, "block");
+    if (!lua_isnil(L, -1)) {
+        const char *b = lua_tostring(L, -1);
+        if (!b || !class_is(b, "BasicBlockD"))
+            luaL_error(L, "build: ResidualEncoderUNet block '%s' is not supported (BasicBlockD is)",
+                       b ? b : luaL_typename(L, -1));
+    }
+    lua_getfield(L, kw, "bottleneck_channels");
+    if (!lua_isnil(L, -1))
+        luaL_error(L, "build: ResidualEncoderUNet bottleneck_channels is not supported "
+                      "(BasicBlockD blocks have none)");
+    lua_getfield(L, kw, "stem_channels");
+    if (!lua_isnil(L, -1) && lua_tointeger(L, -1) != c->features[0])
+        luaL_error(L, "build: ResidualEncoderUNet stem_channels %s is not supported (the stem "
+                      "has features_per_stage[1] = %d channels)", lua_tostring(L, -1),
+                   c->features[0]);
+    lua_pop(L, 3);
+}
+
 static int l_net_build(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -299,6 +360,7 @@ static int l_net_build(lua_State *L) {
     const int kw = lua_gettop(L);
     nnu_net_config c;
     memset(&c, 0, sizeof c);
+    c.arch = pick_arch(L, 1, kw);
     lua_getfield(L, kw, "conv_op");
     const char *op = luaL_optstring(L, -1, "torch.nn.modules.conv.Conv3d");
     c.dim = strstr(op, "Conv2d") ? 2 : 3;
@@ -308,7 +370,12 @@ static int l_net_build(lua_State *L) {
     field_ints(L, kw, "features_per_stage", c.n_stages, c.features);
     field_triples(L, kw, "kernel_sizes", c.n_stages, c.dim, c.kernel);
     field_triples(L, kw, "strides", c.n_stages, c.dim, c.stride);
-    field_ints(L, kw, "n_conv_per_stage", c.n_stages, c.n_conv_enc);
+    if (c.arch == NNU_NET_RESENC) {
+        field_ints(L, kw, "n_blocks_per_stage", c.n_stages, c.n_blocks_enc);
+        resenc_supported(L, kw, &c);
+    } else {
+        field_ints(L, kw, "n_conv_per_stage", c.n_stages, c.n_conv_enc);
+    }
     field_ints(L, kw, "n_conv_per_stage_decoder", c.n_stages - 1, c.n_conv_dec);
     c.conv_bias = field_bool(L, kw, "conv_bias", 1);
     lua_getfield(L, kw, "norm_op_kwargs");
@@ -787,7 +854,7 @@ static int l_net_info(lua_State *L) {
     int blk = be->act_block == 16 ? 16 : 1;   /* as nnu_net_create decides */
     for (int s = 0; s < c->n_stages; s++)
         if (c->features[s] % 16) blk = 1;
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
     int cuda = !strncmp(be->name, "cuda", 4);
     lua_pushstring(L, cuda ? "cuda" : "cpu");
     lua_setfield(L, -2, "device");
@@ -808,6 +875,8 @@ static int l_net_info(lua_State *L) {
     lua_setfield(L, -2, "dim");
     lua_pushinteger(L, c->num_classes);
     lua_setfield(L, -2, "num_classes");
+    lua_pushstring(L, c->arch == NNU_NET_RESENC ? "ResidualEncoderUNet" : "PlainConvUNet");
+    lua_setfield(L, -2, "arch");
     const nnu_loss_scaler *ls = nnu_net_loss_scaler(net);
     if (ls->enabled) {   /* absent when off */
         lua_pushnumber(L, ls->scale);

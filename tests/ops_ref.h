@@ -120,6 +120,24 @@ static inline void ref_conv(const nnu_conv_params *p, const double *x, const dou
                             }
 }
 
+/* ---- average pooling, kernel = stride (plain layouts, double) ----
+ * y[n,c,o] = mean of the window; gx[n,c,i] = gy[n,c,window(i)] / K. */
+static inline void ref_avgpool(const nnu_pool_params *p, const double *x, double *y,
+                               const double *gy, double *gx) {
+    const int64_t Si = ref_sp(p->in), So = ref_sp(p->out);
+    const double K = (double)p->stride[0] * p->stride[1] * p->stride[2];
+    for (int64_t nc = 0; nc < p->n * p->c; nc++)
+        for (int64_t d = 0; d < p->in[0]; d++)
+            for (int64_t h = 0; h < p->in[1]; h++)
+                for (int64_t w = 0; w < p->in[2]; w++) {
+                    int64_t i = nc * Si + (d * p->in[1] + h) * p->in[2] + w;
+                    int64_t o = nc * So + ((d / p->stride[0]) * p->out[1] + h / p->stride[1]) *
+                                p->out[2] + w / p->stride[2];
+                    if (y) y[o] += x[i] / K;   /* y must start at 0 */
+                    if (gx) gx[i] = gy[o] / K;
+                }
+}
+
 /* ---- instance norm + leaky ReLU (plain layout, double) ---- */
 static inline void ref_instnorm_fwd(const nnu_norm_params *p, const double *x, const double *g,
                              const double *b, double *y) {

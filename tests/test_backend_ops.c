@@ -188,6 +188,68 @@ static void test_eltwise(void) {
     COVER(axpy); COVER(scale); COVER(sumsq);
 }
 
+/* ---- the residual block's ops: avgpool (kernel = stride), add + leaky ReLU ---- */
+static void pool_case(const char *label, int64_t N, int64_t C, const int64_t in[3],
+                      const int st[3], int cblk) {
+    nnu_pool_params p;
+    CHECK_OK(nnu_pool_params_init(&p, N, C, in, st, cblk));
+    const int64_t Si = ref_sp(p.in), So = ref_sp(p.out), nx = N * C * Si, ny = N * C * So;
+    float *x = ref_falloc(nx), *gy = ref_falloc(ny), *xl = ref_falloc(nx), *gyl = ref_falloc(ny);
+    float *yl = ref_falloc(ny), *gxl = ref_falloc(nx), *y = ref_falloc(ny), *gx = ref_falloc(nx);
+    ref_fill(x, nx, -2, 2); ref_fill(gy, ny, -1, 1);
+    double *xd = ref_to_double(x, nx), *gyd = ref_to_double(gy, ny);
+    double *yr = ref_dalloc(ny), *gxr = ref_dalloc(nx);
+    ref_avgpool(&p, xd, yr, gyd, gxr);
+    to_layout(x, xl, N, C, Si, cblk);
+    to_layout(gy, gyl, N, C, So, cblk);
+    CHECK_OK(be->avgpool_fwd(be, xl, yl, &p));
+    CHECK_OK(be->avgpool_bwd(be, gyl, gxl, &p));
+    from_layout(yl, y, N, C, So, cblk);
+    from_layout(gxl, gx, N, C, Si, cblk);
+    char what[128];
+    /* a sum of <= 8 fp32 values and one division against the double mean */
+    snprintf(what, sizeof what, "%s fwd", label);
+    ref_compare(what, y, yr, ny, TOL_NORM);
+    snprintf(what, sizeof what, "%s bwd", label);
+    ref_compare(what, gx, gxr, nx, TOL_NORM);
+    free(x); free(gy); free(xl); free(gyl); free(yl); free(gxl); free(y); free(gx);
+    free(xd); free(gyd); free(yr); free(gxr);
+}
+
+static void test_residual_ops(void) {
+    const int s2[3] = {2, 2, 2}, s122[3] = {1, 2, 2}, s212[3] = {2, 1, 2}, s1[3] = {1, 1, 1};
+    pool_case("avgpool s2 3-D", 2, 3, (const int64_t[]){4, 6, 10}, s2, 1);
+    pool_case("avgpool s122 (2-D and anisotropic)", 1, 5, (const int64_t[]){3, 8, 6}, s122, 1);
+    pool_case("avgpool s212", 2, 2, (const int64_t[]){2, 5, 4}, s212, 1);
+    pool_case("avgpool s1 (copy)", 1, 2, (const int64_t[]){1, 3, 5}, s1, 1);
+    pool_case("avgpool blocked 32 s2", 2, 32, (const int64_t[]){2, 4, 6}, s2, 16);
+    COVER(avgpool_fwd); COVER(avgpool_bwd);
+    /* exact: the mean of (1, 2, 3, 4) over a 1x2x2 window is 2.5; gx = gy/4 */
+    float x[4] = {1, 2, 3, 4}, y[1], gy[1] = {2}, gx[4];
+    nnu_pool_params p;
+    CHECK_OK(nnu_pool_params_init(&p, 1, 1, (const int64_t[]){1, 2, 2}, s122, 1));
+    CHECK_OK(be->avgpool_fwd(be, x, y, &p));
+    CHECK_OK(be->avgpool_bwd(be, gy, gx, &p));
+    CHECK(y[0] == 2.5f && gx[0] == 0.5f && gx[3] == 0.5f, "avgpool exact: y %g, gx %g %g", y[0],
+          gx[0], gx[3]);
+    CHECK_FAILS(nnu_pool_params_init(&p, 1, 1, (const int64_t[]){1, 3, 2}, s122, 1),
+                NNU_STATUS_ERR_SHAPE, "not divisible");
+
+    /* add_lrelu: y = lrelu(a + b), exact in fp32 (one add, one multiply); in place */
+    float a[6] = {-2, -0.5f, 0, 0.25f, 3, -1e-3f}, b[6] = {1, 0.5f, 0, -1, -4, 2e-3f}, o[6];
+    float ai[6];
+    memcpy(ai, a, sizeof a);
+    nnu_eltwise_params ep = {6, 0.01f};
+    CHECK_OK(be->add_lrelu_fwd(be, a, b, o, &ep));
+    CHECK_OK(be->add_lrelu_fwd(be, ai, b, ai, &ep));   /* y aliasing a */
+    for (int i = 0; i < 6; i++) {
+        float v = a[i] + b[i], want = v > 0 ? v : 0.01f * v;
+        CHECK(o[i] == want && ai[i] == want, "add_lrelu [%d]: %g (in place %g), want %g", i, o[i],
+              ai[i], want);
+    }
+    COVER(add_lrelu_fwd);
+}
+
 static void test_concat(void) {
     for (int cblk = 1; cblk <= 16; cblk += 15) {
         const int64_t N = 2, Ca = cblk == 16 ? 16 : 3, Cb = cblk == 16 ? 32 : 2, S = 11;
@@ -412,6 +474,7 @@ int main(void) {
     test_conv_bf16();
     test_instnorm();
     test_eltwise();
+    test_residual_ops();
     test_concat();
     test_softmax();
     test_loss();

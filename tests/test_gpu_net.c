@@ -45,6 +45,11 @@
  *    must lie in (0.5, 0.6): everything but stats, logits, targets and the loss
  *    workspace halves.
  *
+ * 4. The ResidualEncoderUNet (arch NNU_NET_RESENC, blocks 1/2/2, one decoder conv: the
+ *    residual ops avgpool and add_lrelu and the skip projections in the net): the SGD
+ *    steps of item 1 on fp32 (its limits; the CPU blocked, the GPU plain) and on
+ *    bf16-act16 (the bf16 limits). Not yet run on a device.
+ *
  * Modes: test_gpu_net                     the tests above
  *        test_gpu_net --bench PREC ITERS  time nnu_net training iterations and
  *                                         inference for the Hippocampus 3d_fullres
@@ -103,6 +108,9 @@ static void phantom(int64_t d, int64_t h, int64_t w, float *img, int32_t *lab, d
             }
 }
 
+/* 1: small_config builds the ResidualEncoderUNet variant (item 4 of the header) */
+static int g_resenc;
+
 static void small_config(nnu_net_config *c, int deep_supervision) {
     memset(c, 0, sizeof *c);
     c->dim = 3;
@@ -122,6 +130,12 @@ static void small_config(nnu_net_config *c, int deep_supervision) {
     c->deep_supervision = deep_supervision;
     c->batch_dice = 0;
     c->ignore_label = -1;
+    if (g_resenc) {   /* blocks 1/2/2 (strided blocks: avgpool + projection), 1 decoder conv */
+        c->arch = NNU_NET_RESENC;
+        const int nb[3] = {1, 2, 2};
+        for (int i = 0; i < 3; i++) c->n_blocks_enc[i] = nb[i];
+        c->n_conv_dec[0] = c->n_conv_dec[1] = 1;
+    }
 }
 
 static float *read_block(nnu_net *net, const float *dev) {
@@ -443,6 +457,19 @@ static int run_tests(gcase *cases, int ncases) {
         printf("%s net %s\n", check_failures == before ? "PASS" : "FAIL", g->gpu->name);
     }
     free(first);
+    /* 4. the ResidualEncoderUNet: the SGD steps of item 1 with the first case's limits
+     * (fp32) and, for 16-bit activation storage, the bf16 ones */
+    g_resenc = 1;
+    for (int i = 0; i < ncases; i++) {
+        gcase *g = &cases[i];
+        if (!g->gpu || g->predict_only || (i && strcmp(g->name, "bf16-act16"))) continue;
+        int before = check_failures;
+        char lab[64];
+        snprintf(lab, sizeof lab, "resenc %s sgd", g->name);
+        train_case(lab, cpu, g->gpu, 0, &g->tol, NULL);
+        printf("%s resenc net %s\n", check_failures == before ? "PASS" : "FAIL", g->gpu->name);
+    }
+    g_resenc = 0;
     return check_report();
 }
 

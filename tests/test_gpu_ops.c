@@ -17,7 +17,8 @@
  * on the host first, in place, so the CPU computes on exactly what the GPU reads;
  * activation outputs come back as 16-bit and are widened on the host. Ops whose
  * result is one fp32 value per element (lrelu, axpy, concat) must then equal the
- * CPU result rounded the same way, bit for bit; the rest keep their precision's
+ * CPU result rounded the same way, bit for bit (so must avgpool and add_lrelu: the
+ * same fp32 operations in the same order); the rest keep their precision's
  * tolerance plus the output's own rounding (rows below). The upload slot
  * (upload_act) is checked against the host rounding, ties and fp16 subnormals
  * included. */
@@ -409,6 +410,23 @@ static void test_eltwise(void) {
     act_to(h, ar, n); cmp("lrelu bwd", h, r, n, T_EXACT);
     COVER(lrelu_fwd); COVER(lrelu_bwd);
 
+    /* add_lrelu (the residual block's add + nonlin): one fp32 add, the slope, one
+     * rounding; then in place (y aliasing a), as nnu_net calls it */
+    CHECK_OK(cpu->add_lrelu_fwd(cpu, x, y, r, &ep));
+    CHECK_OK(gpu->add_lrelu_fwd(gpu, ax, ay, ar, &ep));
+    round_acts(r, n);
+    act_to(h, ar, n); cmp("add_lrelu fwd", h, r, n, T_EXACT);
+    {
+        float *xi = ref_falloc(n);
+        memcpy(xi, x, (size_t)n * sizeof *xi);
+        float *axi = act_from(xi, n);
+        CHECK_OK(gpu->add_lrelu_fwd(gpu, axi, ay, axi, &ep));
+        act_to(h, axi, n); cmp("add_lrelu fwd in place", h, r, n, T_EXACT);
+        dev_free(axi);
+        free(xi);
+    }
+    COVER(add_lrelu_fwd);
+
     ep.alpha = -0.37f;
     memcpy(r, y, (size_t)n * sizeof *r);
     CHECK_OK(cpu->axpy(cpu, x, r, &ep));
@@ -482,6 +500,44 @@ static void test_eltwise(void) {
     dev_free(ax); dev_free(ay); dev_free(ag); dev_free(ar);
     dev_free(dx); dev_free(dy); dev_free(dg);
     free(x); free(y); free(g); free(r); free(h);
+}
+
+/* avgpool (kernel = stride): the CPU's fp32 sum in (kd, kh, kw) order and one division
+ * on both devices, so exact in every table (act16: inputs rounded on the host first,
+ * the one rounding of the result on both sides) */
+static void pool_case(const char *label, int64_t N, int64_t C, const int64_t in[3],
+                      const int st[3], int cblk) {
+    nnu_pool_params p;
+    CHECK_OK(nnu_pool_params_init(&p, N, C, in, st, cblk));
+    const int64_t nx = N * C * in[0] * in[1] * in[2];
+    const int64_t ny = N * C * p.out[0] * p.out[1] * p.out[2];
+    float *x = ref_falloc(nx), *gy = ref_falloc(ny), *y = ref_falloc(ny), *gx = ref_falloc(nx);
+    float *h = ref_falloc(nx > ny ? nx : ny);
+    ref_fill(x, nx, -2, 2); ref_fill(gy, ny, -1, 1);
+    float *dx = act_from(x, nx), *dgy = act_from(gy, ny), *dy = act_alloc(ny), *dgx = act_alloc(nx);
+    CHECK_OK(cpu->avgpool_fwd(cpu, x, y, &p));
+    CHECK_OK(gpu->avgpool_fwd(gpu, dx, dy, &p));
+    round_acts(y, ny);
+    char what[128];
+    act_to(h, dy, ny);
+    snprintf(what, sizeof what, "%s fwd", label); cmp(what, h, y, ny, T_EXACT);
+    CHECK_OK(cpu->avgpool_bwd(cpu, gy, gx, &p));
+    CHECK_OK(gpu->avgpool_bwd(gpu, dgy, dgx, &p));
+    round_acts(gx, nx);
+    act_to(h, dgx, nx);
+    snprintf(what, sizeof what, "%s bwd", label); cmp(what, h, gx, nx, T_EXACT);
+    dev_free(dx); dev_free(dgy); dev_free(dy); dev_free(dgx);
+    free(x); free(gy); free(y); free(gx); free(h);
+}
+
+static void test_pool(void) {
+    const int s2[3] = {2, 2, 2}, s122[3] = {1, 2, 2}, s212[3] = {2, 1, 2};
+    pool_case("avgpool s2 odd C", 2, 3, (const int64_t[]){4, 6, 10}, s2, 1);
+    pool_case("avgpool s122 (2-D)", 2, 5, (const int64_t[]){1, 14, 6}, s122, 1);
+    pool_case("avgpool s212", 1, 7, (const int64_t[]){6, 5, 8}, s212, 1);
+    /* a realistic stage: 32 channels, 40x56x40 -> 20x28x20 */
+    pool_case("avgpool 2x32 40x56x40 s2", 2, 32, (const int64_t[]){40, 56, 40}, s2, 1);
+    COVER(avgpool_fwd); COVER(avgpool_bwd);
 }
 
 static void concat_case(const char *label, int64_t N, int64_t Ca, int64_t Cb, int64_t S, int cblk) {
@@ -668,6 +724,7 @@ int main(int argc, char **argv) {
         test_instnorm();
         test_eltwise();
         test_concat();
+        test_pool();
         test_softmax();
         test_loss();
         printf("%s %s\n", check_failures == before ? "PASS" : "FAIL", gpu->name);

@@ -8,7 +8,10 @@
  *    with the op's forward test_backend_ops.c establishes; max-abs error < 1e-5;
  *  - float32 variant: the op's own fp32 forward, 4-point formula with eps 1e-2,
  *    mean |fd - analytic| / mean |analytic| < 1e-3.
- * Tensors have at most ~1e3 elements. Seed fixed and printed. */
+ * Tensors have at most ~1e3 elements. Seed fixed and printed.
+ * Plus the whole tiny ResidualEncoderUNet (gc_resenc_net): the net's backward against
+ * finite differences of its own fp32 forward, sampled entries of every parameter. */
+#include "nnu_net.h"
 #include "ops_ref.h"
 
 static const nnu_backend *be;
@@ -199,6 +202,177 @@ static void lrelu_an(gc_model *m, float **g) {
     CHECK_OK(be->lrelu_bwd(be, m->in[0], m->rf, g[0], &p));
 }
 
+/* ---- add + leaky ReLU (the residual block's end): inputs a, b; backward = lrelu_bwd
+ * on the output y ---- */
+static double addl_fd(gc_model *m) {
+    double s = 0;
+    for (int64_t i = 0; i < m->nout; i++) {
+        double v = m->din[0][i] + m->din[1][i];
+        s += (v > 0 ? v : 0.01 * v) * m->r[i];
+    }
+    return s;
+}
+static double addl_ff(gc_model *m) {
+    float *y = ref_falloc(m->nout);
+    nnu_eltwise_params p = {m->nout, 0.01f};
+    CHECK_OK(be->add_lrelu_fwd(be, m->in[0], m->in[1], y, &p));
+    double s = dot_f(y, m->r, m->nout);
+    free(y);
+    return s;
+}
+static void addl_an(gc_model *m, float **g) {
+    nnu_eltwise_params p = {m->nout, 0.01f};
+    float *y = ref_falloc(m->nout);
+    CHECK_OK(be->add_lrelu_fwd(be, m->in[0], m->in[1], y, &p));
+    CHECK_OK(be->lrelu_bwd(be, y, m->rf, g[0], &p));   /* d/da = d/db = lrelu'(y) * r */
+    memcpy(g[1], g[0], (size_t)m->nout * sizeof(float));
+    free(y);
+}
+
+/* ---- average pooling (kernel = stride): input x ---- */
+static double pool_fd(gc_model *m) {
+    double *y = ref_dalloc(m->nout);
+    ref_avgpool(m->p, m->din[0], y, NULL, NULL);
+    double s = dot_d(y, m->r, m->nout);
+    free(y);
+    return s;
+}
+static double pool_ff(gc_model *m) {
+    float *y = ref_falloc(m->nout);
+    CHECK_OK(be->avgpool_fwd(be, m->in[0], y, m->p));
+    double s = dot_f(y, m->r, m->nout);
+    free(y);
+    return s;
+}
+static void pool_an(gc_model *m, float **g) { CHECK_OK(be->avgpool_bwd(be, m->rf, g[0], m->p)); }
+static void gc_pool(const char *name, int64_t N, int64_t C, const int64_t in[3], const int st[3]) {
+    nnu_pool_params p;
+    CHECK_OK(nnu_pool_params_init(&p, N, C, in, st, 1));
+    gc_model m = {.name = name, .nin = 1, .in_name = {"x"}, .p = &p,
+                  .f_double = pool_fd, .f_float = pool_ff, .analytic = pool_an};
+    m.len[0] = N * C * ref_sp(p.in);
+    m.in[0] = ref_falloc(m.len[0]);
+    ref_fill(m.in[0], m.len[0], -1, 1);
+    gc_objective(&m, N * C * ref_sp(p.out));
+    gc_run(&m);
+    gc_free(&m);
+}
+
+/* ---- a tiny ResidualEncoderUNet, end to end ----
+ * 3-D, 3 stages (features 4 / 8 / 8: stage 1 strides and projects, stage 2 strides
+ * without a channel change, so the skip is the pool alone), blocks 1 / 2 / 1, 2 -> 3
+ * classes, batch 2, patch 4x4x8. Objective L = sum r * out0 (the full-resolution
+ * head: nnu_net_backward propagates the heads of non-zero deep-supervision weight,
+ * here out0 only). Leaky-ReLU slope 1: with 0.01 the stencils cross kinks of the
+ * ~3e3 voxels' activations and the differences are noise at the percent level (the
+ * masks are checked by the op cases above and by test_net_resenc.c against PyTorch).
+ * Every parameter tensor is checked at up to 6 entries (the first,
+ * the last and 4 spread between): the analytic gradient of nnu_net_backward against
+ * the 4-point formula on the fp32 forward with step GC_NET_EPS (the float64 PyTorch
+ * comparison of the same backward is test_net_resenc.c). Weights are random
+ * (gamma in [0.5, 1.5], so conv2.norm is not the zero of the reference init, which
+ * would cut every main path's gradient). Conv biases in front of an instance norm
+ * have a zero gradient in exact arithmetic: they are checked in absolute terms. */
+static double net_objective(nnu_net *net, const float *x, int64_t N, const int64_t patch[3],
+                            const double *r) {
+    CHECK_OK(nnu_net_forward(net, x, N, patch, 1));
+    int64_t sh[5];
+    const float *y = nnu_net_output(net, 0, sh);
+    double s = 0;
+    for (int64_t i = 0; i < sh[0] * sh[1] * sh[2] * sh[3] * sh[4]; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+static void gc_resenc_net(void) {
+    nnu_net_config c;
+    memset(&c, 0, sizeof c);
+    c.dim = 3;
+    c.arch = NNU_NET_RESENC;
+    c.n_stages = 3;
+    const int F[3] = {4, 8, 8}, nb[3] = {1, 2, 1};
+    for (int s = 0; s < 3; s++) {
+        c.features[s] = F[s];
+        c.n_blocks_enc[s] = nb[s];
+        for (int a = 0; a < 3; a++) {
+            c.kernel[s][a] = 3;
+            c.stride[s][a] = s == 0 || (s == 2 && a == 0) ? 1 : 2;   /* stage 2: (1, 2, 2) */
+        }
+    }
+    c.n_conv_dec[0] = c.n_conv_dec[1] = 1;
+    c.in_channels = 2;
+    c.num_classes = 3;
+    c.conv_bias = 1;
+    c.norm_eps = 1e-5f;
+    c.slope = 1.0f;   /* smooth: finite differences across leaky-ReLU kinks are noise */
+    c.deep_supervision = 1;
+    c.ignore_label = -1;
+    nnu_net *net = NULL;
+    CHECK_OK(nnu_net_create(be, &c, 11, &net));
+    if (!net) return;
+    const int64_t N = 2, patch[3] = {4, 8, 8}, nx = N * 2 * 4 * 8 * 8;
+    float *w = nnu_net_params(net);
+    for (int t = 0; t < nnu_net_num_tensors(net); t++) {
+        const nnu_net_tensor_info *ti = nnu_net_tensor(net, t);
+        if (strstr(ti->name, "norm.weight")) ref_fill(w + ti->offset, ti->numel, 0.5, 1.5);
+        else if (ti->ndim == 1) ref_fill(w + ti->offset, ti->numel, -0.2, 0.2);
+        else ref_fill(w + ti->offset, ti->numel, -0.4, 0.4);
+    }
+    float *x = ref_falloc(nx);
+    ref_fill(x, nx, -1, 1);
+    const int64_t ny = N * 3 * 4 * 8 * 8;
+    float *rf = ref_falloc(ny);
+    ref_fill(rf, ny, -1, 1);
+    double *r = ref_to_double(rf, ny);
+    CHECK_OK(nnu_net_zero_grad(net));
+    net_objective(net, x, N, patch, r);
+    CHECK(nnu_net_num_outputs(net) == 2, "resenc gradcheck: %d outputs", nnu_net_num_outputs(net));
+    memcpy(nnu_net_output_grad(net, 0), rf, (size_t)ny * sizeof(float));
+    CHECK_OK(nnu_net_backward(net));
+    const float *g = nnu_net_grads(net);
+    double num = 0, den = 0, gmax = 0, bias_max = 0;
+    int checked = 0;
+    for (int t = 0; t < nnu_net_num_tensors(net); t++) {
+        const nnu_net_tensor_info *ti = nnu_net_tensor(net, t);
+        const int before_norm = strstr(ti->name, ".conv.bias") != NULL;
+        const int64_t pick[6] = {0, ti->numel / 5, 2 * ti->numel / 5, 3 * ti->numel / 5,
+                                 4 * ti->numel / 5, ti->numel - 1};
+        for (int k = 0; k < 6; k++) {
+            if (k && pick[k] == pick[k - 1]) continue;
+            float *pw = w + ti->offset + pick[k];
+            const float keep = *pw;
+            double f[4];
+            const double off[4] = {2, 1, -1, -2};
+            for (int q = 0; q < 4; q++) {
+                *pw = (float)(keep + off[q] * GC_NET_EPS);
+                f[q] = net_objective(net, x, N, patch, r);
+            }
+            *pw = keep;
+            const double fd = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * GC_NET_EPS);
+            const double an = g[ti->offset + pick[k]];
+            checked++;
+            if (before_norm) {   /* zero in exact arithmetic */
+                bias_max = fmax(bias_max, fmax(fabs(fd), fabs(an)));
+                continue;
+            }
+            num += fabs(fd - an);
+            den += fabs(an);
+            gmax = fmax(gmax, fabs(an));
+            if (fabs(fd - an) > GC_NET_ATOL_REL * fmax(fabs(an), 0.1) * 10)
+                fprintf(stderr, "  resenc %s[%lld]: fd %.6g analytic %.6g\n", ti->name,
+                        (long long)pick[k], fd, an);
+        }
+    }
+    const double rel = num / (den > 0 ? den : 1);
+    CHECK(rel < GC_NET_RTOL, "resenc net: mean relative error %.3g over %d entries", rel, checked);
+    CHECK(bias_max < GC_NET_BIAS_ATOL * gmax, "resenc net: biases before a norm: |grad| %.3g "
+          "(max |grad| %.3g)", bias_max, gmax);
+    fprintf(stderr, "  %-28s %d entries of %d tensors: fp32 mean-rel %.2e, biases before a norm "
+            "%.2e (max |grad| %.2e)\n", "resenc net", checked, nnu_net_num_tensors(net), rel,
+            bias_max, gmax);
+    free(x); free(rf); free(r);
+    nnu_net_free(net);
+}
+
 /* ---- softmax ---- */
 static double softmax_fd(gc_model *m) {
     const nnu_softmax_params *p = m->p;
@@ -365,6 +539,25 @@ int main(void) {
         gc_run(&m);
         gc_free(&m);
     }
+    {
+        gc_model m = {.name = "add_lrelu", .nin = 2, .in_name = {"a", "b"},
+                      .f_double = addl_fd, .f_float = addl_ff, .analytic = addl_an};
+        m.len[0] = m.len[1] = 60;
+        m.in[0] = ref_falloc(60);
+        m.in[1] = ref_falloc(60);
+        /* keep |a + b| > 0.05 (> 2 * 2 eps_f32) so no stencil straddles the kink */
+        for (int i = 0; i < 60; i++) {
+            float a = (float)(2 * ref_uniform() - 1), v = (float)(0.05 + ref_uniform());
+            m.in[0][i] = a;
+            m.in[1][i] = (i % 2 ? v : -v) - a;
+        }
+        gc_objective(&m, 60);
+        gc_run(&m);
+        gc_free(&m);
+    }
+    gc_pool("avgpool s2", 2, 2, (const int64_t[]){2, 4, 6}, s2);
+    gc_pool("avgpool s122", 1, 3, (const int64_t[]){3, 4, 2}, s122);
+    gc_resenc_net();
     gc_loss("dice+ce", 0, -1);
     gc_loss("dice+ce batch_dice", 1, -1);
     gc_loss("dice+ce ignore=3", 0, 3);

@@ -35,6 +35,16 @@ static const double GC_ATOL_DOUBLE = 1e-5;  /* max-abs: the fp32 analytic gradie
 static const double GC_EPS_F32 = 1e-2;      /* 4-point formula on the fp32 op itself: truncation O(eps^4) */
 static const double GC_RTOL_F32 = 1e-3;     /* mean |fd - an| / mean |an|: fp32 rounding of sums of ~1e3 terms, divided by eps */
 
+/* the tiny ResEnc net's gradient check (test_gradcheck.c gc_resenc_net): the 4-point
+ * formula on the whole fp32 forward, leaky-ReLU slope 1 (smooth). The step must be
+ * large against the fp32 rounding of the objective (a sum of ~3e3 outputs after ~20
+ * layers: ~4e-5 absolute, /12h) and small against instance norm's curvature: at 1e-3
+ * the rounding gives mean-rel 9e-4, at 1e-2 9e-5 (observed) */
+static const double GC_NET_EPS = 1e-2;
+static const double GC_NET_RTOL = 1e-3;       /* mean |fd - an| / mean |an| over the sampled entries */
+static const double GC_NET_ATOL_REL = 1e-2;   /* only prints entries off by 10x this (diagnostics) */
+static const double GC_NET_BIAS_ATOL = 1e-3;  /* conv biases before a norm (0 exactly): |fd|, |an| vs max |grad| */
+
 /* the small U-Net against PyTorch (tests/gen/gen_net_ref.py) */
 static const nnu_tol TOL_NET_OUT  = {"net_out",  1e-4, 1e-3}; /* ~10 conv/norm layers of fp32 in different summation orders */
 static const nnu_tol TOL_NET_LOSS = {"net_loss", 1e-5, 1e-4}; /* one scalar from double sums of the logits above */

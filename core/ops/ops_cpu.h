@@ -1,7 +1,8 @@
 /* ops_cpu.h: the CPU implementations of the slots of struct nnu_backend
  * (signatures: the nnu_<op>_fn typedefs in nnu_backend.h; shapes documented there).
  * Each family lives in its own file: conv.c, conv_transpose.c (oneDNN),
- * instnorm.c, lrelu.c, concat.c, softmax.c, loss_dice_ce.c, loss_dice_bce.c, sgd.c, adam.c, eltwise.c.
+ * instnorm.c, lrelu.c (with add_lrelu), pool.c, concat.c, softmax.c, loss_dice_ce.c,
+ * loss_dice_bce.c, sgd.c, adam.c, eltwise.c.
  * nnu_backend.c builds the CPU table from this list. */
 #ifndef NNU_OPS_CPU_H
 #define NNU_OPS_CPU_H
@@ -31,6 +32,13 @@ nnu_status nnu_lrelu_fwd_cpu(const nnu_backend *be, const float *x, float *y,
                              const nnu_eltwise_params *p);
 nnu_status nnu_lrelu_bwd_cpu(const nnu_backend *be, const float *x, const float *gy, float *gx,
                              const nnu_eltwise_params *p);
+/* y = lrelu(a + b) (lrelu.c); avgpool with kernel = stride (pool.c) */
+nnu_status nnu_add_lrelu_fwd_cpu(const nnu_backend *be, const float *a, const float *b, float *y,
+                                 const nnu_eltwise_params *p);
+nnu_status nnu_avgpool_fwd_cpu(const nnu_backend *be, const float *x, float *y,
+                               const nnu_pool_params *p);
+nnu_status nnu_avgpool_bwd_cpu(const nnu_backend *be, const float *gy, float *gx,
+                               const nnu_pool_params *p);
 nnu_status nnu_concat_fwd_cpu(const nnu_backend *be, const float *a, const float *b, float *y,
                               const nnu_concat_params *p);
 nnu_status nnu_concat_bwd_cpu(const nnu_backend *be, const float *gy, float *ga, float *gb,
