@@ -155,7 +155,7 @@ static void test_torch_pickle_prefixes(void) {
     CHECK(d && nnu_pk_has_entries(nnu_pk_get(root, "network_weights")), "the checkpoint's state dict is found");
     nnu_pk_doc_free(d);
     int bad = 0;
-    for (size_t n = 0; n < sb.size; n += 1 + n % 3) {   /* about every other prefix: a few seconds under ASan */
+    for (size_t n = 0; n < sb.size; n += 1 + n % 11) {   /* every 6th prefix on average: seconds under ASan */
         if (nnu_pickle_read(b, n, "data.pkl", &d, &root) != NNU_STATUS_ERR_FORMAT || d) bad++;
     }
     CHECK(bad == 0, "data.pkl: %d truncations did not fail cleanly", bad);
