@@ -26,7 +26,22 @@
  * Inference plan: scratch, 2 ping-pong = 3 x maxfs = 3 x 512 (A), concat maxact = 1024
  *   (A); shared stats N*8*2 = 32 floats; skips enc 0 / enc 1 = 512 + 128 (A);
  *   full-resolution logits 256 floats; up 512 (A); input 128 (A):
- *   activations 3840 elements, fp32 128 + 1024 = 1152 B. */
+ *   activations 3840 elements, fp32 128 + 1024 = 1152 B.
+ *
+ * The same network as a ResidualEncoderUNet (arch NNU_NET_RESENC, one block per
+ * stage: stage 0 has the identity skip, stage 1 strides and projects 4 -> 8):
+ * Training plan:
+ *   rtmp    maxfs = 512 (A; the skip norm's output, shared)
+ *   stem    pre, act 2 x 512 (A)                       stats 16 floats
+ *   s0 b0   c1 pre, act, c2 pre, y 4 x 512 (A)          stats 2 x 16 floats
+ *   s1 b0   c1 pre, act, c2 pre, y 4 x N*8*8 = 4 x 128 (A); pooled N*4*8 = 64 (A);
+ *           skip conv pre 128 (A)                       stats 3 x 32 floats
+ *   dec 0, up, input, ga, gb, gt, gskip 0: as above
+ *   activations: 512+1024+2048+(512+64+128)+2048+512+128+2048+512+512 = 10048
+ *   fp32: stats 64+128+384+64 B, logits+glogits 2048 B, target 512 B = 3200 B + ws
+ * Inference plan: scratch, 2 ping-pong 3 x 512 (A), concat 1024 (A), rbuf 512 (A;
+ *   pooled input / skip norm), shared stats 32 floats; the stage outputs 512 + 128 (A);
+ *   logits 256 floats; up 512 (A); input 128 (A): activations 4352, fp32 1152 B. */
 #include <string.h>
 
 #include "check.h"
@@ -56,28 +71,34 @@ static void tiny_config(nnu_net_config *c) {
 
 static size_t r64(size_t b) { return (b + 63) & ~(size_t)63; }
 
-/* the sizes of the header comment for A bytes per activation element */
-static size_t want_train(size_t A) {
+/* the sizes of the header comment for A bytes per activation element (resenc: the
+ * ResidualEncoderUNet variant) */
+static size_t want_train(size_t A, int resenc) {
     nnu_loss_params lp = {2, 2, 64, 0, 0, -1, 1e-5f, 1.0f};
     size_t ws = nnu_loss_ws_size(&lp);
+    if (resenc) return 10048 * A + 3200 + r64((ws + 3) / 4 * 4);
     return 7040 * A + 2816 + r64((ws + 3) / 4 * 4);
 }
-static size_t want_infer(size_t A) { return 3840 * A + 1152; }
+static size_t want_infer(size_t A, int resenc) { return (resenc ? 4352 : 3840) * A + 1152; }
 
-static void check_plans(const char *what, const nnu_backend *be, size_t A) {
+static void check_plans(const char *what, const nnu_backend *be, size_t A, int resenc) {
     nnu_net_config c;
     tiny_config(&c);
+    if (resenc) {
+        c.arch = NNU_NET_RESENC;
+        c.n_blocks_enc[0] = c.n_blocks_enc[1] = 1;
+    }
     nnu_net *net = NULL;
     CHECK_OK(nnu_net_create(be, &c, 7, &net));
     if (!net) return;
     const int64_t patch[3] = {4, 4, 4};
     CHECK_OK(nnu_net_plan(net, 2, patch, 1));
-    size_t got = nnu_net_arena_bytes(net), want = want_train(A);
+    size_t got = nnu_net_arena_bytes(net), want = want_train(A, resenc);
     CHECK(got == want, "%s training arena: %zu bytes, want %zu", what, got, want);
     printf("%s: training arena %zu bytes (want %zu)\n", what, got, want);
     CHECK_OK(nnu_net_plan(net, 2, patch, 0));
     got = nnu_net_arena_bytes(net);
-    want = want_infer(A);
+    want = want_infer(A, resenc);
     CHECK(got == want, "%s inference arena: %zu bytes, want %zu", what, got, want);
     printf("%s: inference arena %zu bytes (want %zu)\n", what, got, want);
     /* a smaller batch re-carves inside the arena: same bytes, no reallocation */
@@ -95,15 +116,17 @@ static void check_plans(const char *what, const nnu_backend *be, size_t A) {
 
 int main(void) {
     nnu_backend_cpu_set_threads(1);
-    check_plans("cpu (fp32 storage)", nnu_backend_cpu(), 4);
+    check_plans("cpu (fp32 storage)", nnu_backend_cpu(), 4, 0);
+    check_plans("cpu (fp32 storage) resenc", nnu_backend_cpu(), 4, 1);
     nnu_backend fake = *nnu_backend_cpu();   /* the CPU table with 16-bit storage */
     fake.name = "cpu:fake-act16";
     fake.act_bytes = 2;
     fake.act_dtype = NNU_ACT_BF16;
     fake.upload_act = NULL;
-    check_plans("fake act16 table", &fake, 2);
+    check_plans("fake act16 table", &fake, 2, 0);
+    check_plans("fake act16 table resenc", &fake, 2, 1);
     /* the training arena shrinks to a bit over half: all but the fp32 pieces halve */
-    double ratio = (double)want_train(2) / (double)want_train(4);
+    double ratio = (double)want_train(2, 0) / (double)want_train(4, 0);
     printf("training arena act16 / fp32 = %.3f\n", ratio);
     CHECK(ratio > 0.5 && ratio < 0.6, "act16 / fp32 training arena ratio %.3f", ratio);
     return check_report();
