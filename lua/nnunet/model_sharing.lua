@@ -5,7 +5,8 @@
 --   local sharing = require("nnunet.model_sharing")
 --   local entries = sharing.export_entries(opts)       -- what would go into the zip, checked
 --   sharing.export_pretrained_model(opts)              -- writes opts.output
---   sharing.add_checkpoint(writer, src, name)          -- the one place a checkpoint enters a zip
+--   sharing.add_checkpoint(writer, src, name [, scratch]) -- the one place a checkpoint enters a zip
+--   sharing.to_torch_checkpoint(src, dst)              -- one of our checkpoints as the reference's .pth
 --   sharing.install_model_from_zip(zip_path [, opts])  -- into $nnUNet_results
 --
 -- Zip layout (names relative to $nnUNet_results, in the reference's order), per
@@ -19,6 +20,7 @@
 -- then <ds>/ensembles/<ensemble>/ files of every ensemble made only of exported
 -- configurations, and <ds>/inference_information.json, inference_instructions.txt.
 local zip = require("nnunet.zip")
+local json = require("nnunet.json")
 local fs = require("nnunet.fs")
 local dataset = require("nnunet.dataset")
 
@@ -69,11 +71,84 @@ end
 
 -- ---------------------------------------------------------------- export
 
--- Copies one checkpoint into the zip. Our checkpoints (core/nnu_checkpoint.h) go in as
--- they are; this is the single place where a conversion to the reference's PyTorch
--- format would happen, so that a zip made here installs into the reference too.
-function M.add_checkpoint(writer, src, name)
-  local ok, err = writer:add_file(name, src, "deflate")
+-- The parts of a checkpoint path .../<trainer>__<plans>__<config>/fold_<k>/<name>.
+local function checkpoint_context(src)
+  local fold_dir = src:match("^(.*)/[^/]+$") or "."
+  local model_dir = fold_dir:match("^(.*)/[^/]+$") or "."
+  local fold = fold_dir:match("fold_([%w]+)$")
+  local model = model_dir:match("([^/]+)$") or ""
+  local trainer, config = model:match("^(.-)__.*__(.+)$")
+  return model_dir, trainer, config, fold
+end
+
+local function read_text(path)
+  local f, err = io.open(path, "rb")
+  if not f then user_error("cannot read '%s': %s", path, tostring(err)) end
+  local t = f:read("a")
+  f:close()
+  return t
+end
+
+-- Writes our checkpoint src (safetensors, core/nnu_checkpoint.h) to dst as the
+-- reference nnU-Net's checkpoint (nnunet.torch_ckpt.export: the dict
+-- nnUNetTrainer.save_checkpoint writes), with the weights, trainer name, configuration,
+-- fold, epoch, EMA pseudo-Dice and mirroring axes; plans and dataset.json come from
+-- the model folder. The optimizer state is not carried over (the reference would
+-- need its own PyTorch optimizer dict to continue training).
+function M.to_torch_checkpoint(src, dst)
+  local torch_ckpt = require("nnunet.torch_ckpt")
+  local netmod = require("nnunet.net")
+  local predictor = require("nnunet.predictor")
+  local train = require("nnunet.train")
+  local model_dir, trainer, config, fold = checkpoint_context(src)
+  if not config then
+    user_error("'%s' is not in a <trainer>__<plans>__<configuration>/fold_X folder: its configuration is unknown", src)
+  end
+  local plans_text = read_text(join(model_dir, "plans.json"))
+  local dj_text = read_text(join(model_dir, "dataset.json"))
+  local plans, perr = json.decode(plans_text)
+  if not plans then user_error("'%s': %s", join(model_dir, "plans.json"), tostring(perr)) end
+  local dj, derr = json.decode(dj_text)
+  if not dj then user_error("'%s': %s", join(model_dir, "dataset.json"), tostring(derr)) end
+  local ck, cerr = train.checkpoint_load(src)
+  if not ck then user_error("%s", cerr) end
+  local meta = json.decode(ck.meta ~= "" and ck.meta or "{}") or {}
+  ck.params:release()
+  for _, o in ipairs(ck.optim or {}) do if o.tensor then o.tensor:release() end end
+  local model = predictor.describe(plans, config, dj, {})
+  local net = netmod.build(model.conf.architecture, {
+    num_input_channels = model.net_input_channels, num_classes = model.num_heads,
+    deep_supervision = false, device = "cpu",
+  })
+  local ok, err = net:load(src)
+  if not ok then user_error("%s", err) end
+  local axes = meta.inference_allowed_mirroring_axes
+  ok, err = torch_ckpt.export(net, dst, {
+    configuration = config, plans_json = plans_text, dataset_json = dj_text, trainer_name = trainer,
+    fold = fold == "all" and "all" or math.tointeger(tonumber(fold)) or 0,
+    mirroring_axes = (type(axes) == "table" and #axes > 0) and axes or nil,
+    current_epoch = math.tointeger(ck.epoch) or 0, best_ema = ck.best_ema,
+  })
+  if not ok then user_error("%s", err) end
+end
+
+-- Adds one checkpoint to the zip. A reference (PyTorch) checkpoint goes in as it is;
+-- ours is converted to the reference's format first (to_torch_checkpoint), so the zip
+-- installs into the reference nnU-Net as well as here, unless scratch.native (then
+-- it is copied: smaller, keeps the optimizer state, only this program reads it).
+-- The zip reads its sources at commit: converted files live in scratch.dir until the
+-- caller has committed and removes them (scratch.files).
+function M.add_checkpoint(writer, src, name, scratch)
+  local torch_ckpt = require("nnunet.torch_ckpt")
+  local path = src
+  if not (scratch and scratch.native) and not torch_ckpt.is_torch(src) then
+    if not scratch or not scratch.dir then user_error("add_checkpoint: a scratch folder is needed to convert '%s'", src) end
+    scratch.files = scratch.files or {}
+    path = join(scratch.dir, string.format("%d.pth", #scratch.files + 1))
+    scratch.files[#scratch.files + 1] = path
+    M.to_torch_checkpoint(src, path)
+  end
+  local ok, err = writer:add_file(name, path, "deflate")
   if not ok then user_error("%s", err) end
 end
 
@@ -242,17 +317,33 @@ function M.export_pretrained_model(opts)
     user_error("'%s' already exists: choose another -o, or pass --overwrite to replace it", output)
   end
   local entries = M.export_entries(opts)
-  local writer <close>, werr = zip.writer(output)
-  if not writer then user_error("%s", werr) end
-  for _, e in ipairs(entries) do
-    if e.checkpoint then M.add_checkpoint(writer, e.src, e.name)
-    else
-      local ok, err = writer:add_file(e.name, e.src, "deflate")
-      if not ok then user_error("%s", err) end
-    end
+  -- converted checkpoints wait in a folder beside the output until the commit
+  local scratch = { dir = output .. ".convert.tmp", native = opts.native_checkpoints, files = {} }
+  local function clean()
+    for _, f in ipairs(scratch.files) do fs.remove(f) end
+    fs.remove(scratch.dir)
   end
-  local ok, err = writer:commit()
-  if not ok then user_error("%s", err) end
+  if not scratch.native then
+    local mok, merr = fs.mkdir(scratch.dir)
+    if not mok then user_error("cannot create '%s': %s", scratch.dir, tostring(merr)) end
+  end
+  local writer <close>, werr = zip.writer(output)
+  if not writer then clean(); user_error("%s", werr) end
+  local ok, err = pcall(function()
+    for _, e in ipairs(entries) do
+      if e.checkpoint then
+        log("  " .. e.name .. (scratch.native and "" or " (as a PyTorch checkpoint)"))
+        M.add_checkpoint(writer, e.src, e.name, scratch)
+      else
+        local aok, aerr = writer:add_file(e.name, e.src, "deflate")
+        if not aok then user_error("%s", aerr) end
+      end
+    end
+    local cok, cerr = writer:commit()
+    if not cok then user_error("%s", cerr) end
+  end)
+  clean()
+  if not ok then error(err, 0) end
   log(string.format("Done: %d files in %s", #entries, output))
   return entries
 end

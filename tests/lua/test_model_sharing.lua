@@ -1,6 +1,8 @@
 -- export_model_to_zip and install_pretrained_model_from_zip (lua/nnunet/model_sharing.lua)
 -- on a synthetic results tree (two trained configurations, a third trainer's model, two
--- ensembles, inference files; file contents are just tags):
+-- ensembles, inference files; file contents are just tags, so the exports use
+-- --native_checkpoints; the conversion to PyTorch checkpoints is tested with a real
+-- network in test_predict_modelfolder.lua):
 --   1. the exact entry list and order of the reference's export, with and without
 --      --exp_cv_preds (probabilities left out), -chk with two checkpoints, -f all
 --   2. errors that name the missing file or folder and leave no zip; --not_strict
@@ -62,7 +64,7 @@ end
 
 -- 1. the reference's layout and order
 local z1 = root .. "/two.zip"
-local out, rc = run("export_model_to_zip -d 17 -o " .. TL.sh(z1) .. " -c 3d_fullres 2d -f 0 1")
+local out, rc = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(z1) .. " -c 3d_fullres 2d -f 0 1")
 check(rc == 0, "export exit 0, got %s:\n%s", tostring(rc), out)
 local want = {}
 for _, cfg in ipairs({ "3d_fullres", "2d" }) do
@@ -91,7 +93,7 @@ end
 
 -- --exp_cv_preds: every validation file but the probabilities, every crossval file
 local z2 = root .. "/cv.zip"
-out, rc = run("export_model_to_zip -d " .. DS .. " -o " .. TL.sh(z2) .. " -c 2d -f 0 1 --exp_cv_preds -chk checkpoint_final.pth checkpoint_best")
+out, rc = run("export_model_to_zip --native_checkpoints -d " .. DS .. " -o " .. TL.sh(z2) .. " -c 2d -f 0 1 --exp_cv_preds -chk checkpoint_final.pth checkpoint_best")
 check(rc == 0, "export --exp_cv_preds exit 0:\n%s", out)
 local set = {}
 for _, n in ipairs(rc == 0 and names_of(z2) or {}) do set[n] = true end
@@ -108,7 +110,7 @@ end
 check(not set[DS .. "/ensembles/" .. E1 .. "/summary.json"], "ensemble of 2d + 3d_fullres not exported with -c 2d")
 -- -f all
 local z3 = root .. "/all.zip"
-out, rc = run("export_model_to_zip -d 17 -o " .. TL.sh(z3) .. " -c 3d_fullres -f all")
+out, rc = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(z3) .. " -c 3d_fullres -f all")
 check(rc == 0, "export -f all:\n%s", out)
 local ok_all = false
 for _, n in ipairs(rc == 0 and names_of(z3) or {}) do
@@ -119,7 +121,7 @@ check(ok_all, "-f all exports fold_all")
 -- 2. errors name the missing thing; no zip is left behind
 local bad = root .. "/bad.zip"
 local function refused(argstr, needle, what)
-  local o, r = run("export_model_to_zip -d 17 -o " .. TL.sh(bad) .. " " .. argstr)
+  local o, r = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(bad) .. " " .. argstr)
   check(r == 1 and o:find(needle, 1, true), "%s: exit 1 naming '%s', got %s:\n%s", what, needle, tostring(r), o)
   check(not fs.exists(bad) and not fs.exists(bad .. ".tmp"), "%s: no zip left", what)
 end
@@ -130,19 +132,19 @@ refused("-c 2d -f 0 -chk checkpoint_latest.pth", RES .. "/" .. model("2d") .. "/
 os.rename(RES .. "/" .. model("2d") .. "/fold_1/validation/summary.json", root .. "/moved.json")
 refused("-c 2d -f 0 1", RES .. "/" .. model("2d") .. "/fold_1/validation/summary.json", "missing validation summary")
 os.rename(root .. "/moved.json", RES .. "/" .. model("2d") .. "/fold_1/validation/summary.json")
-out, rc = run("export_model_to_zip -d 17 -o " .. TL.sh(bad) .. " --not_strict -f 0 1 2")
+out, rc = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(bad) .. " --not_strict -f 0 1 2")
 check(rc == 0 and out:find("skipped", 1, true), "--not_strict skips missing configurations and folds:\n%s", out)
 local nb = rc == 0 and names_of(bad) or {}
 check(#nb > 0 and not table.concat(nb, "\n"):find("3d_lowres", 1, true), "--not_strict zip without 3d_lowres")
 -- an existing output is kept
 local before = read(z1)
-out, rc = run("export_model_to_zip -d 17 -o " .. TL.sh(z1) .. " -c 2d -f 0 1")
+out, rc = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(z1) .. " -c 2d -f 0 1")
 check(rc == 1 and out:find(z1, 1, true) and out:find("--overwrite", 1, true) and read(z1) == before,
   "existing zip refused and unchanged:\n%s", out)
-out, rc = run("export_model_to_zip -d 17 -o " .. TL.sh(z1) .. " -c 2d -f 0 1 --overwrite")
+out, rc = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(z1) .. " -c 2d -f 0 1 --overwrite")
 check(rc == 0 and read(z1) ~= before and #names_of(z1) < #got, "--overwrite replaces the zip:\n%s", out)
 -- restore the two-configuration zip for the install tests
-out, rc = run("export_model_to_zip -d 17 -o " .. TL.sh(z1) .. " -c 3d_fullres 2d -f 0 1 --overwrite")
+out, rc = run("export_model_to_zip --native_checkpoints -d 17 -o " .. TL.sh(z1) .. " -c 3d_fullres 2d -f 0 1 --overwrite")
 assert(rc == 0, out)
 
 -- 3. install

@@ -110,6 +110,28 @@ out, rc = run("-u nnUNet_results", "predict_from_modelfolder -i " .. TL.sh(input
   .. " -m " .. TL.sh(installed) .. COMMON)
 check(rc == 0, "installed model predicts:\n%s", out)
 same_outputs(root .. "/d", "installed model")
+-- the zip carries a PyTorch checkpoint (converted from ours) that the reference can read:
+-- the reference's keys, the trainer, configuration and mirroring axes of ours
+do
+  local torch_ckpt = require("nnunet.torch_ckpt")
+  local pth = installed .. "/fold_0/checkpoint_final.pth"
+  check(torch_ckpt.is_torch(pth) == true, "export converted the checkpoint to PyTorch's format")
+  local info = torch_ckpt.info(pth) or {}
+  check(info.trainer_name == "nnUNetTrainer" and info.configuration == "3d_fullres"
+    and info.current_epoch == 1 and table.concat(info.mirroring_axes or {}, ",") == "0,1,2",
+    "converted checkpoint's trainer/configuration/epoch/mirroring axes: %s %s %s",
+    tostring(info.trainer_name), tostring(info.configuration), tostring(info.current_epoch))
+  local has_alias = false
+  for _, k in ipairs(info.keys or {}) do if k:find("all_modules", 1, true) then has_alias = true end end
+  check(has_alias, "the state dict has the reference's all_modules aliases (load_state_dict strict)")
+  check(not fs.exists(z .. ".convert.tmp"), "the conversion's scratch folder is removed")
+  -- --native_checkpoints: our file as it is
+  local zn = root .. "/native.zip"
+  out, rc = run("nnUNet_results=" .. TL.sh(RES), "export_model_to_zip -d 4 -c 3d_fullres -f 0 --native_checkpoints -o " .. TL.sh(zn))
+  check(rc == 0, "export --native_checkpoints exit 0:\n%s", out)
+  check(require("nnunet.zip").read(zn, NAME .. "/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0/checkpoint_final.pth")
+    == read(MODEL .. "/fold_0/checkpoint_final.pth"), "--native_checkpoints copies the checkpoint's bytes")
+end
 
 -- 4. errors
 out, rc = run("", "predict_from_modelfolder -i " .. TL.sh(input) .. " -o " .. TL.sh(root .. "/e") .. " -m "
