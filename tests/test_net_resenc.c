@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "nnu_net.h"
@@ -261,7 +262,8 @@ static void test_blocked_and_io(void) {
         if (strstr(ti->name, ".conv2.norm.weight"))
             for (int64_t i = 0; i < ti->numel; i++) w[ti->offset + i] = 0.5f + 0.01f * (float)i;
     }
-    const char *tmp = "build_test_net_resenc.safetensors";
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "/tmp/nnunet_test_net_resenc_%d.safetensors", (int)getpid());
     CHECK_OK(nnu_net_save(a, tmp));
     CHECK_OK(nnu_net_load(b, tmp));
     remove(tmp);
@@ -316,7 +318,8 @@ static void test_errors(void) {
     CHECK_OK(nnu_net_create(nnu_backend_cpu(), &pc, 1, &plain));
     config_3d(&c);
     CHECK_OK(nnu_net_create(nnu_backend_cpu(), &c, 1, &res));
-    const char *tmp = "build_test_net_resenc_plain.safetensors";
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "/tmp/nnunet_test_net_resenc_plain_%d.safetensors", (int)getpid());
     if (plain && res) {
         CHECK_OK(nnu_net_save(plain, tmp));
         CHECK_FAILS(nnu_net_load(res, tmp), NNU_STATUS_ERR_FORMAT, "encoder.stem.convs.0.conv.weight");
