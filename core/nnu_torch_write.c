@@ -9,7 +9,8 @@
  *                  'dataset_json': {...}, 'device': torch.device('cpu')},
  *    'trainer_name': str, 'inference_allowed_mirroring_axes': (int, ...) | None}
  * The state dict lists the keys in the order PyTorch's state_dict() gives them for
- * PlainConvUNet: each conv block's conv/norm tensors followed by their `all_modules`
+ * PlainConvUNet and ResidualEncoderUNet (tests/test_torch_ckpt.c compares with the
+ * reference's files): each conv block's conv/norm tensors followed by their `all_modules`
  * aliases (ConvDropoutNormReLU registers conv, norm, then all_modules = [conv, norm]),
  * the encoder again as `decoder.encoder.*` (UNetDecoder registers the encoder first),
  * then the decoder's own tensors. Aliases share their primary's storage, as in a file

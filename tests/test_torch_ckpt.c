@@ -4,8 +4,8 @@
  *    loaded through nnu_net_load into CPU nets built from the same plans, the logits match
  *    PyTorch's (TOL_NET_OUT); the 2d one with "_orig_mod." keys, the float16 one with
  *    "module." keys and the bare bfloat16 one without aliases give the float32 weights
- *    rounded as torch rounds them; the metadata (trainer, configuration, epoch, mirroring
- *    axes, keys) is read;
+ *    rounded as torch rounds them; a 2d ResidualEncoderUNet gives PyTorch's logits too;
+ *    the metadata (trainer, configuration, epoch, mirroring axes, keys) is read;
  *  - views.pth: transposed, sliced, offset, 0-d, expanded, empty views, shared storages
  *    and float16/bfloat16/float64 storages read as torch's .float().contiguous();
  *  - wrong architectures, the legacy format, non-zips, truncated and byte-flipped files
@@ -44,6 +44,28 @@ static nnu_net_config cfg2d(void) {
                         .n_conv_enc = {1, 1, 1}, .n_conv_dec = {1, 1}, .in_channels = 1, .num_classes = 2,
                         .conv_bias = 1, .norm_eps = 1e-5f, .slope = 0.01f, .ignore_label = -1};
     return c;
+}
+
+/* a 2d ResidualEncoderUNet: skips with projection (4 -> 8), none (8 -> 8, stride 1) and
+ * pool-only (8 -> 8, stride 2) */
+static nnu_net_config cfg_resenc(void) {
+    nnu_net_config c = cfg2d();
+    c.arch = NNU_NET_RESENC;
+    c.features[2] = 8;
+    c.n_blocks_enc[0] = 1;
+    c.n_blocks_enc[1] = 2;
+    c.n_blocks_enc[2] = 1;
+    return c;
+}
+
+/* files the test writes live in a folder of its own (parallel runs do not collide) */
+static char tmp_dir[64] = "/tmp/test_torch_ckpt_XXXXXX";
+static const char *tmp_path(const char *name) {
+    static char buf[8][128];   /* a few live at once in one expression */
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, name);
+    return buf[k];
 }
 
 static nnu_net *make(nnu_net_config c, uint64_t seed) {
@@ -114,9 +136,9 @@ static void test_reference_3d(void) {
     /* our writer gives the same keys in the same order */
     nnu_torch_ckpt_meta m = {.configuration = "3d_fullres", .fold = 0, .plans_json = "{}", .dataset_json = "{}",
                              .n_mirror = -1, .best_ema = NAN, .no_fsync = 1};
-    CHECK_OK(nnu_torch_ckpt_save(net, "build-pth-test-keys.pth", &m));
+    CHECK_OK(nnu_torch_ckpt_save(net, tmp_path("test-keys.pth"), &m));
     nnu_torch_ckpt_info mine;
-    CHECK_OK(nnu_torch_ckpt_info_read("build-pth-test-keys.pth", &mine));
+    CHECK_OK(nnu_torch_ckpt_info_read(tmp_path("test-keys.pth"), &mine));
     int same = mine.nkeys == info.nkeys;
     for (int k = 0; same && k < info.nkeys; k++) {
         same = !strcmp(mine.keys[k], info.keys[k]);
@@ -126,7 +148,7 @@ static void test_reference_3d(void) {
     CHECK(mine.n_mirror == -1 && mine.current_epoch == 0, "None mirroring axes read back as absent");
     nnu_torch_ckpt_info_free(&mine);
     nnu_torch_ckpt_info_free(&info);
-    unlink("build-pth-test-keys.pth");
+    unlink(tmp_path("test-keys.pth"));
     nnu_net_free(net);
 }
 
@@ -152,6 +174,27 @@ static void test_reference_2d(void) {
     nnu_torch_ckpt_info_free(&info);
     nnu_net_free(net);
     nnu_net_free(h);
+}
+
+static void test_reference_resenc(void) {
+    nnu_net *net = make(cfg_resenc(), 4);
+    if (!net) return;
+    CHECK_OK(nnu_net_load(net, DIR "resenc2d.pth"));
+    check_logits(net, DIR "resenc2d_logits.bin", "resenc2d.pth");
+    /* our writer gives the reference's keys (stem, blocks, skips, aliases) in its order */
+    nnu_torch_ckpt_info ref, mine;
+    nnu_torch_ckpt_meta m = {.configuration = "2d", .plans_json = "{}", .dataset_json = "{}", .n_mirror = -1,
+                             .best_ema = NAN, .no_fsync = 1};
+    CHECK_OK(nnu_torch_ckpt_save(net, tmp_path("test-resenc.pth"), &m));
+    CHECK_OK(nnu_torch_ckpt_info_read(DIR "resenc2d.pth", &ref));
+    CHECK_OK(nnu_torch_ckpt_info_read(tmp_path("test-resenc.pth"), &mine));
+    int same = mine.nkeys == ref.nkeys;
+    for (int k = 0; same && k < ref.nkeys; k++) same = !strcmp(mine.keys[k], ref.keys[k]);
+    CHECK(same, "ResidualEncoderUNet: written keys (%d) are the reference's (%d), in order", mine.nkeys, ref.nkeys);
+    nnu_torch_ckpt_info_free(&ref);
+    nnu_torch_ckpt_info_free(&mine);
+    unlink(tmp_path("test-resenc.pth"));
+    nnu_net_free(net);
 }
 
 static void test_views(void) {
@@ -231,12 +274,12 @@ static void test_errors(void) {
     /* the legacy format, a non-zip, a missing file */
     static const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8,
                                            0x50, 0x19, 0x2e};
-    write_file("build-pth-legacy.pth", legacy, sizeof legacy);
+    write_file(tmp_path("legacy.pth"), legacy, sizeof legacy);
     nnu_torch_file *f = NULL;
-    CHECK_FAILS(nnu_torch_open("build-pth-legacy.pth", &f), NNU_STATUS_ERR_FORMAT, "legacy PyTorch format");
-    write_file("build-pth-legacy.pth", "hello, not a zip", 16);
-    CHECK_FAILS(nnu_torch_open("build-pth-legacy.pth", &f), NNU_STATUS_ERR_FORMAT, "not a PyTorch checkpoint");
-    unlink("build-pth-legacy.pth");
+    CHECK_FAILS(nnu_torch_open(tmp_path("legacy.pth"), &f), NNU_STATUS_ERR_FORMAT, "legacy PyTorch format");
+    write_file(tmp_path("legacy.pth"), "hello, not a zip", 16);
+    CHECK_FAILS(nnu_torch_open(tmp_path("legacy.pth"), &f), NNU_STATUS_ERR_FORMAT, "not a PyTorch checkpoint");
+    unlink(tmp_path("legacy.pth"));
     CHECK_FAILS(nnu_torch_open("no/such/file.pth", &f), NNU_STATUS_ERR_IO, "no/such/file.pth");
 
     /* truncations: the zip's directory is at the end, so every one must fail; flips
@@ -246,9 +289,9 @@ static void test_errors(void) {
     CHECK(b != NULL, "ref3d.pth");
     int bad = 0;
     for (size_t n = 0; b && n < len; n += n < 4096 ? 61 : 997) {
-        write_file("build-pth-cut.pth", b, n);
-        nnu_status st = nnu_net_load(net, "build-pth-cut.pth");
-        if (st == NNU_STATUS_OK || !strstr(nnu_last_error(), "build-pth-cut.pth")) {
+        write_file(tmp_path("cut.pth"), b, n);
+        nnu_status st = nnu_net_load(net, tmp_path("cut.pth"));
+        if (st == NNU_STATUS_OK || !strstr(nnu_last_error(), tmp_path("cut.pth"))) {
             bad++;
             fprintf(stderr, "truncated at %zu: %s %s\n", n, nnu_status_name(st), nnu_last_error());
         }
@@ -258,16 +301,16 @@ static void test_errors(void) {
     bad = 0;
     for (size_t k = 0; b && k < len; k += 89) {
         b[k] ^= 0x5a;
-        write_file("build-pth-cut.pth", b, len);
+        write_file(tmp_path("cut.pth"), b, len);
         b[k] ^= 0x5a;
-        nnu_status st = nnu_net_load(net, "build-pth-cut.pth");
+        nnu_status st = nnu_net_load(net, tmp_path("cut.pth"));
         if (st == NNU_STATUS_OK) loaded++;
-        else if (strstr(nnu_last_error(), "build-pth-cut.pth")) failed++;
+        else if (strstr(nnu_last_error(), tmp_path("cut.pth"))) failed++;
         else { bad++; fprintf(stderr, "flip at %zu: %s\n", k, nnu_last_error()); }
     }
     CHECK(bad == 0, "flipped bytes: messages name the file");
     printf("byte flips in ref3d.pth: %d rejected, %d loaded (padding, unused fields)\n", failed, loaded);
-    unlink("build-pth-cut.pth");
+    unlink(tmp_path("cut.pth"));
     free(b);
     free(before);
     nnu_net_free(net);
@@ -308,9 +351,10 @@ static void test_write_round_trip(void) {
     nnu_torch_ckpt_meta m = {.trainer_name = "nnUNetTrainer_5epochs", .configuration = "3d_fullres", .fold = 3,
                              .plans_json = pj, .dataset_json = djs, .n_mirror = 2, .mirror_axes = axes,
                              .current_epoch = 5, .best_ema = 0.75};
-    const char *path = "build-pth-roundtrip.pth";
+    char path[128];
+    snprintf(path, sizeof path, "%s", tmp_path("roundtrip.pth"));
     CHECK_OK(nnu_torch_ckpt_save(a, path, &m));
-    CHECK(access("build-pth-roundtrip.pth.tmp", F_OK) != 0, "no .tmp left behind");
+    CHECK(access(tmp_path("roundtrip.pth.tmp"), F_OK) != 0, "no .tmp left behind");
     CHECK_OK(nnu_net_load(b, path));
     CHECK(!memcmp(nnu_net_params(a), nnu_net_params(b), (size_t)nnu_net_num_params(a) * sizeof(float)),
           "written weights read back bit-identically");
@@ -369,10 +413,13 @@ static void test_write_round_trip(void) {
 }
 
 int main(void) {
+    if (!mkdtemp(tmp_dir)) { perror(tmp_dir); return 1; }
     test_reference_3d();
     test_reference_2d();
+    test_reference_resenc();
     test_views();
     test_errors();
     test_write_round_trip();
+    rmdir(tmp_dir);
     return check_report();
 }

@@ -60,8 +60,18 @@ write(out .. "/logits.json", cjson.encode(y:totable()))
 """
 
 
-def main():
-    exe = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "nnunet")
+def resenc(plans):
+    """the same plans with a ResidualEncoderUNet (nnUNetPlannerResEnc's architecture)"""
+    kw = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    kw["n_blocks_per_stage"] = [1, 2, 2]
+    del kw["n_conv_per_stage"]
+    plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"] = \
+        "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+    return plans
+
+
+def check(exe, label, plans):
+    print("== %s" % label)
     tmp = tempfile.mkdtemp(prefix="check_torch_export_")
     script = os.path.join(tmp, "export.lua")
     with open(script, "w") as f:
@@ -70,7 +80,6 @@ def main():
     # looks up for every channel (the fixtures never preprocess)
     fix = os.path.join(tmp, "fix")
     os.makedirs(fix)
-    plans = json.load(open(os.path.join(FIX, "plans_3d.json")))
     plans["foreground_intensity_properties_per_channel"] = {
         str(c): {"max": 3.0, "mean": 0.0, "median": 0.0, "min": -3.0, "percentile_00_5": -2.5,
                  "percentile_99_5": 2.5, "std": 1.0} for c in range(2)}
@@ -101,9 +110,11 @@ def main():
     for k, v in ck_mmap["network_weights"].items():
         assert torch.equal(v, ck["network_weights"][k]), k
     sd = ck["network_weights"]
-    alias = sd["encoder.stages.0.0.convs.0.all_modules.0.weight"]
-    print("aliases share storage:", alias.untyped_storage().data_ptr() ==
-          sd["encoder.stages.0.0.convs.0.conv.weight"].untyped_storage().data_ptr())
+    aliases = [k for k in sd if ".all_modules." in k or k.startswith("decoder.encoder.")]
+    shared = all(sd[k].untyped_storage().data_ptr() == sd[k.replace("decoder.encoder.", "encoder.").replace(
+        ".all_modules.0.", ".conv.").replace(".all_modules.1.", ".norm.")].untyped_storage().data_ptr()
+        for k in aliases)
+    print("%d aliases, each sharing its primary's storage: %s" % (len(aliases), shared))
     net.eval()
     with torch.no_grad():
         ref = net.double()(x.double()).numpy()
@@ -125,8 +136,16 @@ def main():
     img = np.stack([np.sin(np.arange(6 * 20 * 18).reshape(6, 20, 18) * 0.1 * (c + 1)) for c in range(2)])
     seg = pred.predict_single_npy_array(img.astype(np.float32), {"spacing": [1.0, 1.0, 1.0]}, None, None, False)
     print("predict_single_npy_array: segmentation", seg.shape, "labels", np.unique(seg).tolist())
-    ok = d1 < 1e-4 and d2 < 1e-4 and pred.allowed_mirroring_axes == (0, 1, 2) and ck["current_epoch"] == 3
-    print("RESULT:", "PASS" if ok else "FAIL")
+    ok = shared and d1 < 1e-4 and d2 < 1e-4 and pred.allowed_mirroring_axes == (0, 1, 2) and ck["current_epoch"] == 3
+    print("RESULT (%s):" % label, "PASS" if ok else "FAIL")
+    return ok
+
+
+def main():
+    exe = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "nnunet")
+    plans = json.load(open(os.path.join(FIX, "plans_3d.json")))
+    ok = check(exe, "PlainConvUNet", copy.deepcopy(plans))
+    ok = check(exe, "ResidualEncoderUNet", resenc(copy.deepcopy(plans))) and ok
     sys.exit(0 if ok else 1)
 
 

@@ -21,17 +21,20 @@ Writes tests/fixtures/torch_ckpt/:
     ref2d_fp16.pth                 the 2d state dict in float16, keys prefixed "module."
     ref2d_bf16.pth                 the 2d state dict in bfloat16, bare (no wrapping dict), without
                                    the alias keys
+    resenc2d.pth, resenc2d_logits.bin   a 2d ResidualEncoderUNet (blocks 1/2/1, features 4/8/8)
     views.pth, views.bin           views of one storage (transposed, sliced, offset), shared
                                    storages, float16/bfloat16/float64 tensors, and their values
     plans_3d.json, dataset_3d.json the plans and dataset.json of ref3d (for the export test)
     pickle_p2.bin, pickle_p4.bin, pickle_p5.bin   Python pickles of one value at protocols 2, 4, 5
 (.bin arrays: NNUFIX01, tests/fixture.h)."""
 import collections
+import copy
 import fractions
 import json
 import os
 import pickle
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -40,6 +43,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "torch_ckpt")
+if len(sys.argv) > 1:   # another folder (e.g. to regenerate one file without touching the others)
+    OUT = sys.argv[1]
 SEED = 20240607
 
 
@@ -112,7 +117,7 @@ def build(plans, cfg_name, dataset_json):
 
 
 def logits(net, x):
-    net64 = pickle.loads(pickle.dumps(net)).double()
+    net64 = copy.deepcopy(net).double()
     with torch.no_grad():
         return net64(torch.from_numpy(x).double()).numpy()
 
@@ -180,6 +185,21 @@ def main():
     torch.save(collections.OrderedDict((k, v.bfloat16()) for k, v in sd.items()   # without the aliases
                                        if ".all_modules." not in k and not k.startswith("decoder.encoder.")),
                os.path.join(OUT, "ref2d_bf16.pth"))
+
+    # --- 2d ResidualEncoderUNet (nnUNetPlannerResEnc's architecture): stem, BasicBlockD
+    # blocks with and without a skip projection, and a strided skip without one (8 -> 8) ---
+    cfg_r, plans_r = plans_for(2, [4, 8, 8], [[3, 3]] * 3, [[1, 1], [2, 2], [2, 2]], [1, 1, 1], [1, 1], [16, 20])
+    kw = plans_r["configurations"][cfg_r]["architecture"]["arch_kwargs"]
+    kw["n_blocks_per_stage"] = [1, 2, 1]
+    del kw["n_conv_per_stage"]
+    plans_r["configurations"][cfg_r]["architecture"]["network_class_name"] = \
+        "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+    net_r, nin_r = build(plans_r, cfg_r, dj2)
+    ck_r = trainer_checkpoint(net_r, plans_r, cfg_r, dj2, (0, 1))
+    ck_r["optimizer_state"] = None
+    torch.save(ck_r, os.path.join(OUT, "resenc2d.pth"))
+    x_r = rs.standard_normal((1, nin_r, 16, 20)).astype(np.float32)
+    write_fixture(os.path.join(OUT, "resenc2d_logits.bin"), [("input", x_r), ("logits", logits(net_r, x_r))])
 
     # --- views and storages for the container reader ---
     base = torch.arange(60, dtype=torch.float32).reshape(3, 4, 5) * 0.5 - 7
