@@ -467,7 +467,9 @@ static nnu_status step(reader *r, int *stop) {
         }
         r->marks[r->mn++] = r->sn;
         return NNU_STATUS_OK;
-    case '0': return pop(r, &v);   /* POP */
+    case '0':    /* POP: the top value, or a MARK on top (as pickle.py's load_pop) */
+        if (r->mn > 0 && r->marks[r->mn - 1] == r->sn) { r->mn--; return NNU_STATUS_OK; }
+        return pop(r, &v);
     case '1': NNU_TRY(pop_mark(r, &first)); r->sn = first; return NNU_STATUS_OK;   /* POP_MARK */
     case '2': NNU_TRY(top(r, &v)); return push(r, v);   /* DUP */
     case 'c': {  /* GLOBAL: "module\nname\n" */

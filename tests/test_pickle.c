@@ -196,6 +196,16 @@ static void test_malformed(void) {
     fails("\x80\x02" "cx\ny\nNR.", 10, "not a tuple");               /* REDUCE without an args tuple */
 }
 
+/* opcodes Python's pickler rarely emits: POP of a value and of a MARK, POP_MARK, DUP */
+static void test_stack_opcodes(void) {
+    nnu_pk_doc *d;
+    const nnu_pk *root;
+    CHECK_OK(nnu_pickle_read("\x80\x02K\x01N0(0(NN1K\x02" "2\x86.", 17, "ops", &d, &root));
+    CHECK(d && root->type == NNU_PK_TUPLE && root->n == 2 && is_int(root->items[0], 2) && is_int(root->items[1], 2),
+          "POP, POP of a MARK, POP_MARK, DUP");
+    nnu_pk_doc_free(d);
+}
+
 static void test_writer_round_trip(void) {
     nnu_pk_doc *d = nnu_pk_doc_new();
     nnu_pk *root = nnu_pk_new(d, NNU_PK_DICT);
@@ -248,6 +258,7 @@ int main(void) {
     test_python_pickles();
     test_torch_pickle_prefixes();
     test_malformed();
+    test_stack_opcodes();
     test_writer_round_trip();
     return check_report();
 }
