@@ -229,6 +229,17 @@ nnu_status nnu_net_save_meta(const nnu_net *net, const char *path, int nmeta,
 /* the __metadata__ object of a safetensors file as JSON text ("{}" when absent),
  * after the same checks as loading */
 nnu_status nnu_net_read_metadata(const char *path, char *buf, size_t len);
+/* Loads every tensor of path into net (names and shapes checked, the first mismatch
+ * named); path is one of our safetensors files or a PyTorch checkpoint (a torch.save
+ * zip, told apart by its magic: nnu_torch_ckpt.h). */
 nnu_status nnu_net_load(nnu_net *net, const char *path);
+
+/* The reference's load_pretrained_weights (fine-tuning, `train -pretrained_weights`):
+ * every tensor of net whose name does not contain `skip` (".seg_layers."; NULL or ""
+ * skips nothing) must be in path (ours or PyTorch's) with the same shape and is copied;
+ * the others keep their values; the file's other tensors are ignored. The optimizer
+ * state is left alone. *n_loaded (may be NULL) = tensors copied. Nothing changes on
+ * failure (nnu_net_pretrained.c). */
+nnu_status nnu_net_load_pretrained(nnu_net *net, const char *path, const char *skip, int *n_loaded);
 
 #endif

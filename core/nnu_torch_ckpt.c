@@ -9,7 +9,7 @@
 
 /* the state dict of a checkpoint: root['network_weights'], or root itself when its
  * values are tensors (a bare torch.save(net.state_dict())) */
-static const nnu_pk *state_dict_of(const nnu_pk *root) {
+const nnu_pk *nnu_torch_state_dict(const nnu_pk *root) {
     const nnu_pk *w = nnu_pk_get(root, "network_weights");
     if (nnu_pk_has_entries(w)) return w;
     if (!nnu_pk_has_entries(root) || root->nkv == 0) return NULL;
@@ -46,9 +46,9 @@ static nnu_status fill_info(nnu_torch_file *f, nnu_torch_ckpt_info *info) {
         }
         info->n_mirror = m->n;
     }
-    const nnu_pk *sd = state_dict_of(root);
+    const nnu_pk *sd = nnu_torch_state_dict(root);
     if (!sd) return NNU_STATUS_OK;
-    info->keys = calloc((size_t)sd->nkv + 1, sizeof *info->keys);
+    info->keys = calloc((size_t)(sd->nkv > 0 ? sd->nkv : 0) + 1, sizeof *info->keys);
     NNU_CHECK(info->keys, NNU_STATUS_ERR_OOM, "torch checkpoint '%s': out of memory", nnu_torch_path(f));
     for (int k = 0; k < sd->nkv; k++) {
         const nnu_pk *key = sd->keys[k];
@@ -156,7 +156,7 @@ static nnu_status match(const nnu_net *net, const nnu_torch_file *f, const nnu_p
 
 nnu_status nnu_torch_ckpt_load_file(nnu_net *net, nnu_torch_file *f, nnu_torch_ckpt_info *info) {
     const char *path = nnu_torch_path(f);
-    const nnu_pk *sd = state_dict_of(nnu_torch_root(f));
+    const nnu_pk *sd = nnu_torch_state_dict(nnu_torch_root(f));
     NNU_CHECK(sd, NNU_STATUS_ERR_FORMAT, "torch checkpoint '%s': no state dict (neither 'network_weights' nor "
               "a dict of tensors; the file holds a %s)", path, nnu_pk_type_name(nnu_torch_root(f)->type));
     const int nt = nnu_net_num_tensors(net);

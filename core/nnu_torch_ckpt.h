@@ -83,6 +83,11 @@ nnu_status nnu_torch_tensor_read(nnu_torch_file *f, const nnu_torch_tensor *t, c
 
 /* ---- nnU-Net checkpoints ---- */
 
+/* The state dict of a checkpoint's saved object: root['network_weights'], or root
+ * itself when every value is a tensor (a bare torch.save(net.state_dict())); NULL when
+ * neither. */
+const nnu_pk *nnu_torch_state_dict(const nnu_pk *root);
+
 /* What a checkpoint says besides its weights (absent fields: empty / -1). */
 typedef struct nnu_torch_ckpt_info {
     char     trainer_name[128];          /* "" when absent */

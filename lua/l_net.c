@@ -58,6 +58,10 @@
  *   Net:set_flat(which, tensor)     Net:sgd_steps([n]) -> n
  *   Net:save(path [, meta]) -> true | nil, msg, code   (meta: {key = string} in __metadata__)
  *   Net:load(path) -> true | nil, msg, code      net.metadata(path) -> JSON text | nil, msg
+ *       (path: our safetensors checkpoint or a PyTorch one, nnu_torch_ckpt.h)
+ *   Net:load_pretrained(path [, skip=".seg_layers."]) -> n_loaded | nil, msg, code
+ *       the reference's load_pretrained_weights: every tensor whose name lacks `skip`
+ *       copied from path (ours or PyTorch's; same names and shapes required)
  *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=, dim=,
  *       num_classes=, device="cpu"|"cuda", precision=, backend=,
  *       arch="PlainConvUNet"|"ResidualEncoderUNet"}
@@ -847,6 +851,15 @@ static int l_net_load(lua_State *L) {
     return 1;
 }
 
+static int l_net_load_pretrained(lua_State *L) {
+    int n = 0;
+    nnu_status st = nnu_net_load_pretrained(l_net_check(L, 1), luaL_checkstring(L, 2),
+                                            luaL_optstring(L, 3, ".seg_layers."), &n);
+    if (st) return l_fail(L, st);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 static int l_net_info(lua_State *L) {
     nnu_net *net = l_net_check(L, 1);
     const nnu_net_config *c = nnu_net_get_config(net);
@@ -919,6 +932,7 @@ static const luaL_Reg net_methods[] = {
     {"flat", l_net_flat},             {"set_flat", l_net_set_flat},
     {"sgd_steps", l_net_sgd_steps},   {"save", l_net_save},
     {"load", l_net_load},             {"info", l_net_info},
+    {"load_pretrained", l_net_load_pretrained},
     {"val_step", l_net_val_step},     {"get_state", l_net_get_state},
     {"set_state", l_net_set_state},   {"layout", l_net_layout},
     {"close", l_net_gc},              {NULL, NULL}};

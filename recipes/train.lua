@@ -1,6 +1,7 @@
 -- train one fold of a configuration (nnUNetv2_train): epochs, checkpoints, logs, progress.png, final validation
 --
 -- nnunet train -d ID -c CONFIG -f FOLD [--c] [--val] [--val_best] [--npz] [-tr TRAINER] [-p PLANS]
+--   [-pretrained_weights CHECKPOINT]
 --   [-device cpu|cuda|auto] [-precision fp32|tf32|bf16|fp16|bf16-act16|fp16-act16] [-num_epochs N] [-num_iterations_per_epoch N] [-num_val_iterations N]
 --   [-save_every N] [-seed S]
 -- As the reference (nnunet-behaviour.md §7, §9.4, §13.3, §14): results go to
@@ -28,6 +29,9 @@ local M = {
       .. "in $NNUNET_TRAINERS, or a file (docs/training.md)", default = "nnUNetTrainer" },
     { "-p", "plans", "plans identifier", default = "nnUNetPlans" },
     { "--c", "continue", "continue from checkpoint_final / latest / best (first found)", flag = true },
+    { "-pretrained_weights", "pretrained_weights", "checkpoint to start from (fine-tuning): every tensor but the "
+      .. "segmentation heads (.seg_layers.) is loaded; this program's or the reference's PyTorch checkpoint; "
+      .. "only for a new training (not with --c)" },
     { "--val", "val_only", "only run the final validation (needs a finished training)", flag = true },
     { "--val_best", "val_best", "validate with checkpoint_best instead of checkpoint_final", flag = true },
     { "--npz", "npz", "also save the validation softmax (CASE.npz) for ensembling", flag = true },
@@ -352,6 +356,10 @@ end
 -- ---------------------------------------------------------------- one fold
 
 function M.train_fold(o)
+  if o.continue and o.pretrained_weights then   -- as the reference's maybe_load_checkpoint
+    user_error("cannot both continue a training (--c) and load pretrained weights: pretrained weights can only "
+      .. "be used at the beginning of a training")
+  end
   local name, err = dataset.resolve_name(o.dataset)
   if not name then user_error("%s", err) end
   local pre_dir = dataset.preprocessed_dir(name)
@@ -442,6 +450,7 @@ function M.train_fold(o)
 
   ctx.log = function(s) tr:log(s) end
   tr.net = M.make_net(ctx)
+  if o.pretrained_weights and not o.val_only then M.load_pretrained(tr, o.pretrained_weights) end
   tr:log(string.format("Network on %s, convolution precision %s", ctx.device, ctx.precision))
   if o.val_only then
     local ck = join(folder, o.val_best and "checkpoint_best.pth" or "checkpoint_final.pth")
@@ -465,6 +474,16 @@ function M.train_fold(o)
   if o.val_best then tr:load_checkpoint(join(folder, "checkpoint_best.pth")) end
   M.final_validation(tr, ctx, val_ids)
   return tr
+end
+
+-- The reference's load_pretrained_weights (nnunetv2/run/load_pretrained_weights.py):
+-- every tensor but the segmentation heads from `path`, same names and shapes required.
+function M.load_pretrained(tr, path)
+  if not fs.isfile(path) then user_error("-pretrained_weights: '%s' does not exist", path) end
+  local n, err = tr.net:load_pretrained(path, ".seg_layers.")
+  if not n then user_error("%s", err) end
+  tr:log("################### Loading pretrained weights from file " .. path .. " ###################")
+  tr:log(string.format("%d tensors loaded (every tensor but the segmentation layers)", n))
 end
 
 function M.run(o)
