@@ -62,12 +62,9 @@ local function files_of(dir)
   return out
 end
 
--- The checkpoint name as given (-chk checkpoint_final.pth); a name without an
--- extension gets .pth, as `nnunet predict -chk` accepts both.
-local function checkpoint_name(c)
-  if c:match("%.[%w]+$") then return c end
-  return c .. ".pth"
-end
+-- The checkpoint name as given (-chk checkpoint_final.pth), or with .pth added, as
+-- `nnunet predict -chk` takes it.
+local checkpoint_name = require("nnunet.predictor").checkpoint_file
 
 -- ---------------------------------------------------------------- export
 
