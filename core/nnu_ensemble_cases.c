@@ -1,6 +1,7 @@
 /* nnu_ensemble_cases.c: nnu_ensemble_cases.h, one case per pool item. */
 #include "nnu_ensemble_cases.h"
 #include "nnu_ensemble.h"
+#include "nnu_npz.h"
 #include "nnu_parallel.h"
 
 typedef struct merge_ctx {
@@ -23,6 +24,11 @@ static nnu_status merge_one(int64_t item, int worker, void *vctx) {
     } else {
         st = o->class_order ? nnu_ensemble_regions(mean, o->class_order, o->channels, &seg)
                             : nnu_ensemble_argmax(mean, &seg);
+    }
+    if (st == NNU_STATUS_OK && c->probabilities) {
+        const char *key = "probabilities";
+        const nnu_tensor *arr = mean;
+        st = nnu_npz_save(c->probabilities, 1, &key, &arr);
     }
     nnu_tensor_release(mean);
     if (st == NNU_STATUS_OK) {

@@ -19,6 +19,8 @@ typedef struct nnu_ensemble_case {
     int                n_paths;
     const char        *output;    /* segmentation file (.nii.gz, .nii) */
     nnu_nifti_info     geometry;  /* header or spacing_itk/origin/direction (nnu_nifti_write) */
+    const char        *probabilities;   /* NULL, or an .npz for the mean ('probabilities',
+                                           float32: what --save_npz keeps) */
 } nnu_ensemble_case;
 
 typedef struct nnu_ensemble_cases_opts {

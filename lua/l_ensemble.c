@@ -9,8 +9,9 @@
  *   ops.argmax(probs)               -> seg (...) u8/u16: argmax over axis 1
  *   ops.regions(probs, class_order) -> seg: seg[probs[i] > 0.5] = class_order[i], in order
  *   ops.merge_cases(cases, opts) -> true | nil, msg, code
- *        cases[i] = {files = {npz...}, output = path, geometry = nifti info table}; per case
- *        the mean, the segmentation and the NIfTI, on opts.threads workers (0: all CPUs);
+ *        cases[i] = {files = {npz...}, output = path, geometry = nifti info table,
+ *        probabilities = npz path | nil}; per case the mean, the segmentation and the
+ *        NIfTI (and the mean as .npz), on opts.threads workers (0: all CPUs);
  *        opts = {channels = K, class_order = {...} (region models) | nil,
  *                label = progress-bar label | nil}. Unreadable or mismatching files are
  *        expected failures (nil, msg naming the file). */
@@ -129,6 +130,9 @@ static int l_ensemble_merge_cases(lua_State *L) {
         lua_getfield(L, c, "output");
         cases[i].output = lua_tostring(L, -1);
         luaL_argcheck(L, cases[i].output != NULL, 1, "case without output path");
+        lua_pop(L, 1);
+        lua_getfield(L, c, "probabilities");
+        cases[i].probabilities = lua_tostring(L, -1);   /* anchored in the case table */
         lua_pop(L, 1);
         luaL_argcheck(L, lua_getfield(L, c, "geometry") == LUA_TTABLE, 1, "case without geometry");
         l_nifti_check_info(L, -1, &cases[i].geometry);

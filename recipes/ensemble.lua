@@ -7,8 +7,7 @@
 -- regions of regions_class_order with p > 0.5) and written with the geometry of
 -- the first folder's CASE.json. dataset.json comes from the first folder (or
 -- -dataset_json) and is copied to OUTPUT_FOLDER. --save_npz also writes the mean
--- probabilities. -np cases are merged at a time (with --save_npz one after the
--- other).
+-- probabilities. -np cases are merged at a time.
 local ens = require("nnunet.ensemble")
 
 return {
@@ -17,7 +16,7 @@ return {
     { "-i", "inputs", "folders with CASE.npz + CASE.json (nnunet predict --save_probabilities)", nargs = "+",
       required = true },
     { "-o", "output", "output folder", required = true },
-    { "-np", "num_processes", "cases merged in parallel (threads; with --save_npz one at a time)", type = "int", default = 8 },
+    { "-np", "num_processes", "cases merged in parallel (threads)", type = "int", default = 8 },
     { "--save_npz", "save_npz", "also write the mean probabilities (CASE.npz + CASE.json)", flag = true },
     { "-dataset_json", "dataset_json", "dataset.json (default: the first input folder's)" },
   },

@@ -12,9 +12,8 @@
 --        output_truncated .. ".npz"/".json"
 --   ens.merge_many(jobs, lc, opts)
 --        jobs[i] = { files = {npz...}, output_truncated = path }: merge_files for every
---        job, opts.num_processes cases at a time (C worker pool; 0: all CPUs) unless
---        opts.save_npz (then one after the other: the probabilities are written from Lua);
---        opts.label shows a progress bar
+--        job, opts.num_processes cases at a time (C worker pool; 0: all CPUs); opts.save_npz
+--        also writes the mean (CASE.npz + CASE.json); opts.label shows a progress bar
 --   ens.ensemble_folders(input_folders, output_folder [, opts]) -> number of cases
 --        opts = { save_npz = bool, dataset_json = path, num_processes = n, label = s }
 --   ens.ensemble_crossvalidations(model_folders, output_folder, folds [, opts])
@@ -156,27 +155,32 @@ function M.merge_files(npz_paths, output_truncated, lc, save_probabilities)
   end
 end
 
--- Every job's merge_files. Without probabilities to save, the cases go to the C
--- worker pool (ops.merge_cases: mean, segmentation and NIfTI per case; the same
--- files as merge_files); the properties (geometry) are read here first, so a bad
--- CASE.json fails before any work starts.
+-- Every job's merge_files on the C worker pool (ops.merge_cases: mean, segmentation,
+-- NIfTI and, with save_npz, the mean's .npz per case; the same files as merge_files);
+-- the properties (geometry) are read here first, so a bad CASE.json fails before any
+-- work starts.
 function M.merge_many(jobs, lc, opts)
   opts = opts or {}
-  if opts.save_npz then
-    for _, j in ipairs(jobs) do M.merge_files(j.files, j.output_truncated, lc, true) end
-    return
-  end
-  local cases = {}
+  local cases, props_of = {}, {}
   for i, j in ipairs(jobs) do
     local pfile = j.files[1]:gsub("%.npz$", ".json")
     local props, perr = json.decode_file(pfile)
     if not props then user_error("cannot read the properties '%s': %s", pfile, tostring(perr)) end
-    cases[i] = { files = j.files, output = j.output_truncated .. lc.file_ending, geometry = M.geometry(props, pfile) }
+    props_of[i] = props
+    cases[i] = { files = j.files, output = j.output_truncated .. lc.file_ending, geometry = M.geometry(props, pfile),
+                 probabilities = opts.save_npz and (j.output_truncated .. ".npz") or nil }
   end
   local channels = lc.regions_class_order and #lc.regions_class_order or #lc.label_manager.all_labels
   local ok, err = ops.merge_cases(cases, { channels = channels, class_order = lc.regions_class_order,
                                            threads = opts.num_processes or 0, label = opts.label })
   if not ok then user_error("ensembling: %s", tostring(err)) end
+  -- --save_npz: the properties beside the mean, as prob.save writes them
+  for i, j in ipairs(jobs) do
+    if opts.save_npz then
+      local wok, werr = json.write_file_atomic(j.output_truncated .. ".json", props_of[i], { indent = 4 })
+      if not wok then user_error("cannot write '%s.json': %s", j.output_truncated, tostring(werr)) end
+    end
+  end
 end
 
 -- ---------------------------------------------------------------- folders

@@ -123,17 +123,31 @@ for _, c in ipairs({ "case_a", "case_b" }) do
 end
 check(fs.isfile(out1 .. "/dataset.json"), "dataset.json copied to the output")
 
--- the worker pool (no --save_npz: ops.merge_cases) writes the same bytes as the
--- one-case-at-a-time path above, with 1 and with 2 threads
-for _, np in ipairs({ 1, 2 }) do
-  local outp = root .. "/out_pool" .. np
-  o, rc = run(string.format("ensemble -i %q %q -o %q -np %d", F1, F2, outp, np))
-  check(rc == 0, "ensemble -np " .. np .. " exit code " .. tostring(rc) .. ": " .. o)
+-- the worker pool (ops.merge_cases) writes the bytes of the one-case-at-a-time Lua
+-- path (ens.merge_files: mean_npz, to_segmentation, nifti.write, prob.save), with 1 and
+-- 2 threads, with and without --save_npz
+local seq = root .. "/out_seq"
+assert(fs.mkdir(seq))
+do
+  local lc = ens.label_converter(F1 .. "/dataset.json")
   for _, c in ipairs({ "case_a", "case_b" }) do
-    local a, b = TL.read(out1 .. "/" .. c .. ".nii.gz"), TL.read(outp .. "/" .. c .. ".nii.gz")
-    check(a and b and a == b, c .. ": -np " .. np .. " writes the sequential path's bytes")
+    ens.merge_files({ F1 .. "/" .. c .. ".npz", F2 .. "/" .. c .. ".npz" }, seq .. "/" .. c, lc, true)
   end
-  check(not fs.exists(outp .. "/case_a.npz"), "-np " .. np .. ": no probabilities without --save_npz")
+end
+for _, np in ipairs({ 1, 2 }) do
+  for _, save in ipairs({ false, true }) do
+    local outp = root .. "/out_pool" .. np .. (save and "_npz" or "")
+    o, rc = run(string.format("ensemble -i %q %q -o %q -np %d%s", F1, F2, outp, np, save and " --save_npz" or ""))
+    check(rc == 0, "ensemble -np " .. np .. " exit code " .. tostring(rc) .. ": " .. o)
+    for _, c in ipairs({ "case_a", "case_b" }) do
+      local exts = save and { ".nii.gz", ".npz", ".json" } or { ".nii.gz" }
+      for _, ext in ipairs(exts) do
+        local a, b = TL.read(seq .. "/" .. c .. ext), TL.read(outp .. "/" .. c .. ext)
+        check(a and b and a == b, c .. ext .. ": -np " .. np .. " writes the sequential path's bytes")
+      end
+    end
+    check(save or not fs.exists(outp .. "/case_a.npz"), "-np " .. np .. ": no probabilities without --save_npz")
+  end
 end
 
 -- three folders: ((p1 + p2) + p3) / 3 in float32, as numpy
