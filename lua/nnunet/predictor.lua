@@ -257,8 +257,9 @@ function M.load_model(model_dir, config_name, opts)
         log(string.format("WARNING: '%s' was trained as configuration '%s', used here as '%s'", path,
           info.configuration, config_name))
       end
-      -- the reference's inference_allowed_mirroring_axes (0-based, as ours)
-      if info.mirroring_axes and not mirror_axes then mirror_axes = info.mirroring_axes end
+      -- the reference's inference_allowed_mirroring_axes (0-based, as ours); None or
+      -- absent (e.g. nnUNetTrainerNoMirroring) means no mirroring there, so here too
+      if not mirror_axes then mirror_axes = info.mirroring_axes or {} end
       loaded[#loaded + 1] = { name = fname, torch = true, path = path }
     else
       local ck, err = train.checkpoint_load(path)

@@ -93,6 +93,15 @@ local t1 = flat(y1:totable(), {})
 same = true
 for i = 1, #ta do if t1[i] ~= ta[i] then same = false end end
 check(same, "fold_0 (the reference's checkpoint) predicts as Net:load")
+-- a checkpoint whose inference_allowed_mirroring_axes is None (the reference's
+-- nnUNetTrainerNoMirroring): no mirroring, as the reference's predictor
+os.remove(mdir .. "/fold_0/checkpoint_final.pth")
+assert(tc.export(b, mdir .. "/fold_1/checkpoint_final.pth", { configuration = "3d_fullres",
+  plans_json = plans_text, dataset_json = dj_text, fold = 1 }))
+check(tc.info(mdir .. "/fold_1/checkpoint_final.pth").mirroring_axes == nil, "exported with None")
+local nomirror = predictor.load_model(mdir, "3d_fullres", { device = "cpu", log = function() end })
+check(#nomirror.slide.mirror_axes == 0, "None mirroring axes: no mirroring (got %d axes)",
+  #nomirror.slide.mirror_axes)
 for _, p in ipairs({ "/fold_0/checkpoint_final.pth", "/fold_1/checkpoint_final.pth", "/plans.json",
   "/dataset.json" }) do os.remove(mdir .. p) end
 os.remove(mdir .. "/fold_0"); os.remove(mdir .. "/fold_1"); os.remove(mdir)
