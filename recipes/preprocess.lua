@@ -166,6 +166,7 @@ function M.preprocess(ds, opts)
   end
   local plans, perr = json.decode_file(plans_path)
   if not plans then user_error("cannot read the plans: %s", perr) end
+  dataset.check_reader(plans, plans_path)
   for _, c in ipairs(ds.cases) do
     if not c.label or not fs.isfile(c.label) then user_error("case '%s' has no label file", c.id) end
     if #c.images ~= ds.num_channels then

@@ -308,6 +308,24 @@ end
 
 --- reading a case as nnU-Net's SimpleITKIO does
 
+-- The reference's image reader/writer classes whose arrays this reader reproduces:
+-- SimpleITKIO, and NibabelIO (the same (z, y, x) voxel order of a NIfTI, no
+-- reorientation). Others give other arrays (NibabelIOWithReorient turns the image to
+-- RAS first) or read formats this program does not (NaturalImage2DIO, Tiff3DIO).
+M.SUPPORTED_READERS = { SimpleITKIO = true, NibabelIO = true }
+
+-- Refuses plans whose image_reader_writer this program cannot reproduce (a model or
+-- preprocessing made with it would see differently read images); `where` names the
+-- plans file or model folder. Plans without the field pass.
+function M.check_reader(plans, where)
+  local r = type(plans) == "table" and plans.image_reader_writer
+  if not r or M.SUPPORTED_READERS[r] then return end
+  user_error("%s: image_reader_writer '%s' is not supported: this program reads images as the reference's "
+    .. "SimpleITKIO (or NibabelIO) does, and a plan or model made with '%s' expects images read differently",
+    where, tostring(r), tostring(r))
+end
+
+
 local function props_of(info)
   return {
     spacing = { info.spacing[1], info.spacing[2], info.spacing[3] },          -- (z, y, x), abs

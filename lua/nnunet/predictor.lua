@@ -225,6 +225,7 @@ function M.load_model(model_dir, config_name, opts)
   if not fs.isdir(model_dir) then user_error("model folder '%s' does not exist (train the model first)", model_dir) end
   local plans, perr = json.decode_file(join(model_dir, "plans.json"))
   if not plans then user_error("cannot read the plans of the model: %s", perr) end
+  require("nnunet.dataset").check_reader(plans, join(model_dir, "plans.json"))
   local dj, derr = json.decode_file(join(model_dir, "dataset.json"))
   if not dj then user_error("cannot read the dataset.json of the model: %s", derr) end
   local chk = checkpoint_file(opts.checkpoint or "checkpoint_final")

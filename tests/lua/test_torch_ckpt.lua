@@ -102,6 +102,19 @@ check(tc.info(mdir .. "/fold_1/checkpoint_final.pth").mirroring_axes == nil, "ex
 local nomirror = predictor.load_model(mdir, "3d_fullres", { device = "cpu", log = function() end })
 check(#nomirror.slide.mirror_axes == 0, "None mirroring axes: no mirroring (got %d axes)",
   #nomirror.slide.mirror_axes)
+-- a model made with a reader whose arrays differ from ours is refused by name
+do
+  local pl = cjson.decode(plans_text)
+  pl.image_reader_writer = "NibabelIOWithReorient"
+  write(mdir .. "/plans.json", cjson.encode(pl))
+  local okr, rerr = pcall(predictor.load_model, mdir, "3d_fullres", { device = "cpu", log = function() end })
+  check(not okr and type(rerr) == "table" and rerr.message:find("NibabelIOWithReorient", 1, true)
+    and rerr.message:find(mdir, 1, true), "unsupported reader refused: %s", tostring(rerr and rerr.message))
+  pl.image_reader_writer = "NibabelIO"
+  write(mdir .. "/plans.json", cjson.encode(pl))
+  check(pcall(predictor.load_model, mdir, "3d_fullres", { device = "cpu", log = function() end }),
+    "NibabelIO (same arrays as SimpleITKIO) is accepted")
+end
 for _, p in ipairs({ "/fold_0/checkpoint_final.pth", "/fold_1/checkpoint_final.pth", "/plans.json",
   "/dataset.json" }) do os.remove(mdir .. p) end
 os.remove(mdir .. "/fold_0"); os.remove(mdir .. "/fold_1"); os.remove(mdir)
