@@ -33,13 +33,6 @@ static int64_t layout_numel(const nnu_checkpoint_tensor *t) {
     return n;
 }
 
-static void shape_text(const nnu_checkpoint_tensor *t, char *buf, size_t len) {
-    size_t k = (size_t)snprintf(buf, len, "[");
-    for (int d = 0; d < t->ndim && k < len; d++)
-        k += (size_t)snprintf(buf + k, len - k, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-    if (k < len) snprintf(buf + k, len - k, "]");
-}
-
 nnu_status nnu_checkpoint_check_layout(const char *path, const nnu_checkpoint_tensor *got, int ngot,
                                        const nnu_checkpoint_tensor *want, int nwant) {
     static const char *const why = "the checkpoint does not match the plan's architecture";
@@ -51,8 +44,8 @@ nnu_status nnu_checkpoint_check_layout(const char *path, const nnu_checkpoint_te
         for (int d = 0; same && d < got[i].ndim; d++) same = got[i].shape[d] == want[i].shape[d];
         if (!same) {
             char a[160], b[160];
-            shape_text(&got[i], a, sizeof a);
-            shape_text(&want[i], b, sizeof b);
+            nnu_shape_str(got[i].ndim, got[i].shape, a, sizeof a);
+            nnu_shape_str(want[i].ndim, want[i].shape, b, sizeof b);
             return NNU_FAIL(NNU_STATUS_ERR_SHAPE, "checkpoint '%s': tensor '%s' is %s, the network's is %s (%s)", path,
                             got[i].name, a, b, why);
         }

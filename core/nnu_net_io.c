@@ -139,12 +139,6 @@ nnu_status nnu_net_read_metadata(const char *path, char *buf, size_t len) {
     return NNU_STATUS_OK;
 }
 
-static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
-    buf[0] = 0;
-    for (int d = 0; d < ndim; d++)
-        snprintf(buf + strlen(buf), len - strlen(buf), "%s%lld", d ? "," : "", (long long)shape[d]);
-}
-
 /* the file's entry of block b's tensor i, checked against the net's; *e = NULL when absent */
 static nnu_status find_checked(const nnu_st_file *f, const nnu_net *net, int b, int i, const nnu_st_tensor **e) {
     const nnu_net_tensor_info *ti = nnu_net_tensor(net, i);
@@ -156,9 +150,9 @@ static nnu_status find_checked(const nnu_st_file *f, const nnu_net *net, int b, 
     for (int d = 0; same && d < ti->ndim; d++) same = (*e)->shape[d] == ti->shape[d];
     if (same) return NNU_STATUS_OK;
     char want[96], got[96];
-    shape_text(want, sizeof want, ti->ndim, ti->shape);
-    shape_text(got, sizeof got, (*e)->ndim, (*e)->shape);
-    return NNU_FAIL(NNU_STATUS_ERR_SHAPE, "file '%s': tensor '%s' is %s [%s], the network's is F32 [%s] "
+    nnu_shape_str(ti->ndim, ti->shape, want, sizeof want);
+    nnu_shape_str((*e)->ndim, (*e)->shape, got, sizeof got);
+    return NNU_FAIL(NNU_STATUS_ERR_SHAPE, "file '%s': tensor '%s' is %s %s, the network's is F32 %s "
                     "(architecture mismatch)", f->path, key, (*e)->dtype, got, want);
 }
 

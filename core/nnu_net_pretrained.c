@@ -8,8 +8,8 @@
  * initialisation (the new dataset may have other labels), and keys of the file that
  * the network lacks are ignored. Sources: this program's checkpoints (safetensors: the
  * tensors named as the network's, F32) and PyTorch checkpoints (the state dict of
- * nnu_torch_state_dict, keys with torch.compile's `_orig_mod.` / DataParallel's
- * `module.` prefixes matched without them). Every check happens before the network
+ * nnu_torch_state_dict, keys matched by nnu_torch_key_to_tensor as the checkpoint
+ * loader matches them). Every check happens before the network
  * changes, so a failure leaves it as it was. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,29 +20,11 @@
 #include "nnu_safetensors.h"
 #include "nnu_torch_ckpt.h"
 
-static int starts(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
-
-/* the state-dict key without the prefixes torch.compile and DataParallel add */
-static const char *bare_key(const char *key) {
-    for (;;) {
-        if (starts(key, "_orig_mod.")) key += 10;
-        else if (starts(key, "module.")) key += 7;
-        else return key;
-    }
-}
-
-static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
-    size_t k = (size_t)snprintf(buf, len, "[");
-    for (int d = 0; d < ndim && k < len; d++)
-        k += (size_t)snprintf(buf + k, len - k, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (k < len) snprintf(buf + k, len - k, "]");
-}
-
 static nnu_status shape_mismatch(const char *path, const nnu_net_tensor_info *ti, int ndim,
                                  const int64_t *shape) {
     char got[128], want[128];
-    shape_text(got, sizeof got, ndim, shape);
-    shape_text(want, sizeof want, ti->ndim, ti->shape);
+    nnu_shape_str(ndim, shape, got, sizeof got);
+    nnu_shape_str(ti->ndim, ti->shape, want, sizeof want);
     return NNU_FAIL(NNU_STATUS_ERR_SHAPE, "pretrained weights '%s': tensor '%s' is %s there but %s in this "
                     "network: the pretrained model does not match this network's architecture", path, ti->name,
                     got, want);
@@ -64,21 +46,29 @@ static int same_shape(const nnu_net_tensor_info *ti, int ndim, const int64_t *sh
 static nnu_status from_torch(const nnu_net *net, const char *path, const char *skip, float *host) {
     nnu_torch_file *f;
     NNU_TRY(nnu_torch_open(path, &f));
+    const int nt = nnu_net_num_tensors(net);
     nnu_status st = NNU_STATUS_OK;
     const nnu_pk *sd = nnu_torch_state_dict(nnu_torch_root(f));
-    if (!sd) st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "pretrained weights '%s': no state dict (neither "
-                           "'network_weights' nor a dict of tensors)", path);
-    for (int i = 0; st == NNU_STATUS_OK && i < nnu_net_num_tensors(net); i++) {
+    int *ent = malloc((size_t)(nt + 1) * sizeof *ent);   /* net tensor -> state-dict entry */
+    if (!ent) st = NNU_FAIL(NNU_STATUS_ERR_OOM, "pretrained weights '%s': out of memory", path);
+    else if (!sd) st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "pretrained weights '%s': no state dict (neither "
+                                "'network_weights' nor a dict of tensors)", path);
+    for (int i = 0; st == NNU_STATUS_OK && i < nt; i++) ent[i] = -1;
+    for (int k = 0; st == NNU_STATUS_OK && k < sd->nkv; k++) {   /* keys the net lacks: ignored */
+        const char *name;
+        int i = sd->keys[k]->type == NNU_PK_STR ? nnu_torch_key_to_tensor(net, sd->keys[k]->s, &name) : -1;
+        if (i >= 0) ent[i] = k;
+    }
+    for (int i = 0; st == NNU_STATUS_OK && i < nt; i++) {
         const nnu_net_tensor_info *ti = nnu_net_tensor(net, i);
         if (strstr(ti->name, skip)) continue;
-        int k = 0;
-        while (k < sd->nkv && !(sd->keys[k]->type == NNU_PK_STR && !strcmp(bare_key(sd->keys[k]->s), ti->name))) k++;
-        if (k == sd->nkv) { st = missing(path, ti->name); break; }
+        if (ent[i] < 0) { st = missing(path, ti->name); break; }
         nnu_torch_tensor t;
-        st = nnu_torch_tensor_of(f, sd->vals[k], ti->name, &t);
+        st = nnu_torch_tensor_of(f, sd->vals[ent[i]], ti->name, &t);
         if (st == NNU_STATUS_OK && !same_shape(ti, t.ndim, t.shape)) st = shape_mismatch(path, ti, t.ndim, t.shape);
         if (st == NNU_STATUS_OK) st = nnu_torch_tensor_read(f, &t, ti->name, host + ti->offset);
     }
+    free(ent);
     nnu_torch_close(f);
     return st;
 }

@@ -130,13 +130,17 @@ void *nnu_tensor_data(const nnu_tensor *t) {
     return (char *)t->storage->data + t->offset * (int64_t)nnu_dtype_size(t->dtype);
 }
 
-char *nnu_tensor_shape_str(const nnu_tensor *t, char *buf, size_t len) {
+char *nnu_shape_str(int ndim, const int64_t *shape, char *buf, size_t len) {
     size_t n = 0;
     n += (size_t)snprintf(buf + n, len - n, "[");
-    for (int i = 0; i < t->ndim && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    for (int i = 0; i < ndim && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, i ? ",%lld" : "%lld", (long long)shape[i]);
     if (n < len) snprintf(buf + n, len - n, "]");
     return buf;
+}
+
+char *nnu_tensor_shape_str(const nnu_tensor *t, char *buf, size_t len) {
+    return nnu_shape_str(t->ndim, t->shape, buf, len);
 }
 
 int nnu_tensor_same_shape(const nnu_tensor *a, const nnu_tensor *b) {

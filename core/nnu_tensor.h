@@ -65,6 +65,8 @@ int     nnu_tensor_is_contiguous(const nnu_tensor *t);
 void   *nnu_tensor_data(const nnu_tensor *t);   /* address of element (0,...,0) */
 /* "[2,1,128,128,128]" into buf; returns buf */
 char   *nnu_tensor_shape_str(const nnu_tensor *t, char *buf, size_t len);
+/* the same for any shape array (checkpoint tensors, network layouts) */
+char   *nnu_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 int     nnu_tensor_same_shape(const nnu_tensor *a, const nnu_tensor *b);
 
 /* --- views (share storage) --- */

@@ -88,10 +88,7 @@ static int is_alias(const char *name) {
     return strstr(name, ".all_modules.") != NULL || starts(name, "decoder.encoder.");
 }
 
-/* the net's tensor for a state-dict key, after stripping torch.compile's `_orig_mod.`
- * and (when the name without it is the net's, as nnUNetTrainer.load_checkpoint)
- * DataParallel's `module.`; *name gets the stripped name. -1: not the net's */
-static int net_index(const nnu_net *net, const char *key, const char **name) {
+int nnu_torch_key_to_tensor(const nnu_net *net, const char *key, const char **name) {
     for (;;) {
         if (starts(key, "_orig_mod.")) { key += 10; continue; }
         int i = nnu_net_find_tensor(net, key);
@@ -99,13 +96,6 @@ static int net_index(const nnu_net *net, const char *key, const char **name) {
         *name = key;
         return i;
     }
-}
-
-static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
-    size_t k = (size_t)snprintf(buf, len, "[");
-    for (int d = 0; d < ndim && k < len; d++)
-        k += (size_t)snprintf(buf + k, len - k, "%s%lld", d ? "," : "", (long long)shape[d]);
-    if (k < len) snprintf(buf + k, len - k, "]");
 }
 
 /* maps every net tensor to its entry of sd (ent[i]) and checks names and shapes */
@@ -120,7 +110,7 @@ static nnu_status match(const nnu_net *net, const nnu_torch_file *f, const nnu_p
         NNU_CHECK(sd->keys[k]->type == NNU_PK_STR, NNU_STATUS_ERR_FORMAT,
                   "torch checkpoint '%s': a state-dict key is a %s", path, nnu_pk_type_name(sd->keys[k]->type));
         const char *name;
-        int i = net_index(net, sd->keys[k]->s, &name);
+        int i = nnu_torch_key_to_tensor(net, sd->keys[k]->s, &name);
         if (i < 0) {
             if (is_alias(name)) continue;
             if (nextra++ < 3)
@@ -145,8 +135,8 @@ static nnu_status match(const nnu_net *net, const nnu_torch_file *f, const nnu_p
         for (int d = 0; same && d < ti->ndim; d++) same = desc[i].shape[d] == ti->shape[d];
         if (!same) {
             char got[128], want[128];
-            shape_text(got, sizeof got, desc[i].ndim, desc[i].shape);
-            shape_text(want, sizeof want, ti->ndim, ti->shape);
+            nnu_shape_str(desc[i].ndim, desc[i].shape, got, sizeof got);
+            nnu_shape_str(ti->ndim, ti->shape, want, sizeof want);
             return NNU_FAIL(NNU_STATUS_ERR_SHAPE, "torch checkpoint '%s': tensor '%s' is %s, the network's is %s "
                             "(the checkpoint does not match the plan's architecture)", path, ti->name, got, want);
         }

@@ -88,6 +88,12 @@ nnu_status nnu_torch_tensor_read(nnu_torch_file *f, const nnu_torch_tensor *t, c
  * neither. */
 const nnu_pk *nnu_torch_state_dict(const nnu_pk *root);
 
+/* The index of net's tensor for a state-dict key, after stripping torch.compile's
+ * `_orig_mod.` and (when the name without it is the net's, as
+ * nnUNetTrainer.load_checkpoint does) DataParallel's `module.`; *name gets the stripped
+ * name. -1: not the net's. */
+int nnu_torch_key_to_tensor(const nnu_net *net, const char *key, const char **name);
+
 /* What a checkpoint says besides its weights (absent fields: empty / -1). */
 typedef struct nnu_torch_ckpt_info {
     char     trainer_name[128];          /* "" when absent */
