@@ -105,8 +105,11 @@ static int l_ensemble_merge_cases(lua_State *L) {
     }
     lua_getfield(L, 2, "label");
     const char *label = lua_tostring(L, -1);
-    /* GC-owned scratch; the path strings stay anchored in the argument tables */
+    /* GC-owned scratch; the path strings stay anchored in the argument tables, each
+     * case's path array in the anchor table (both stay on the stack until the return) */
     nnu_ensemble_case *cases = lua_newuserdatauv(L, sizeof *cases * (size_t)(n + 1), 0);
+    lua_createtable(L, n, 0);
+    const int anchor = lua_gettop(L);
     for (int i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
         const int c = lua_gettop(L);
@@ -121,12 +124,10 @@ static int l_ensemble_merge_cases(lua_State *L) {
             luaL_argcheck(L, paths[j] != NULL, 1, "file paths (strings) expected");
             lua_pop(L, 1);
         }
-        lua_setfield(L, c, "__paths");    /* anchors the userdata as long as the case table */
+        lua_rawseti(L, anchor, i + 1);
         lua_pop(L, 1);                    /* files */
-        lua_getfield(L, c, "__paths");
-        cases[i].paths = lua_touserdata(L, -1);
+        cases[i].paths = paths;
         cases[i].n_paths = nf;
-        lua_pop(L, 1);
         lua_getfield(L, c, "output");
         cases[i].output = lua_tostring(L, -1);
         luaL_argcheck(L, cases[i].output != NULL, 1, "case without output path");
@@ -144,12 +145,6 @@ static int l_ensemble_merge_cases(lua_State *L) {
     nnu_status st = nnu_ensemble_merge_cases(cases, n, &o);
     if (bar) nnu_progress_finish(bar);
     nnu_progress_free(bar);
-    for (int i = 0; i < n; i++) {         /* drop the anchors: the caller's tables stay clean */
-        lua_geti(L, 1, i + 1);
-        lua_pushnil(L);
-        lua_setfield(L, -2, "__paths");
-        lua_pop(L, 1);
-    }
     if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT || st == NNU_STATUS_ERR_SHAPE) return l_fail(L, st);
     if (st) return l_raise(L, st);
     lua_pushboolean(L, 1);

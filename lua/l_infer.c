@@ -363,6 +363,25 @@ static nnu_status confusion_case(int64_t i, int worker, void *ctx) {
     return st;
 }
 
+/* The pairs table at arg ({{a, b}, ...}, `what` names them in the error) -> a GC-owned
+ * array: the n first paths, then the n second ones (the strings stay anchored in the
+ * table at arg). Pushes the array onto the stack. */
+static const char **check_path_pairs(lua_State *L, int arg, int64_t n, const char *what) {
+    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(2 * n + 1), 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_geti(L, arg, i + 1);
+        luaL_argcheck(L, lua_istable(L, -1), arg, what);
+        for (int k = 0; k < 2; k++) {
+            lua_geti(L, -1, k + 1);
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, arg, "paths must be strings");
+            paths[k * n + i] = lua_tostring(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return paths;
+}
+
 static int l_infer_confusion_files(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     const int64_t ncase = (int64_t)luaL_len(L, 1);
@@ -370,18 +389,7 @@ static int l_infer_confusion_files(lua_State *L) {
     int64_t ignore = has_ignore ? (int64_t)luaL_checkinteger(L, 3) : 0;
     int threads = (int)luaL_optinteger(L, 4, 0);
     nnu_eval_region *reg = check_regions(L, 2, &n);
-    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(2 * ncase + 1), 0);
-    for (int64_t i = 0; i < ncase; i++) {   /* the strings stay anchored in table 1 */
-        lua_geti(L, 1, i + 1);
-        luaL_argcheck(L, lua_istable(L, -1), 1, "pairs must be {{ref_path, pred_path}, ...}");
-        for (int k = 0; k < 2; k++) {
-            lua_geti(L, -1, k + 1);
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "paths must be strings");
-            paths[k * ncase + i] = lua_tostring(L, -1);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
+    const char **paths = check_path_pairs(L, 1, ncase, "pairs must be {{ref_path, pred_path}, ...}");
     nnu_confusion *out = lua_newuserdatauv(L, sizeof *out * (size_t)(ncase * n + 1), 0);
     files_job job = {paths, paths + ncase, reg, n, has_ignore, ignore, out};
     nnu_status st = nnu_parallel_for(ncase, threads, confusion_case, &job);
@@ -461,18 +469,7 @@ static int l_infer_keep_largest_files(lua_State *L) {
         steps[k].background = (int64_t)l_opt_int_field(L, t, "background", 0);
         lua_pop(L, 1);
     }
-    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(2 * nfile + 1), 0);
-    for (int64_t i = 0; i < nfile; i++) {   /* the strings stay anchored in table 1 */
-        lua_geti(L, 1, i + 1);
-        luaL_argcheck(L, lua_istable(L, -1), 1, "pairs must be {{in_path, out_path}, ...}");
-        for (int k = 0; k < 2; k++) {
-            lua_geti(L, -1, k + 1);
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "paths must be strings");
-            paths[k * nfile + i] = lua_tostring(L, -1);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
+    const char **paths = check_path_pairs(L, 1, nfile, "pairs must be {{in_path, out_path}, ...}");
     pp_job job = {paths, paths + nfile, steps, nstep};
     nnu_status st = nnu_parallel_for(nfile, threads, pp_file, &job);
     if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);

@@ -175,11 +175,10 @@ function M.merge_many(jobs, lc, opts)
                                            threads = opts.num_processes or 0, label = opts.label })
   if not ok then user_error("ensembling: %s", tostring(err)) end
   -- --save_npz: the properties beside the mean, as prob.save writes them
+  if not opts.save_npz then return end
   for i, j in ipairs(jobs) do
-    if opts.save_npz then
-      local wok, werr = json.write_file_atomic(j.output_truncated .. ".json", props_of[i], { indent = 4 })
-      if not wok then user_error("cannot write '%s.json': %s", j.output_truncated, tostring(werr)) end
-    end
+    local wok, werr = json.write_file_atomic(j.output_truncated .. ".json", props_of[i], { indent = 4 })
+    if not wok then user_error("cannot write '%s.json': %s", j.output_truncated, tostring(werr)) end
   end
 end
 
