@@ -15,6 +15,7 @@ local predict = require("nnunet.recipe").load("predict")
 local json = require("nnunet.json")
 local fs = require("nnunet.fs")
 local predictor = require("nnunet.predictor")
+local dataset = require("nnunet.dataset")
 
 local function user_error(fmt, ...)
   error({ user_error = true, message = string.format(fmt, ...) }, 0)
@@ -43,7 +44,7 @@ end
 -- configuration of its plans, else init_args.configuration of a fold's checkpoint.
 local function configuration_of(model_dir, plans, checkpoint)
   local base = model_dir:gsub("/+$", ""):match("([^/]+)$") or model_dir
-  local c = base:match("^.-__.-__(.+)$")
+  local _, _, c = dataset.model_folder_parts(base)
   if c and plans.configurations[c] ~= nil then return c end
   local train = require("nnunet.train")
   local chk = predictor.checkpoint_file(checkpoint or "checkpoint_final")

@@ -400,6 +400,12 @@ function M.results_dir(ds)
   return join(env_dir("nnUNet_results", "results"), type(ds) == "table" and ds.name or tostring(ds))
 end
 
+-- trainer, plans, configuration of a model folder's name <trainer>__<plans>__<config>
+-- (nil when the name is not of that form)
+function M.model_folder_parts(name)
+  return name:match("^(.-)__(.-)__(.+)$")
+end
+
 -- $nnUNet_raw (raises a user error when unset)
 function M.raw_dir() return env_dir("nnUNet_raw", "raw") end
 

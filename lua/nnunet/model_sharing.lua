@@ -74,7 +74,7 @@ local function checkpoint_context(src)
   local model_dir = fold_dir:match("^(.*)/[^/]+$") or "."
   local fold = fold_dir:match("fold_([%w]+)$")
   local model = model_dir:match("([^/]+)$") or ""
-  local trainer, config = model:match("^(.-)__.*__(.+)$")
+  local trainer, _, config = dataset.model_folder_parts(model)
   return model_dir, trainer, config, fold
 end
 
@@ -279,7 +279,7 @@ function M.export_entries(opts)
         for p in (e .. "___"):gmatch("(.-)___") do parts[#parts + 1] = p end
         local ok = #parts >= 3
         for k = 2, #parts - 1 do
-          local tr, pl, c = parts[k]:match("^(.-)__(.-)__(.+)$")
+          local tr, pl, c = dataset.model_folder_parts(parts[k])
           if not (tr == trainer and pl == plans and exported[c]) then ok = false end
         end
         if ok then
