@@ -96,7 +96,6 @@ function M.to_torch_checkpoint(src, dst)
   local torch_ckpt = require("nnunet.torch_ckpt")
   local netmod = require("nnunet.net")
   local predictor = require("nnunet.predictor")
-  local train = require("nnunet.train")
   local model_dir, trainer, config, fold = checkpoint_context(src)
   if not config then
     user_error("'%s' is not in a <trainer>__<plans>__<configuration>/fold_X folder: its configuration is unknown", src)
@@ -107,11 +106,12 @@ function M.to_torch_checkpoint(src, dst)
   if not plans then user_error("'%s': %s", join(model_dir, "plans.json"), tostring(perr)) end
   local dj, derr = json.decode(dj_text)
   if not dj then user_error("'%s': %s", join(model_dir, "dataset.json"), tostring(derr)) end
-  local ck, cerr = train.checkpoint_load(src)
-  if not ck then user_error("%s", cerr) end
-  local meta = json.decode(ck.meta ~= "" and ck.meta or "{}") or {}
-  ck.params:release()
-  for _, o in ipairs(ck.optim or {}) do if o.tensor then o.tensor:release() end end
+  -- epoch, EMA and the trainer's state from the header alone; the weights come with
+  -- net:load below (the optimizer state is not read at all)
+  local md_text, merr = netmod.metadata(src)
+  if not md_text then user_error("%s", merr) end
+  local md = json.decode(md_text) or {}
+  local meta = json.decode(md.trainer_state or "{}") or {}
   local model = predictor.describe(plans, config, dj, {})
   local net = netmod.build(model.conf.architecture, {
     num_input_channels = model.net_input_channels, num_classes = model.num_heads,
@@ -124,7 +124,7 @@ function M.to_torch_checkpoint(src, dst)
     configuration = config, plans_json = plans_text, dataset_json = dj_text, trainer_name = trainer,
     fold = fold == "all" and "all" or math.tointeger(tonumber(fold)) or 0,
     mirroring_axes = (type(axes) == "table" and #axes > 0) and axes or nil,
-    current_epoch = math.tointeger(ck.epoch) or 0, best_ema = ck.best_ema,
+    current_epoch = math.tointeger(tonumber(md.epoch)) or 0, best_ema = tonumber(md.best_ema),
   })
   if not ok then user_error("%s", err) end
 end
