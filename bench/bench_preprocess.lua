@@ -74,7 +74,7 @@ local function nnunet(args) return run(sh(sys.exe()) .. " " .. args) end
 
 -- synthetic CT: body box (40 HU), a bright block (300 HU) labelled 1, air 0 outside
 local function make_large(dir)
-  local nifti = require("nnunet.nifti")
+  local nifti = require("nnunet.image")
   local tensor = require("nnunet.tensor")
   assert(fs.mkdir(dir .. "/imagesTr") and fs.mkdir(dir .. "/labelsTr"))
   local spacings = { { 1.0, 0.7, 0.7 }, { 1.25, 0.8, 0.8 } }

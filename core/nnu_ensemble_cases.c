@@ -32,8 +32,8 @@ static nnu_status merge_one(int64_t item, int worker, void *vctx) {
     }
     nnu_tensor_release(mean);
     if (st == NNU_STATUS_OK) {
-        nnu_nifti_write_opts w = {.segmentation = 1};
-        st = nnu_nifti_write(c->output, seg, &c->geometry, &w);
+        nnu_image_write_opts w = {.segmentation = 1};
+        st = nnu_image_write(c->output, seg, &c->geometry, &w);
     }
     nnu_tensor_release(seg);
     if (st == NNU_STATUS_OK && o->progress) nnu_progress_add(o->progress, 1);

@@ -10,7 +10,7 @@
 #ifndef NNU_ENSEMBLE_CASES_H
 #define NNU_ENSEMBLE_CASES_H
 
-#include "nnu_nifti.h"
+#include "nnu_image.h"
 #include "nnu_progress.h"
 #include "nnu_tensor.h"
 
@@ -18,7 +18,7 @@ typedef struct nnu_ensemble_case {
     const char *const *paths;     /* the case's .npz files, in folder order */
     int                n_paths;
     const char        *output;    /* segmentation file (.nii.gz, .nii) */
-    nnu_nifti_info     geometry;  /* header or spacing_itk/origin/direction (nnu_nifti_write) */
+    nnu_image_info     geometry;  /* header or spacing_itk/origin/direction (nnu_nifti_write) */
     const char        *probabilities;   /* NULL, or an .npz for the mean ('probabilities',
                                            float32: what --save_npz keeps) */
 } nnu_ensemble_case;

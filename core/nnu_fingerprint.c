@@ -225,62 +225,24 @@ nnu_fingerprint_opts nnu_fingerprint_opts_default(void) {
     return (nnu_fingerprint_opts){.num_samples_total = 1e8, .seed = 1234, .n_threads = 0, .progress = 1};
 }
 
-nnu_status nnu_fingerprint_load_nifti(int64_t i, void *vctx, nnu_tensor **image, nnu_tensor **label,
-                                      double spacing[3]) {
+nnu_status nnu_fingerprint_load_case(int64_t i, void *vctx, nnu_tensor **image, nnu_tensor **label,
+                                     double spacing[3]) {
     const nnu_fingerprint_files *f = vctx;
-    char b1[64], b2[64];
-    *image = *label = NULL;
-    nnu_tensor *img = NULL, *lab = NULL, *ch = NULL;
-    nnu_nifti_info info;
-    nnu_status st = NNU_STATUS_OK;
-    for (int c = 0; c < f->n_channels && !st; c++) {
-        const char *path = f->images[i * f->n_channels + c];
-        nnu_nifti_info ci;
-        st = nnu_nifti_read_f32(path, &ci, &ch);
-        if (st) break;
-        if (c == 0) {
-            info = ci;
-            memcpy(spacing, ci.spacing, 3 * sizeof(double));
-            if (ch->ndim == 4) {                       /* all channels in one 4-D file */
-                st = ch->shape[0] == f->n_channels ? NNU_STATUS_OK
-                   : NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s' has %lld channels, dataset.json says %d", path,
-                              (long long)ch->shape[0], f->n_channels);
-                img = ch;
-                ch = NULL;
-                break;
-            }
-            int64_t shape[4] = {f->n_channels, ch->shape[0], ch->shape[1], ch->shape[2]};
-            st = nnu_tensor_new(NNU_DTYPE_F32, 4, shape, &img);
-        }
-        if (!st && (ch->ndim != 3 || ch->shape[0] != img->shape[1] || ch->shape[1] != img->shape[2] ||
-                    ch->shape[2] != img->shape[3]))
-            st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "channel '%s' has shape %s, channel 0 %s", path,
-                          nnu_tensor_shape_str(ch, b1, sizeof b1), nnu_tensor_shape_str(img, b2, sizeof b2));
-        if (!st) {
-            int64_t n = nnu_tensor_numel(ch);
-            memcpy((float *)nnu_tensor_data(img) + c * n, nnu_tensor_data(ch), (size_t)n * sizeof(float));
-        }
-        nnu_tensor_release(ch);
-        ch = NULL;
-    }
-    (void)info;
-    if (!st) st = nnu_nifti_read_f32(f->labels[i], NULL, &ch);
-    if (!st) {
-        if (ch->ndim == 3 && ch->shape[0] == img->shape[1] && ch->shape[1] == img->shape[2] &&
-            ch->shape[2] == img->shape[3])
-            st = nnu_tensor_view_reshape(ch, 4, (int64_t[]){1, ch->shape[0], ch->shape[1], ch->shape[2]}, &lab);
-        else
-            st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "label '%s' has shape %s, image %s", f->labels[i],
-                          nnu_tensor_shape_str(ch, b1, sizeof b1), nnu_tensor_shape_str(img, b2, sizeof b2));
-    }
-    nnu_tensor_release(ch);
-    if (st) {
-        nnu_tensor_release(img);
-        nnu_tensor_release(lab);
+    nnu_image_info info;
+    NNU_TRY(nnu_image_read_case(f->images + i * f->n_images, f->n_images, f->labels[i], f->reader, image, label,
+                                &info));
+    if ((*image)->shape[0] != f->n_channels) {
+        char b[64];
+        nnu_status st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s'%s: %lld channels (image %s), dataset.json names %d",
+                                 f->images[i * f->n_images], f->n_images > 1 ? " and its other channel files" : "",
+                                 (long long)(*image)->shape[0], nnu_tensor_shape_str(*image, b, sizeof b),
+                                 f->n_channels);
+        nnu_tensor_release(*image);
+        nnu_tensor_release(*label);
+        *image = *label = NULL;
         return st;
     }
-    *image = img;
-    *label = lab;
+    memcpy(spacing, info.spacing, 3 * sizeof(double));
     return NNU_STATUS_OK;
 }
 

@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 
+#include "nnu_image.h"
 #include "nnu_nprandom.h"
 #include "nnu_tensor.h"
 
@@ -64,15 +65,17 @@ typedef nnu_status (*nnu_fingerprint_load_fn)(int64_t i, void *ctx, nnu_tensor *
 /* NIfTI loader context for nnu_fingerprint_load_nifti: paths of case i are
  * images[i * n_channels + c] and labels[i]. */
 typedef struct nnu_fingerprint_files {
-    int                n_channels;
-    const char *const *images;
+    int                n_channels;   /* channels per case (dataset.json channel_names) */
+    int                n_images;     /* channel files per case (fewer when a file holds several) */
+    const char *const *images;       /* n_images per case, case-major */
     const char *const *labels;
+    nnu_image_reader   reader;       /* the reader class (AUTO: by ending) */
 } nnu_fingerprint_files;
 
-/* Reads the channel files (float32, each (z,y,x) or all channels in one 4-D file)
- * and the label with nnu_nifti; spacing from the first channel file. */
-nnu_status nnu_fingerprint_load_nifti(int64_t i, void *ctx, nnu_tensor **image, nnu_tensor **label,
-                                      double spacing[3]);
+/* Reads a case with nnu_image_read_case (float32 image and label); spacing from the
+ * first channel file; the channel count must be n_channels. */
+nnu_status nnu_fingerprint_load_case(int64_t i, void *ctx, nnu_tensor **image, nnu_tensor **label,
+                                     double spacing[3]);
 
 typedef struct nnu_fingerprint_opts {
     double   num_samples_total;  /* 1e8: per case int(total // n_cases) */

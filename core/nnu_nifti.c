@@ -177,7 +177,7 @@ static void magic_str(const char *m, int n, char *out) {  /* printable copy for 
     out[k] = '\0';
 }
 
-/* What the reader needs besides nnu_nifti_info. */
+/* What the reader needs besides nnu_image_info. */
 typedef struct parsed {
     nifti_image *nim;           /* from nifticlib: qto_xyz, sto_xyz, dx.. (owned) */
     int          swapped;       /* file byte order differs from ours */
@@ -197,7 +197,7 @@ static void describe_dims(const nnu_nifti_header *h, char *buf, size_t len) {
 }
 
 static nnu_status check_header(nifti_file *f, const unsigned char *raw, int64_t nraw,
-                               nnu_nifti_info *info, parsed *p) {
+                               nnu_image_info *info, parsed *p) {
     const char *path = f->path;
     NNU_CHECK(nraw >= 348, NNU_STATUS_ERR_FORMAT,
               "cannot read '%s': file too short for a NIfTI header (%lld bytes)", path, (long long)nraw);
@@ -295,6 +295,9 @@ static nnu_status check_header(nifti_file *f, const unsigned char *raw, int64_t 
     info->scaled = fabs(p->slope - 1.0) > DBL_EPSILON || fabs(p->inter) > DBL_EPSILON;
     info->dtype = p->raw_dtype;
     if (info->scaled && !nnu_dtype_is_float(p->raw_dtype)) info->dtype = NNU_DTYPE_F32;
+
+    info->format = NNU_IMAGE_FORMAT_NIFTI;
+    info->spatial_dims = nd >= 3 ? 3 : 2;     /* ITK reads a dim[0] = 2 file as a 2-D image */
 
     /* array shape: (z, y, x) or (c, z, y, x); trailing size-1 dims beyond 3 dropped */
     int64_t nx = h->dim[1], ny = nd >= 2 ? h->dim[2] : 1, nz = nd >= 3 ? h->dim[3] : 1;
@@ -398,7 +401,7 @@ static int forms_very_similar(const m44 *s, const m44 *q) {
 }
 
 static nnu_status compute_geometry(const char *path, const nifti_image *nim, int version,
-                                   nnu_nifti_info *info) {
+                                   nnu_image_info *info) {
     /* ITK's NiftiImageIO holds the header in nifticlib's NIfTI-1 nifti_image, whose
      * dx.. and mat44 are float: round even NIfTI-2 (double) values to float. */
     int rf = 1;
@@ -456,7 +459,7 @@ static nnu_status compute_geometry(const char *path, const nifti_image *nim, int
 }
 
 /* Reads and validates the header of an open file; p->nim is set on success. */
-static nnu_status read_header_open(nifti_file *f, nnu_nifti_info *info, parsed *p) {
+static nnu_status read_header_open(nifti_file *f, nnu_image_info *info, parsed *p) {
     memset(info, 0, sizeof *info);
     memset(p, 0, sizeof *p);
     unsigned char raw[540];
@@ -479,7 +482,7 @@ static nnu_status read_header_open(nifti_file *f, nnu_nifti_info *info, parsed *
     return st;
 }
 
-nnu_status nnu_nifti_read_header(const char *path, nnu_nifti_info *info) {
+nnu_status nnu_nifti_read_header(const char *path, nnu_image_info *info) {
     nifti_set_debug_level(0);
     nifti_file f;
     NNU_TRY(file_open(path, &f));
@@ -493,7 +496,7 @@ nnu_status nnu_nifti_read_header(const char *path, nnu_nifti_info *info) {
 /* ---- voxels ---- */
 
 /* Reads the nbytes voxel bytes into dst after skipping to the data offset. */
-static nnu_status read_voxels(nifti_file *f, const nnu_nifti_info *info, const parsed *p, int64_t pos,
+static nnu_status read_voxels(nifti_file *f, const nnu_image_info *info, const parsed *p, int64_t pos,
                               void *dst) {
     int64_t nbytes = p->nvox * p->nbyper, got;
     char dims[128];
@@ -551,10 +554,10 @@ static void apply_scaling(const void *raw, nnu_dtype raw_dt, nnu_tensor *out, do
     }
 }
 
-nnu_status nnu_nifti_read(const char *path, nnu_nifti_info *info_out, nnu_tensor **out) {
+nnu_status nnu_nifti_read(const char *path, nnu_image_info *info_out, nnu_tensor **out) {
     *out = NULL;
     nifti_set_debug_level(0);
-    nnu_nifti_info local, *info = info_out ? info_out : &local;
+    nnu_image_info local, *info = info_out ? info_out : &local;
     nifti_file f;
     NNU_TRY(file_open(path, &f));
     parsed p;
@@ -594,7 +597,7 @@ nnu_status nnu_nifti_read(const char *path, nnu_nifti_info *info_out, nnu_tensor
     return NNU_STATUS_OK;
 }
 
-nnu_status nnu_nifti_read_f32(const char *path, nnu_nifti_info *info, nnu_tensor **out) {
+nnu_status nnu_nifti_read_f32(const char *path, nnu_image_info *info, nnu_tensor **out) {
     *out = NULL;
     nnu_tensor *t;
     NNU_TRY(nnu_nifti_read(path, info, &t));

@@ -1,4 +1,5 @@
 /* nnu_nifti: NIfTI-1/-2 reading and writing (.nii, .nii.gz) with SimpleITK's geometry.
+ * Callers use nnu_image.h, which dispatches here by the file's ending.
  *
  * Axis order (STYLE R10). NIfTI stores voxels with i (x) fastest, then j (y),
  * k (z), t. That memory layout *is* the project's (z, y, x) C-order layout with
@@ -30,63 +31,18 @@
 
 #include <stdint.h>
 
-#include "nnu_status.h"
-#include "nnu_tensor.h"
-
-/* The raw header fields that define geometry and meaning, in native byte order,
- * widened to double/int64 (NIfTI-1 floats convert exactly). Writing "with the
- * geometry of a reference" copies these, so qform and sform survive bit-exactly. */
-typedef struct nnu_nifti_header {
-    int     version;            /* 1 or 2 (NIfTI-1 / NIfTI-2) */
-    int     datatype;           /* NIfTI DT_* code on disk */
-    int64_t dim[8];             /* dim[0] = number of dimensions */
-    double  pixdim[8];          /* pixdim[0] = qfac (sign), [1..3] = dx, dy, dz */
-    double  vox_offset;
-    double  scl_slope, scl_inter;
-    double  cal_min, cal_max;
-    int     qform_code, sform_code;
-    double  quatern_b, quatern_c, quatern_d;
-    double  qoffset_x, qoffset_y, qoffset_z;
-    double  srow[3][4];         /* srow_x, srow_y, srow_z */
-    int     xyzt_units;
-    int     intent_code;
-    double  intent_p1, intent_p2, intent_p3;
-    char    intent_name[17];    /* NUL-terminated copies */
-    char    descrip[81];
-    char    aux_file[25];
-} nnu_nifti_header;
-
-typedef struct nnu_nifti_info {
-    int       ndim;             /* 3: (z, y, x); 4: (c, z, y, x) */
-    int64_t   shape[4];         /* array order, ndim entries */
-    nnu_dtype dtype;            /* dtype nnu_nifti_read returns (after scl_* scaling) */
-    int       scaled;           /* 1 when scl_slope/scl_inter were applied */
-    double    spacing[3];       /* (z, y, x), absolute values: nnU-Net's "spacing" */
-    double    spacing_itk[3];   /* (x, y, z) as SimpleITK's GetSpacing() */
-    double    origin[3];        /* (x, y, z) LPS, as SimpleITK's GetOrigin() */
-    double    direction[9];     /* 3x3 row-major, as SimpleITK's GetDirection() */
-    int       used_sform;       /* 1: geometry from sform, 0: from qform (or none) */
-    nnu_nifti_header hdr;       /* raw fields, for writing back */
-} nnu_nifti_info;
+#include "nnu_image.h"
 
 /* Header and geometry only (reads the first 348/540 bytes). */
-nnu_status nnu_nifti_read_header(const char *path, nnu_nifti_info *info);
+nnu_status nnu_nifti_read_header(const char *path, nnu_image_info *info);
 
 /* Voxels in the file's own dtype (uint32/uint64 widen to i64; scaled integer
  * files become f32 and scaled f64 files stay f64, as ITK does). out is an owned,
  * contiguous tensor of shape info->shape. info may be NULL. */
-nnu_status nnu_nifti_read(const char *path, nnu_nifti_info *info, nnu_tensor **out);
+nnu_status nnu_nifti_read(const char *path, nnu_image_info *info, nnu_tensor **out);
 
 /* As nnu_nifti_read, then converted to f32 (what nnU-Net's reader returns). */
-nnu_status nnu_nifti_read_f32(const char *path, nnu_nifti_info *info, nnu_tensor **out);
-
-/* Writer options; zero-initialise, then set what you need. */
-typedef struct nnu_nifti_write_opts {
-    int       compression;      /* zlib level for .nii.gz: 1..9, 0 = default (6) */
-    int       segmentation;     /* 1: store as u8 if max < 255 else u16 (reference rule) */
-    int       has_dtype;        /* 1: convert to `dtype` before writing */
-    nnu_dtype dtype;
-} nnu_nifti_write_opts;
+nnu_status nnu_nifti_read_f32(const char *path, nnu_image_info *info, nnu_tensor **out);
 
 /* Writes t ((z, y, x) or (c, z, y, x)) to path (.nii or .nii.gz, chosen by the
  * name) with the geometry of ref. When ref->hdr.version is 0 (no raw header, e.g.
@@ -95,24 +51,12 @@ typedef struct nnu_nifti_write_opts {
  * 1, quaternion from the direction); otherwise qform, sform, pixdim, xyzt_units,
  * intent and descrip are copied from ref->hdr unchanged. f16 is stored as f32.
  * The file is written to a temporary name and renamed into place. opts may be NULL. */
-nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nifti_info *ref,
-                           const nnu_nifti_write_opts *opts);
+nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
+                           const nnu_image_write_opts *opts);
 
 /* Fills info->hdr from info->spacing_itk/origin/direction as ITK's writer would
  * (used by nnu_nifti_write when ref->hdr.version == 0). */
-nnu_status nnu_nifti_header_from_geometry(nnu_nifti_info *info);
-
-/* Value scan for dataset checks: NaN/Inf presence, min/max over finite values
- * and the sorted distinct values (at most max_values; *n_values = -1 when there
- * are more). values may be NULL when max_values is 0. */
-typedef struct nnu_nifti_scan_result {
-    int64_t n_nan, n_inf;
-    double  min, max;           /* over finite values; NaN when there are none */
-    int     n_values;           /* number of distinct values, -1 if > max_values */
-} nnu_nifti_scan_result;
-
-nnu_status nnu_nifti_scan(const nnu_tensor *t, double *values, int max_values,
-                          nnu_nifti_scan_result *res);
+nnu_status nnu_nifti_header_from_geometry(nnu_image_info *info);
 
 /* The NIfTI datatype's name ("UINT8", "FLOAT32", ...) or "unknown". */
 const char *nnu_nifti_datatype_name(int datatype);

@@ -1,4 +1,4 @@
-/* nnu_nifti_write.c: writing .nii / .nii.gz, and the value scan used by dataset checks.
+/* nnu_nifti_write.c: writing .nii / .nii.gz.
  *
  * File layout written: header (348 bytes NIfTI-1, or 540 NIfTI-2), a 4-byte
  * zero extender (no extensions), voxels from vox_offset = 352 (544), x fastest,
@@ -6,7 +6,7 @@
  * buffer is written as is. Compression is zlib's gzip ("wbN"); uncompressed files
  * use zlib's transparent mode ("wbT") so both share one code path.
  *
- * Geometry comes from a reference nnu_nifti_info: its raw header fields (qform,
+ * Geometry comes from a reference nnu_image_info: its raw header fields (qform,
  * sform, pixdim, units, intent, descrip) are copied unchanged, so a file read and
  * written back keeps qform and sform bit-exactly. Without a raw header the fields
  * are rebuilt from spacing/origin/direction like ITK's
@@ -39,7 +39,7 @@ static int nifti_datatype_of(nnu_dtype dt, int *nbyper) {
     return 0;
 }
 
-nnu_status nnu_nifti_header_from_geometry(nnu_nifti_info *info) {
+nnu_status nnu_nifti_header_from_geometry(nnu_image_info *info) {
     nnu_nifti_header *h = &info->hdr;
     memset(h, 0, sizeof *h);
     const double *D = info->direction;     /* row-major; column j = direction of axis j (LPS) */
@@ -146,29 +146,8 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* The tensor as it will be stored: converted per opts, contiguous (owned). */
-static nnu_status storage_tensor(const char *path, const nnu_tensor *t, const nnu_nifti_write_opts *o,
-                                 nnu_tensor **out) {
-    nnu_dtype dt = t->dtype;
-    if (o && o->segmentation) {
-        double mn = 0, mx = 0;
-        if (nnu_tensor_numel(t) > 0) {
-            NNU_TRY(nnu_tensor_min(t, &mn));
-            NNU_TRY(nnu_tensor_max(t, &mx));
-        }
-        NNU_CHECK(mn >= 0 && mx <= 65535, NNU_STATUS_ERR_ARG,
-                  "cannot write '%s': segmentation values must lie in 0..65535 (found %g..%g)", path, mn, mx);
-        dt = mx < 255 ? NNU_DTYPE_U8 : NNU_DTYPE_U16;   /* reference: uint8 if max < 255 else uint16 */
-    } else if (o && o->has_dtype) {
-        dt = o->dtype;
-    }
-    if (dt == NNU_DTYPE_F16) dt = NNU_DTYPE_F32;         /* NIfTI has no half floats */
-    if (dt == t->dtype) return nnu_tensor_contiguous((nnu_tensor *)t, out);
-    return nnu_tensor_to_dtype(t, dt, out);              /* to_dtype returns a contiguous copy */
-}
-
-nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nifti_info *ref,
-                           const nnu_nifti_write_opts *opts) {
+nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
+                           const nnu_image_write_opts *opts) {
     NNU_CHECK(t->ndim == 3 || t->ndim == 4, NNU_STATUS_ERR_SHAPE,
               "cannot write '%s': tensor must be (z, y, x) or (c, z, y, x), got %d dimensions", path, t->ndim);
     NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
@@ -179,7 +158,7 @@ nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nift
               "cannot write '%s': the name must end in .nii or .nii.gz", path);
 
     /* geometry source */
-    nnu_nifti_info geo;
+    nnu_image_info geo;
     if (ref && ref->hdr.version) geo = *ref;
     else {
         memset(&geo, 0, sizeof geo);
@@ -195,7 +174,7 @@ nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nift
     }
 
     nnu_tensor *w;
-    NNU_TRY(storage_tensor(path, t, opts, &w));
+    NNU_TRY(nnu_image_storage_tensor(path, t, opts, &w));
     int nbyper, dt = nifti_datatype_of(w->dtype, &nbyper);
     if (!dt) {
         nnu_tensor_release(w);
@@ -205,6 +184,8 @@ nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nift
     int sp = t->ndim - 3;                                  /* first spatial axis of the tensor */
     for (int i = 0; i < 3; i++) dim[1 + i] = t->shape[sp + 2 - i];   /* (z,y,x) -> nx, ny, nz */
     if (t->ndim == 4) dim[4] = t->shape[0];
+    /* a 2-D reference is written back as a 2-D image (SimpleITKIO.write_seg) */
+    if (ref && ref->spatial_dims == 2 && t->ndim == 3 && t->shape[0] == 1) dim[0] = 2;
     int version = geo.hdr.version == 2 ? 2 : 1;
     for (int i = 1; i <= 4; i++) if (dim[i] > 32767) version = 2;
 
@@ -214,10 +195,10 @@ nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nift
     else { fill_n2(&hdr.n2, &geo.hdr, dt, nbyper, dim); hsize = 540; }
 
     char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.part%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) {
+    nnu_status tst = nnu_image_temp_path(path, tmp, sizeof tmp);
+    if (tst) {
         nnu_tensor_release(w);
-        return NNU_FAIL(NNU_STATUS_ERR_ARG, "cannot write '%s': path too long", path);
+        return tst;
     }
     int level = opts && opts->compression > 0 && opts->compression <= 9 ? opts->compression : 6;
     char mode[8];
@@ -243,49 +224,4 @@ nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_nift
         st = NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
     if (st != NNU_STATUS_OK) remove(tmp);
     return st;
-}
-
-/* ---- value scan ---- */
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct scan_ctx {
-    nnu_dtype dt;
-    nnu_nifti_scan_result *res;
-    double *values;
-    int max_values;
-    double last;                /* one-entry cache: labels come in runs */
-    int have_last;
-} scan_ctx;
-
-static void scan_one(void *elem, void *vctx) {
-    scan_ctx *c = vctx;
-    double v = nnu_dtype_load(c->dt, elem);
-    if (isnan(v)) { c->res->n_nan++; return; }
-    if (isinf(v)) { c->res->n_inf++; return; }
-    if (!(v >= c->res->min)) c->res->min = v;           /* NaN-initialised */
-    if (!(v <= c->res->max)) c->res->max = v;
-    if (c->res->n_values < 0 || (c->have_last && v == c->last)) return;
-    c->last = v;
-    c->have_last = 1;
-    int n = c->res->n_values;
-    for (int i = 0; i < n; i++) if (c->values[i] == v) return;
-    if (n >= c->max_values) { c->res->n_values = -1; return; }
-    c->values[n] = v;
-    c->res->n_values = n + 1;
-}
-
-nnu_status nnu_nifti_scan(const nnu_tensor *t, double *values, int max_values, nnu_nifti_scan_result *res) {
-    NNU_CHECK(max_values >= 0 && (values || max_values == 0), NNU_STATUS_ERR_ARG, "nifti scan: bad value buffer");
-    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
-              "nifti scan: tensor is not in host memory");
-    memset(res, 0, sizeof *res);
-    res->min = res->max = NAN;
-    scan_ctx c = {t->dtype, res, values, max_values, 0, 0};
-    nnu_tensor_foreach(t, scan_one, &c);
-    if (res->n_values > 0) qsort(values, (size_t)res->n_values, sizeof *values, cmp_double);
-    return NNU_STATUS_OK;
 }

@@ -65,7 +65,7 @@ static nnu_status run_case(int64_t item, int worker, void *vctx) {
     nnu_tensor *image = NULL, *data = NULL, *seg = NULL;
     memset(&j->out->props, 0, sizeof j->out->props);
     nnu_status st = nnu_preproc_case_load((const char *const *)(p->paths + p->first[i]),
-                                          (int)(p->first[i + 1] - p->first[i]), NULL, &image, NULL,
+                                          (int)(p->first[i + 1] - p->first[i]), NULL, p->cfg.reader, &image, NULL,
                                           &j->out->props.nifti);
     if (st) return st;
     double spacing[3] = {j->out->props.nifti.spacing[0], j->out->props.nifti.spacing[1],

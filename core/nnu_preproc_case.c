@@ -32,65 +32,18 @@ nnu_preproc_config nnu_preproc_config_default(void) {
 /* ---- loading ---- */
 
 nnu_status nnu_preproc_case_load(const char *const *images, int n_images, const char *label,
-                                 nnu_tensor **image, nnu_tensor **label_out, nnu_nifti_info *info) {
-    char b1[64], b2[64];
-    NNU_CHECK(images && n_images > 0 && image, NNU_STATUS_ERR_ARG, "preprocess: no image files");
-    *image = NULL;
-    if (label_out) *label_out = NULL;
-    nnu_nifti_info first;
-    nnu_tensor *img = NULL, *ch = NULL;
-    NNU_TRY(nnu_nifti_read_f32(images[0], &first, &ch));
-    nnu_status st = NNU_STATUS_OK;
-    if (ch->ndim == 4) {                                   /* one 4-D file: (c, z, y, x) */
-        if (n_images != 1) st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s' is 4-D but the case has %d channel files",
-                                         images[0], n_images);
-        img = ch;
-        ch = NULL;
-    } else {
-        int64_t shape[4] = {n_images, ch->shape[0], ch->shape[1], ch->shape[2]};
-        st = nnu_tensor_new(NNU_DTYPE_F32, 4, shape, &img);
-        for (int c = 0; c < n_images && !st; c++) {
-            if (c > 0) {
-                nnu_tensor_release(ch);
-                ch = NULL;
-                st = nnu_nifti_read_f32(images[c], NULL, &ch);
-                if (!st && (ch->ndim != 3 || ch->shape[0] != shape[1] || ch->shape[1] != shape[2] ||
-                            ch->shape[2] != shape[3]))
-                    st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s' has shape %s, channel 0 ('%s') %s", images[c],
-                                  nnu_tensor_shape_str(ch, b1, sizeof b1), images[0],
-                                  nnu_tensor_shape_str(img, b2, sizeof b2));
-            }
-            nnu_tensor *dst = NULL;
-            if (!st) st = nnu_tensor_view_select(img, 0, c, &dst);
-            if (!st) st = nnu_tensor_copy(dst, ch);
-            nnu_tensor_release(dst);
-        }
-    }
-    nnu_tensor_release(ch);
-    if (!st && label && label_out) {
-        nnu_tensor *raw = NULL, *l16 = NULL;
-        nnu_nifti_info linfo;
-        st = nnu_nifti_read(label, &linfo, &raw);
-        if (!st && (raw->ndim != 3 || raw->shape[0] != img->shape[1] || raw->shape[1] != img->shape[2] ||
-                    raw->shape[2] != img->shape[3]))
-            st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "label '%s' has shape %s, the image %s", label,
-                          nnu_tensor_shape_str(raw, b1, sizeof b1), nnu_tensor_shape_str(img, b2, sizeof b2));
-        if (!st) st = nnu_tensor_to_dtype(raw, NNU_DTYPE_I16, &l16);
-        if (!st) {
-            int64_t shape[4] = {1, raw->shape[0], raw->shape[1], raw->shape[2]};
-            st = nnu_tensor_view_reshape(l16, 4, shape, label_out);
-        }
-        nnu_tensor_release(raw);
-        nnu_tensor_release(l16);
-    }
+                                 nnu_image_reader reader, nnu_tensor **image, nnu_tensor **label_out,
+                                 nnu_image_info *info) {
+    nnu_tensor *lab = NULL;
+    NNU_TRY(nnu_image_read_case(images, n_images, label, reader, image, label_out ? &lab : NULL, info));
+    if (!lab) return NNU_STATUS_OK;
+    nnu_status st = nnu_tensor_to_dtype(lab, NNU_DTYPE_I16, label_out);
+    nnu_tensor_release(lab);
     if (st) {
-        nnu_tensor_release(img);
-        if (label_out) { nnu_tensor_release(*label_out); *label_out = NULL; }
-        return st;
+        nnu_tensor_release(*image);
+        *image = NULL;
     }
-    if (info) *info = first;
-    *image = img;
-    return NNU_STATUS_OK;
+    return st;
 }
 
 /* ---- the pipeline ---- */
@@ -302,7 +255,7 @@ static void j_ints(FILE *f, const int64_t *v, int n) {
     fputc(']', f);
 }
 
-static void write_nifti_json(FILE *f, const nnu_nifti_info *in) {
+static void write_nifti_json(FILE *f, const nnu_image_info *in) {
     const nnu_nifti_header *h = &in->hdr;
     fputs(",\n  \"nifti\": {\"spacing_itk\": ", f);
     j_nums(f, in->spacing_itk, 3);
@@ -415,7 +368,7 @@ static nnu_status dataset_item(int64_t item, int worker, void *vctx) {
     nnu_preproc_props props;
     memset(&props, 0, sizeof props);
     nnu_class_locations locs = {0, NULL};
-    nnu_status st = nnu_preproc_case_load(cs->images, cs->n_images, cs->label, &image,
+    nnu_status st = nnu_preproc_case_load(cs->images, cs->n_images, cs->label, ctx->cfg->reader, &image,
                                           cs->label ? &label : NULL, &props.nifti);
     if (!st) {
         props.has_nifti = 1;

@@ -38,7 +38,7 @@
 
 #include <stdint.h>
 
-#include "nnu_nifti.h"
+#include "nnu_image.h"
 #include "nnu_normalize.h"
 #include "nnu_nprandom.h"
 #include "nnu_resample.h"
@@ -48,6 +48,7 @@
 /* What a configuration of the plans asks for (built from nnUNetPlans.json by the recipe). */
 typedef struct nnu_preproc_config {
     int                      n_channels;
+    nnu_image_reader         reader;             /* the plans' image_reader_writer (AUTO: by ending) */
     const nnu_norm_scheme   *schemes;            /* n_channels */
     const int               *use_mask_for_norm;  /* n_channels (0/1) */
     const nnu_norm_ct_props *ct;                 /* n_channels; read for CT channels only */
@@ -78,14 +79,15 @@ typedef struct nnu_preproc_props {
     int64_t        shape_after_cropping[3];  /* = shape_after_cropping_and_before_resampling */
     int64_t        shape_after_resampling[3];
     int            has_nifti;
-    nnu_nifti_info nifti;                    /* geometry and raw header of the first channel file */
+    nnu_image_info nifti;                    /* geometry and raw header of the first channel file */
 } nnu_preproc_props;
 
-/* Reads a case: n_images channel files, each (z,y,x) (or one 4-D file holding all
- * channels), into *image (C, z, y, x) f32, and the label (may be NULL) into *label
+/* Reads a case with the reader class `reader` (nnu_image_read_case): the channel
+ * files into *image (C, z, y, x) f32, and the label (may be NULL) into *label
  * (1, z, y, x) i16. Shapes must agree. info (may be NULL) gets the first file's header. */
 nnu_status nnu_preproc_case_load(const char *const *images, int n_images, const char *label,
-                                 nnu_tensor **image, nnu_tensor **label_out, nnu_nifti_info *info);
+                                 nnu_image_reader reader, nnu_tensor **image, nnu_tensor **label_out,
+                                 nnu_image_info *info);
 
 /* Steps 2-7 on tensors. STEALS image ((C,z,y,x) f32) and label ((1,z,y,x) i16 or
  * f32, or NULL = test case: a label is synthesised, no class locations), so that

@@ -136,7 +136,7 @@ static int l_ensemble_merge_cases(lua_State *L) {
         cases[i].probabilities = lua_tostring(L, -1);   /* anchored in the case table */
         lua_pop(L, 1);
         luaL_argcheck(L, lua_getfield(L, c, "geometry") == LUA_TTABLE, 1, "case without geometry");
-        l_nifti_check_info(L, -1, &cases[i].geometry);
+        l_image_check_info(L, -1, &cases[i].geometry);
         lua_pop(L, 2);
     }
     nnu_progress *bar = NULL;

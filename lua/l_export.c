@@ -34,7 +34,7 @@
 #include "l_infer.h"
 #include "l_util.h"
 #include "nnu_export.h"
-#include "nnu_nifti.h"
+#include "nnu_image.h"
 #include "nnu_prefetch.h"
 
 #define L_PREFETCH_MT "nnunet.Prefetch"
@@ -126,7 +126,7 @@ static int l_export_props(lua_State *L) {
     }
     lua_pop(L, 1);
     if (ref) {
-        nnu_status st = nnu_nifti_read_header(ref, &p->nifti);
+        nnu_status st = nnu_image_read_header(ref, NULL, &p->nifti);
         if (st) return l_fail(L, st);
         p->has_nifti = 1;
     }
@@ -261,11 +261,12 @@ static int l_export_write_seg(lua_State *L) {
     nnu_tensor *seg = l_tensor_check(L, 2);
     const nnu_preproc_props *p = props_check(L, 3);
     luaL_argcheck(L, p->has_nifti, 3, "these properties carry no NIfTI header");
-    nnu_nifti_write_opts o;
+    nnu_image_write_opts o;
     memset(&o, 0, sizeof o);
     o.compression = (int)luaL_optinteger(L, 4, 0);
-    nnu_status st = nnu_nifti_write(path, seg, &p->nifti, &o);
-    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);
+    nnu_status st = nnu_image_write(path, seg, &p->nifti, &o);
+    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT || st == NNU_STATUS_ERR_UNSUPPORTED)
+        return l_fail(L, st);
     if (st) return l_raise(L, st);
     lua_pushboolean(L, 1);
     return 1;

@@ -19,13 +19,13 @@
  *   infer.confusion(ref, pred, regions [, ignore_label]) -> { {TP, FP, FN, TN, n_ref,
  *        n_pred, Dice, IoU}, ... } one table per region; a region is a label or a
  *        list of labels
- *   infer.confusion_files(pairs, regions [, ignore_label [, n_threads]]) -> { per-case
+ *   infer.confusion_files(pairs, regions [, ignore_label [, n_threads [, reader]]]) -> { per-case
  *        list as confusion's } | nil, msg: pairs = {{ref_path, pred_path}, ...} read
- *        (NIfTI) and counted by n_threads workers (nnu_parallel; default: all CPUs);
+ *        (any image format, with the reader class `reader`, nil: by ending) and counted by n_threads workers (nnu_parallel; default: all CPUs);
  *        the first unreadable file or shape mismatch stops it and is the message
  *   infer.keep_largest(seg, labels [, background=0]) -> n_removed (in place; labels:
  *        a label, a list of labels, or a list of regions — the union is one mask)
- *   infer.keep_largest_files(pairs, steps [, n_threads]) -> true | nil, msg: pairs =
+ *   infer.keep_largest_files(pairs, steps [, n_threads [, reader]]) -> true | nil, msg: pairs =
  *        {{in_path, out_path}, ...}; each segmentation is read, steps = {{labels = {...},
  *        background = 0}, ...} applied in order (keep_largest), and written to out_path
  *        with the input's geometry (u8/u16 as the reference's write_seg) by n_threads
@@ -42,7 +42,7 @@
 #include "l_util.h"
 #include "nnu_components.h"
 #include "nnu_eval.h"
-#include "nnu_nifti.h"
+#include "nnu_image.h"
 #include "nnu_npz.h"
 #include "nnu_parallel.h"
 #include "nnu_slide.h"
@@ -320,6 +320,7 @@ typedef struct files_job {
     int n_regions, has_ignore;
     int64_t ignore;
     nnu_confusion *out;             /* [case][region] */
+    nnu_image_read_opts ro;         /* the reader class; segmentations */
 } files_job;
 
 static void shape_text(const nnu_tensor *t, char *buf, size_t len) {
@@ -334,12 +335,12 @@ static nnu_status confusion_case(int64_t i, int worker, void *ctx) {
     const files_job *j = ctx;
     nnu_tensor *ref = NULL, *pred = NULL;
     char why[512];   /* the reader's message, copied: nnu_fail writes the same buffer */
-    nnu_status st = nnu_nifti_read(j->ref[i], NULL, &ref);
+    nnu_status st = nnu_image_read(j->ref[i], &j->ro, NULL, &ref);
     if (st) {
         snprintf(why, sizeof why, "%s", nnu_last_error());
         return NNU_FAIL(st, "cannot read '%s': %s", j->ref[i], why);
     }
-    st = nnu_nifti_read(j->pred[i], NULL, &pred);
+    st = nnu_image_read(j->pred[i], &j->ro, NULL, &pred);
     if (st) {
         snprintf(why, sizeof why, "%s", nnu_last_error());
         nnu_tensor_release(ref);
@@ -388,10 +389,11 @@ static int l_infer_confusion_files(lua_State *L) {
     int n, has_ignore = !lua_isnoneornil(L, 3);
     int64_t ignore = has_ignore ? (int64_t)luaL_checkinteger(L, 3) : 0;
     int threads = (int)luaL_optinteger(L, 4, 0);
+    nnu_image_read_opts ro = {(nnu_image_reader)l_check_image_reader(L, 5), 1};
     nnu_eval_region *reg = check_regions(L, 2, &n);
     const char **paths = check_path_pairs(L, 1, ncase, "pairs must be {{ref_path, pred_path}, ...}");
     nnu_confusion *out = lua_newuserdatauv(L, sizeof *out * (size_t)(ncase * n + 1), 0);
-    files_job job = {paths, paths + ncase, reg, n, has_ignore, ignore, out};
+    files_job job = {paths, paths + ncase, reg, n, has_ignore, ignore, out, ro};
     nnu_status st = nnu_parallel_for(ncase, threads, confusion_case, &job);
     if (st) return l_fail(L, st);
     lua_createtable(L, (int)ncase, 0);
@@ -427,15 +429,16 @@ typedef struct pp_job {
     const char **in, **out;         /* per file (strings anchored in the pairs table) */
     const pp_step *steps;
     int n_steps;
+    nnu_image_read_opts ro;         /* the reader class; segmentations */
 } pp_job;
 
 static nnu_status pp_file(int64_t i, int worker, void *ctx) {
     (void)worker;
     const pp_job *j = ctx;
-    nnu_nifti_info info;
+    nnu_image_info info;
     nnu_tensor *seg = NULL;
     char why[512];   /* the reader's message, copied: nnu_fail writes the same buffer */
-    nnu_status st = nnu_nifti_read(j->in[i], &info, &seg);
+    nnu_status st = nnu_image_read(j->in[i], &j->ro, &info, &seg);
     if (st) {
         snprintf(why, sizeof why, "%s", nnu_last_error());
         return NNU_FAIL(st, "cannot read '%s': %s", j->in[i], why);
@@ -444,8 +447,8 @@ static nnu_status pp_file(int64_t i, int worker, void *ctx) {
         st = nnu_components_keep_largest(seg, j->steps[k].labels, j->steps[k].n_labels,
                                          j->steps[k].background, NULL);
     if (st == NNU_STATUS_OK) {
-        nnu_nifti_write_opts w = {.segmentation = 1};
-        st = nnu_nifti_write(j->out[i], seg, &info, &w);
+        nnu_image_write_opts w = {.segmentation = 1};
+        st = nnu_image_write(j->out[i], seg, &info, &w);
     }
     nnu_tensor_release(seg);
     return st;
@@ -458,6 +461,7 @@ static int l_infer_keep_largest_files(lua_State *L) {
     const int nstep = (int)luaL_len(L, 2);
     luaL_argcheck(L, nstep <= PP_MAX_STEPS, 2, "at most 64 steps");
     const int threads = (int)luaL_optinteger(L, 3, 0);
+    nnu_image_read_opts ro = {(nnu_image_reader)l_check_image_reader(L, 4), 1};
     pp_step *steps = lua_newuserdatauv(L, sizeof *steps * (size_t)(nstep + 1), 0);
     for (int k = 0; k < nstep; k++) {
         lua_geti(L, 2, k + 1);
@@ -470,9 +474,10 @@ static int l_infer_keep_largest_files(lua_State *L) {
         lua_pop(L, 1);
     }
     const char **paths = check_path_pairs(L, 1, nfile, "pairs must be {{in_path, out_path}, ...}");
-    pp_job job = {paths, paths + nfile, steps, nstep};
+    pp_job job = {paths, paths + nfile, steps, nstep, ro};
     nnu_status st = nnu_parallel_for(nfile, threads, pp_file, &job);
-    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);
+    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT || st == NNU_STATUS_ERR_UNSUPPORTED)
+        return l_fail(L, st);
     if (st) return l_raise(L, st);
     lua_pushboolean(L, 1);
     return 1;

@@ -17,7 +17,8 @@
  * cfg = { schemes = {"ZScoreNormalization", ...}, use_mask_for_norm = {false, ...},
  *         ct = { [c] = {mean, std, percentile_00_5, percentile_99_5} }, transpose_forward = {0,1,2},
  *         spacing = {z,y,x} or {y,x} (2d), keys = { {1}, {2}, {1,2} },
- *         data_order = 3, seg_order = 1, order_z = 0, seed = 1234, max_locations = 10000, min_coverage = 0.01 }
+ *         data_order = 3, seg_order = 1, order_z = 0, seed = 1234, max_locations = 10000, min_coverage = 0.01,
+ *         reader = "SimpleITKIO" (the plans' image_reader_writer; nil: by file ending) }
  * cases = { {id = "case", images = {paths}, label = path|nil}, ... }
  * opts = { out_dir, plans_id, plans_hash (integer), dtype = "f32"|"f16", codec = "deflate"|"raw",
  *          level = 1, patch = {...}, threads = N, progress = true, label = "3d_fullres", no_fsync = false }
@@ -56,6 +57,9 @@ static void check_config(lua_State *L, int idx, nnu_preproc_config *cfg) {
     cfg->seed = (uint32_t)l_opt_int_field(L, idx, "seed", 1234);
     cfg->max_locations = (int64_t)l_opt_int_field(L, idx, "max_locations", 10000);
     cfg->min_coverage = l_opt_num_field(L, idx, "min_coverage", 0.01);
+    lua_getfield(L, idx, "reader");
+    cfg->reader = (nnu_image_reader)l_check_image_reader(L, -1);
+    lua_pop(L, 1);
     /* class-location keys */
     int nk = 0, nv = 0;
     if (lua_getfield(L, idx, "keys") == LUA_TTABLE) {
@@ -211,8 +215,10 @@ static int l_pp_run_case(lua_State *L) {
     nnu_tensor *image = NULL, *lab = NULL;
     nnu_preproc_props props;
     memset(&props, 0, sizeof props);
-    nnu_status st = nnu_preproc_case_load(paths, ni, label, &image, label ? &lab : NULL, &props.nifti);
-    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);
+    nnu_status st = nnu_preproc_case_load(paths, ni, label, cfg.reader, &image, label ? &lab : NULL, &props.nifti);
+    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT || st == NNU_STATUS_ERR_SHAPE ||
+        st == NNU_STATUS_ERR_UNSUPPORTED)
+        return l_fail(L, st);
     if (st) return l_raise_interruptible(L, st);
     nnu_class_locations cl = {0, NULL};
     double spacing[3] = {props.nifti.spacing[0], props.nifti.spacing[1], props.nifti.spacing[2]};

@@ -11,7 +11,8 @@
  *   resample(t, new_shape, current_spacing, new_spacing[, {order=3, order_z=0, is_seg=false,
  *            force_separate_z=nil|true|false}]) -> t' (t itself when the shape is unchanged)
  *   resample_seg(t, new_shape, current_spacing, new_spacing[, opts]) -> t' (order 1, per label)
- *   fingerprint(cases, num_channels[, {threads=, progress=true, num_samples=1e8, seed=1234}])
+ *   fingerprint(cases, num_channels[, {threads=, progress=true, num_samples=1e8, seed=1234,
+ *               reader = "SimpleITKIO" (the plans' image_reader_writer; nil: by file ending)}])
  *       cases = { {images = {path, ...}, label = path}, ... }
  *       -> { spacings, shapes_after_crop, foreground_intensity_properties_per_channel = {["0"] = {...}},
  *            median_relative_size_after_cropping, num_samples_per_case, relative_sizes }
@@ -237,6 +238,7 @@ static int l_preprocess_fingerprint(lua_State *L) {
     lua_Integer n = luaL_len(L, 1);
     luaL_argcheck(L, n >= 1, 1, "no cases");
     nnu_fingerprint_opts o = nnu_fingerprint_opts_default();
+    nnu_image_reader reader = NNU_IMAGE_READER_AUTO;
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "threads");
         o.n_threads = (int)luaL_optinteger(L, -1, 0);
@@ -246,20 +248,30 @@ static int l_preprocess_fingerprint(lua_State *L) {
         o.num_samples_total = luaL_optnumber(L, -1, o.num_samples_total);
         lua_getfield(L, 3, "seed");
         o.seed = (uint32_t)luaL_optinteger(L, -1, o.seed);
-        lua_pop(L, 4);
+        lua_getfield(L, 3, "reader");
+        reader = l_check_image_reader(L, -1);
+        lua_pop(L, 5);
     }
+    /* files per case: fewer than channels when a file holds several (4-D NIfTI, RGB PNG) */
+    lua_geti(L, 1, 1);
+    luaL_argcheck(L, lua_istable(L, -1), 1, "each case must be {images = {...}, label = path}");
+    lua_getfield(L, -1, "images");
+    luaL_argcheck(L, lua_istable(L, -1), 1, "each case must be {images = {...}, label = path}");
+    const int nfiles = (int)luaL_len(L, -1);
+    lua_pop(L, 2);
+    luaL_argcheck(L, nfiles >= 1 && nfiles <= nch, 1, "a case must have 1..channels image files");
     /* path arrays as userdata so a Lua error cannot leak them */
-    const char **images = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n * nch), 0);
+    const char **images = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n * nfiles), 0);
     const char **labels = lua_newuserdatauv(L, sizeof(char *) * (size_t)n, 0);
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
         luaL_argcheck(L, lua_istable(L, -1), 1, "each case must be {images = {...}, label = path}");
         lua_getfield(L, -1, "images");
-        luaL_argcheck(L, lua_istable(L, -1) && luaL_len(L, -1) == nch, 1,
-                      "a case's images must list one file per channel");
-        for (int c = 0; c < nch; c++) {
+        luaL_argcheck(L, lua_istable(L, -1) && luaL_len(L, -1) == nfiles, 1,
+                      "every case must have as many image files as the first");
+        for (int c = 0; c < nfiles; c++) {
             lua_geti(L, -1, c + 1);
-            images[i * nch + c] = luaL_checkstring(L, -1);   /* kept alive by the cases table */
+            images[i * nfiles + c] = luaL_checkstring(L, -1);   /* kept alive by the cases table */
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -267,9 +279,9 @@ static int l_preprocess_fingerprint(lua_State *L) {
         labels[i] = luaL_checkstring(L, -1);
         lua_pop(L, 2);
     }
-    nnu_fingerprint_files files = {nch, images, labels};
+    nnu_fingerprint_files files = {nch, nfiles, images, labels, reader};
     nnu_fingerprint fp;
-    nnu_status st = nnu_fingerprint_extract(n, nch, nnu_fingerprint_load_nifti, &files, &o, &fp);
+    nnu_status st = nnu_fingerprint_extract(n, nch, nnu_fingerprint_load_case, &files, &o, &fp);
     if (st) {
         nnu_fingerprint_free(&fp);
         if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT || st == NNU_STATUS_ERR_SHAPE)

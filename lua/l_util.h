@@ -58,10 +58,15 @@ void l_check_preproc_channels(lua_State *L, int idx, struct nnu_preproc_config *
  * cropping_and_before_resampling, shape_after_resampling. */
 void l_push_preproc_props(lua_State *L, const struct nnu_preproc_props *p);
 
-struct nnu_nifti_info;
-/* A nifti geometry table (what nifti.read returns as its info, or {spacing_itk, origin,
- * direction}) at idx -> struct, for writing with that geometry (l_nifti.c). Raises a Lua
- * error naming the bad field. */
-void l_nifti_check_info(lua_State *L, int idx, struct nnu_nifti_info *info);
+struct nnu_image_info;
+/* An image geometry table (what image.read returns as its info, or {spacing_itk, origin,
+ * direction[, spatial_dims]}) at idx -> struct, for writing with that geometry (l_image.c).
+ * Raises a Lua error naming the bad field. */
+void l_image_check_info(lua_State *L, int idx, struct nnu_image_info *info);
+
+/* A reader class name at idx ("SimpleITKIO", "NaturalImage2DIO", ...; nil or none:
+ * NNU_IMAGE_READER_AUTO, by file ending) as an nnu_image_reader; raises on an unknown
+ * name (l_image.c). */
+int l_check_image_reader(lua_State *L, int idx);
 
 #endif

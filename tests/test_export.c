@@ -115,7 +115,7 @@ static void test_prefetch(void) {
         double v[24];
         for (int k = 0; k < 24; k++) v[k] = (k % 5) + i;          /* case i: values offset by i */
         nnu_tensor *t = from(NNU_DTYPE_F32, 3, (int64_t[]){2, 3, 4}, v);
-        nnu_nifti_info ref;
+        nnu_image_info ref;
         memset(&ref, 0, sizeof ref);
         for (int a = 0; a < 3; a++) { ref.spacing_itk[a] = 1; ref.direction[4 * a] = 1; }
         CHECK_OK(nnu_nifti_write(path[i], t, &ref, NULL));

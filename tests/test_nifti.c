@@ -96,7 +96,7 @@ static int file_exists(const char *p) {
     return stat(p, &s) == 0;
 }
 
-static int same_geometry(const nnu_nifti_info *a, const nnu_nifti_info *b) {
+static int same_geometry(const nnu_image_info *a, const nnu_image_info *b) {
     return memcmp(a->spacing, b->spacing, sizeof a->spacing) == 0 &&
            memcmp(a->spacing_itk, b->spacing_itk, sizeof a->spacing_itk) == 0 &&
            memcmp(a->origin, b->origin, sizeof a->origin) == 0 &&
@@ -112,10 +112,10 @@ static int same_xforms(const nnu_nifti_header *a, const nnu_nifti_header *b) {
 }
 
 /* read -> write -> re-read; voxels, dtype, geometry and raw xforms identical */
-static void roundtrip(const char *path, const nnu_tensor *t, const nnu_nifti_info *info, const char *out) {
-    nnu_nifti_write_opts o = {.compression = 1};
+static void roundtrip(const char *path, const nnu_tensor *t, const nnu_image_info *info, const char *out) {
+    nnu_image_write_opts o = {.compression = 1};
     CHECK_OK(nnu_nifti_write(out, t, info, &o));
-    nnu_nifti_info i2;
+    nnu_image_info i2;
     nnu_tensor *t2 = NULL;
     CHECK_OK(nnu_nifti_read(out, &i2, &t2));
     if (!t2) return;
@@ -142,7 +142,7 @@ static void test_fixture_files(void) {
         if (strncmp(line, "{\"path\"", 7) != 0 || !jstr(line, "path", path, sizeof path)) continue;
         if (!file_exists(path)) { n_skipped++; continue; }
         int shared = strncmp(path, "../shared/", 10) == 0;
-        nnu_nifti_info info;
+        nnu_image_info info;
         nnu_tensor *t = NULL;
         CHECK_OK(nnu_nifti_read(path, &info, &t));
         if (!t) continue;
@@ -214,7 +214,7 @@ static void test_dtypes(void) {
                                 (double)(i * 3 % 61) - (nnu_dtype_is_float(dts[k]) ? 7.25 : 0));
             const char *p = tmp_path(gz ? "dt.nii.gz" : "dt.nii");
             CHECK_OK(nnu_nifti_write(p, t, NULL, NULL));
-            nnu_nifti_info info;
+            nnu_image_info info;
             CHECK_OK(nnu_nifti_read(p, &info, &r));
             if (r) {
                 CHECK(r->dtype == dts[k], "dtype %s came back as %s", nnu_dtype_name(dts[k]), nnu_dtype_name(r->dtype));
@@ -248,7 +248,7 @@ static void test_segmentation_dtype(void) {
     int64_t shape[3] = {2, 2, 2};
     nnu_tensor *t = NULL, *r = NULL;
     CHECK_OK(nnu_tensor_new(NNU_DTYPE_F32, 3, shape, &t));
-    nnu_nifti_write_opts o = {.segmentation = 1};
+    nnu_image_write_opts o = {.segmentation = 1};
     ((float *)nnu_tensor_data(t))[3] = 254;
     CHECK_OK(nnu_nifti_write(tmp_path("seg.nii.gz"), t, NULL, &o));
     CHECK_OK(nnu_nifti_read(tmp_path("seg.nii.gz"), NULL, &r));
@@ -267,7 +267,7 @@ static void test_segmentation_dtype(void) {
 
 /* A rotated geometry given as ITK spacing/origin/direction survives write + read. */
 static void test_geometry_from_itk(void) {
-    nnu_nifti_info g;
+    nnu_image_info g;
     memset(&g, 0, sizeof g);
     double c = cos(0.3), s = sin(0.3);
     double dir[9] = {c, -s, 0, s, c, 0, 0, 0, 1};      /* rotation about z, columns = axes */
@@ -278,7 +278,7 @@ static void test_geometry_from_itk(void) {
     nnu_tensor *t = NULL, *r = NULL;
     CHECK_OK(nnu_tensor_new(NNU_DTYPE_I16, 3, shape, &t));
     CHECK_OK(nnu_nifti_write(tmp_path("rot.nii.gz"), t, &g, NULL));
-    nnu_nifti_info i2;
+    nnu_image_info i2;
     CHECK_OK(nnu_nifti_read(tmp_path("rot.nii.gz"), &i2, &r));
     CHECK(i2.hdr.qform_code == 1 && i2.hdr.sform_code == 1, "ITK writes qform and sform codes 1");
     CHECK(i2.hdr.xyzt_units == 10, "units mm + s");
@@ -337,7 +337,7 @@ static void put_i16(unsigned char *b, int off, int16_t v) { memcpy(b + off, &v, 
 /* the read must fail with status st and a message naming the file and the problem */
 static void expect_fail(const char *path, nnu_status st, const char *problem) {
     nnu_tensor *t = NULL;
-    nnu_nifti_info info;
+    nnu_image_info info;
     nnu_status got = nnu_nifti_read(path, &info, &t);
     CHECK_FAILS(got, st, problem);
     const char *base = strrchr(path, '/');
@@ -454,7 +454,7 @@ static void test_scaling_and_endianness(void) {
     put_f32(v, 116, 1.0f);
     spit(tmp_path("scaled.nii.gz"), v, n, 1);
     nnu_tensor *t = NULL;
-    nnu_nifti_info info;
+    nnu_image_info info;
     CHECK_OK(nnu_nifti_read(tmp_path("scaled.nii.gz"), &info, &t));
     if (t) {
         CHECK(t->dtype == NNU_DTYPE_F32 && info.scaled, "scaled int16 -> f32");
@@ -489,7 +489,7 @@ static void test_scaling_and_endianness(void) {
         }
     for (long i = 352; i + 1 < n; i += 2) { unsigned char x = b[i]; b[i] = b[i + 1]; b[i + 1] = x; }
     spit(tmp_path("bigendian.nii"), b, n, 0);
-    nnu_nifti_info bi;
+    nnu_image_info bi;
     CHECK_OK(nnu_nifti_read(tmp_path("bigendian.nii"), &bi, &t));
     if (t) {
         CHECK(t->dtype == NNU_DTYPE_I16 && ((int16_t *)nnu_tensor_data(t))[1234] == 1234 % 1000 - 500,
@@ -508,7 +508,7 @@ static void test_nifti2_and_4d(void) {
     CHECK_OK(nnu_tensor_new(NNU_DTYPE_F32, 4, shape, &t));
     float *d = nnu_tensor_data(t);
     for (int i = 0; i < 120; i++) d[i] = (float)i * 0.5f;
-    nnu_nifti_info g;
+    nnu_image_info g;
     memset(&g, 0, sizeof g);
     for (int i = 0; i < 3; i++) g.spacing_itk[i] = 1.0 + i;
     for (int i = 0; i < 9; i++) g.direction[i] = (i % 4 == 0);
@@ -516,7 +516,7 @@ static void test_nifti2_and_4d(void) {
     CHECK_OK(nnu_nifti_header_from_geometry(&g));
     g.hdr.version = 2;
     CHECK_OK(nnu_nifti_write(tmp_path("four.nii.gz"), t, &g, NULL));
-    nnu_nifti_info i2;
+    nnu_image_info i2;
     CHECK_OK(nnu_nifti_read(tmp_path("four.nii.gz"), &i2, &r));
     if (r) {
         CHECK(i2.hdr.version == 2, "NIfTI-2 written and read");
@@ -527,14 +527,14 @@ static void test_nifti2_and_4d(void) {
     }
     nnu_tensor_release(r);
     r = NULL;
-    nnu_nifti_info h;
+    nnu_image_info h;
     CHECK_OK(nnu_nifti_read_header(tmp_path("four.nii.gz"), &h));
     CHECK(h.ndim == 4 && h.shape[0] == 3 && h.dtype == NNU_DTYPE_F32, "read_header shape/dtype");
     /* one channel of it, written with the 4-D file's geometry, is a 3-D file */
     nnu_tensor *c1 = NULL;
     CHECK_OK(nnu_tensor_view_select(t, 0, 1, &c1));
     CHECK_OK(nnu_nifti_write(tmp_path("chan1.nii.gz"), c1, &i2, NULL));
-    nnu_nifti_info i3;
+    nnu_image_info i3;
     CHECK_OK(nnu_nifti_read(tmp_path("chan1.nii.gz"), &i3, &r));
     if (r) {
         CHECK(r->ndim == 3 && i3.hdr.dim[0] == 3 && ((float *)nnu_tensor_data(r))[0] == 20.0f, "channel 1 (3-D)");
@@ -559,7 +559,7 @@ static void test_qform_sform_choice(void) {
     long n;
     unsigned char *v = valid_nii(&n);
     if (!v) { CHECK(0, "valid file"); return; }
-    nnu_nifti_info info;
+    nnu_image_info info;
     /* sform code 0: the qform decides (the writer's quaternion: LPS identity) */
     put_i16(v, 254, 0);
     put_f32(v, 280, 5.0f);                 /* srow_x[0] garbage, ignored */
@@ -613,7 +613,7 @@ static void test_header_fuzz(void) {
         const char *p = tmp_path(it % 2 ? "fuzz.nii.gz" : "fuzz.nii");
         spit(p, b, len, it % 2);
         nnu_tensor *t = NULL;
-        nnu_nifti_info info;
+        nnu_image_info info;
         nnu_status st = nnu_nifti_read(p, &info, &t);
         if (st == NNU_STATUS_OK) {
             n_ok++;
@@ -638,11 +638,11 @@ static void test_scan(void) {
     float *d = nnu_tensor_data(t);
     d[0] = 2; d[1] = 0; d[2] = NAN; d[3] = 2; d[4] = 1; d[5] = INFINITY;
     double vals[4];
-    nnu_nifti_scan_result r;
-    CHECK_OK(nnu_nifti_scan(t, vals, 4, &r));
+    nnu_image_scan_result r;
+    CHECK_OK(nnu_image_scan(t, vals, 4, &r));
     CHECK(r.n_nan == 1 && r.n_inf == 1 && r.min == 0 && r.max == 2, "scan nan/inf/min/max");
     CHECK(r.n_values == 3 && vals[0] == 0 && vals[1] == 1 && vals[2] == 2, "scan distinct sorted values");
-    CHECK_OK(nnu_nifti_scan(t, vals, 2, &r));
+    CHECK_OK(nnu_image_scan(t, vals, 2, &r));
     CHECK(r.n_values == -1, "scan: more values than room");
     nnu_tensor_release(t);
 }

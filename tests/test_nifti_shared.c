@@ -30,11 +30,11 @@ static int roundtrip_dir(const char *dir, const char *out_gz, const char *out_ni
     for (int i = 0; i < n; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        nnu_nifti_info a, b;
+        nnu_image_info a, b;
         nnu_tensor *t = NULL, *r = NULL;
         CHECK_OK(nnu_nifti_read(path, &a, &t));
         if (t) {
-            nnu_nifti_write_opts o = {.compression = 1};
+            nnu_image_write_opts o = {.compression = 1};
             const char *out = nnu_tensor_numel(t) > 1000000 ? out_nii : out_gz;
             CHECK_OK(nnu_nifti_write(out, t, &a, &o));
             CHECK_OK(nnu_nifti_read(out, &b, &r));

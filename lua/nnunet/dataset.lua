@@ -346,7 +346,7 @@ end
 -- shape and spacing (else nil, msg); origin/direction differences only warn
 -- (returned as a third value, a list of strings).
 function M.read_images(paths)
-  local nifti = require("nnunet.nifti")
+  local nifti = require("nnunet.image")
   local T = require("nnunet.tensor")
   if #paths == 0 then return nil, "read_images: no files" end
   local infos, warnings = {}, {}

@@ -139,7 +139,7 @@ function M.geometry(props, where)
 end
 
 function M.merge_files(npz_paths, output_truncated, lc, save_probabilities)
-  local nifti = require("nnunet.nifti")
+  local nifti = require("nnunet.image")
   local first_props = npz_paths[1]:gsub("%.npz$", ".json")
   local props, perr = json.decode_file(first_props)
   if not props then user_error("cannot read the properties '%s': %s", first_props, tostring(perr)) end

@@ -163,7 +163,7 @@ end
 -- ---------------------------------------------------------------- per case
 
 local function read_seg(path)
-  local nifti = require("nnunet.nifti")
+  local nifti = require("nnunet.image")
   local t, info = nifti.read(path)
   if not t then user_error("cannot read '%s': %s", path, tostring(info)) end
   return t

@@ -1,7 +1,7 @@
 -- tests/lua/synth_dataset.lua: a tiny synthetic raw dataset for end-to-end tests
 -- (test_default_recipe.lua, test_cascade.lua): N cases of an n^3 volume with one
 -- bright sphere labelled 1 on a textured background, spacing 1 mm, written with
--- nnunet.nifti in the nnU-Net v2 raw layout (imagesTr/CASE_0000.nii.gz,
+-- nnunet.image in the nnU-Net v2 raw layout (imagesTr/CASE_0000.nii.gz,
 -- labelsTr/CASE.nii.gz, dataset.json). Deterministic (no random numbers).
 --
 --   local synth = dofile("tests/lua/synth_dataset.lua")
@@ -12,7 +12,7 @@
 --   synth.sphere(i, size [, core]) -> image table, label table (C order, x fastest)
 local json = require("nnunet.json")
 local fs = require("nnunet.fs")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local tensor = require("nnunet.tensor")
 
 local M = {}

@@ -19,7 +19,7 @@
 -- Skips (77) when a pipeline module is not built.
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local sys = require("nnunet.sys")
 local tensor = require("nnunet.tensor")
 

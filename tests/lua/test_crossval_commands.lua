@@ -7,9 +7,9 @@
 -- a missing fold named, the gt_segmentations fallback. determine_postprocessing:
 -- keep-largest accepted (Dice 1 after), postprocessing.json, postprocessed/ kept or
 -- removed, a missing dataset.json named.
-local ok_nifti, nifti = pcall(require, "nnunet.nifti")
+local ok_nifti, nifti = pcall(require, "nnunet.image")
 if not ok_nifti then
-  print("SKIP: nnunet.nifti is not built")
+  print("SKIP: nnunet.image is not built")
   os.exit(77)
 end
 local tensor = require("nnunet.tensor")

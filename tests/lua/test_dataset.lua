@@ -2,10 +2,10 @@
 -- tiny datasets built here: the 4-D split of a synthetic MSD task, and broken
 -- datasets (missing label file, image/label shape mismatch, a label value not in
 -- dataset.json, a missing channel file, NaN, numTraining, non-consecutive labels),
--- each reported with the case and file. Also nnunet.nifti's Lua surface (nil, msg
+-- each reported with the case and file. Also nnunet.image's Lua surface (nil, msg
 -- for bad files) and GC release of many tensors (checked under ASan).
 local dataset = require("nnunet.dataset")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local T = require("nnunet.tensor")
 local fs = require("nnunet.fs")
 local cjson = require("cjson")

@@ -2,9 +2,9 @@
 -- probabilities: the float32 mean, argmax with ties to the lowest class, regions in
 -- regions_class_order, the output geometry taken from the first folder's CASE.json,
 -- --save_npz, and clear errors for folders that do not match.
-local ok_nifti, nifti = pcall(require, "nnunet.nifti")
+local ok_nifti, nifti = pcall(require, "nnunet.image")
 if not ok_nifti then
-  print("SKIP: the NIfTI module nnunet.nifti is not built yet")
+  print("SKIP: the NIfTI module nnunet.image is not built yet")
   os.exit(77)
 end
 local tensor = require("nnunet.tensor")

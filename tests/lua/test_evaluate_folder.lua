@@ -4,9 +4,9 @@
 -- (tests/fixtures/evaluate/*.json, from tests/gen/gen_evaluate_ref.py) and with the
 -- hand-computed L.7 numbers. Also: ignore label + regions, missing predictions,
 -- --chill, and the nnunet.infer helpers the evaluation is built on.
-local ok_nifti, nifti = pcall(require, "nnunet.nifti")
+local ok_nifti, nifti = pcall(require, "nnunet.image")
 if not ok_nifti then
-  print("SKIP: the NIfTI module nnunet.nifti is not built yet")
+  print("SKIP: the NIfTI module nnunet.image is not built yet")
   os.exit(77)
 end
 local tensor = require("nnunet.tensor")

@@ -14,7 +14,7 @@
 --      faces touches a nonzero voxel, and the relative size is < 0.75 (-> use_mask_for_norm).
 -- Parts 5-6 are left out when ../shared/data is absent; parts 1-4 need no data and always run.
 local fs = require("nnunet.fs")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local pp = require("nnunet.preproc_case")
 local pre = require("nnunet.preprocess")
 local tensor = require("nnunet.tensor")

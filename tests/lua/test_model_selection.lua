@@ -8,9 +8,9 @@
 --   4. inference_instructions.txt: the exact commands (also a cascade stage)
 --   5. wrong input (missing fold, mismatched cases, missing model folder, no .npz)
 --      gives an error naming the folder
-local ok_nifti, nifti = pcall(require, "nnunet.nifti")
+local ok_nifti, nifti = pcall(require, "nnunet.image")
 if not ok_nifti then
-  print("SKIP: the NIfTI module nnunet.nifti is not built yet")
+  print("SKIP: the NIfTI module nnunet.image is not built yet")
   os.exit(77)
 end
 local tensor = require("nnunet.tensor")

@@ -8,7 +8,7 @@
 --      PNG per case equal to the overlay of its data; errors for a missing
 --      configuration or channel
 local TL = dofile("tests/lua/testlib.lua")
-TL.skip_unless_modules({ "nnunet.overlay", "nnunet.nifti" })
+TL.skip_unless_modules({ "nnunet.overlay", "nnunet.image" })
 local overlay = require("nnunet.overlay")
 if not overlay.available() then
   print("SKIP: this build has no PNG support (cairo)")
@@ -16,7 +16,7 @@ if not overlay.available() then
 end
 local tensor = require("nnunet.tensor")
 local fs = require("nnunet.fs")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local check = TL.check
 
 -- from tests/gen/gen_overlay_ref.py (the reference's functions)

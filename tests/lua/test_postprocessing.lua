@@ -3,9 +3,9 @@
 -- `nnunet apply_postprocessing`, output compared with the L.6 rows, geometry and
 -- dataset.json carried over; plus nnunet.postprocessing on tensors directly and
 -- `nnunet evaluate_simple`.
-local ok_nifti, nifti = pcall(require, "nnunet.nifti")
+local ok_nifti, nifti = pcall(require, "nnunet.image")
 if not ok_nifti then
-  print("SKIP: the NIfTI module nnunet.nifti is not built yet")
+  print("SKIP: the NIfTI module nnunet.image is not built yet")
   os.exit(77)
 end
 local tensor = require("nnunet.tensor")

@@ -8,7 +8,7 @@
 --      nnUNet_results -> predict_from_modelfolder on the installed folder: same output
 --   4. errors name the folder (missing, not a model, configuration unknown)
 local TL = dofile("tests/lua/testlib.lua")
-TL.skip_unless_modules({ "nnunet.net", "nnunet.nifti" })
+TL.skip_unless_modules({ "nnunet.net", "nnunet.image" })
 local DEMO = "data/Dataset004_Hippocampus_demo"
 local fs = require("nnunet.fs")
 if not fs.isdir(DEMO) then
@@ -158,7 +158,7 @@ if has_torch and fs.isfile(TORCH .. "ref3d.pth") then
   TL.write_file(tdir .. "/fold_0/checkpoint_final.pth", read(TORCH .. "ref3d.pth"))
   local tin = root .. "/in2"
   assert(fs.mkdir(tin))
-  local nifti, tensor = require("nnunet.nifti"), require("nnunet.tensor")
+  local nifti, tensor = require("nnunet.image"), require("nnunet.tensor")
   for c = 0, 1 do
     local v = {}
     for i = 1, 6 * 18 * 14 do v[i] = ((i * (7 + c)) % 13) * 1.0 end

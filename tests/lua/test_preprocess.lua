@@ -12,7 +12,7 @@
 --   3. a handful of the shared Hippocampus cases (skipped when ../shared/data is absent).
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local pp = require("nnunet.preproc_case")
 local sys = require("nnunet.sys")
 local tensor = require("nnunet.tensor")

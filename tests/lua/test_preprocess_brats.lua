@@ -14,7 +14,7 @@
 -- short (z-score normalization does not use them). Skipped (77) without ../shared/data.
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local pp = require("nnunet.preproc_case")
 local preprocess = require("nnunet.preprocess")
 local sys = require("nnunet.sys")

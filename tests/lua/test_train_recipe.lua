@@ -9,7 +9,7 @@
 -- Skips (77) when a pipeline module (net, loader, export) is not built.
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local sys = require("nnunet.sys")
 local tensor = require("nnunet.tensor")
 local train = require("nnunet.train")

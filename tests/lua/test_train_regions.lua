@@ -8,7 +8,7 @@
 -- Skips (77) when a pipeline module is not built.
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local lib = dofile("tests/lua/testlib.lua")
 local check = lib.check
 lib.skip_unless_modules({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" })

@@ -1,21 +1,29 @@
-/* l_nifti.c: binds core/nnu_nifti.h as the module "nnunet.nifti" (STYLE R2, R15).
+/* l_image.c: binds core/nnu_image.h as the module "nnunet.image" (STYLE R2, R15):
+ * every image format the program reads and writes (NIfTI, MetaImage, NRRD, PNG, TIFF),
+ * chosen by the file's ending, seen through the reference's reader classes.
  *
- *   nifti.read(path [, dtype])        -> tensor, info      | nil, msg, code
- *   nifti.read_header(path)           -> info              | nil, msg, code
- *   nifti.write(path, t, ref [, opts]) -> true             | nil, msg, code
- *   nifti.scan(t [, max_values])      -> {nan, inf, min, max, values}
- *   nifti.scan_files(paths [, max_values [, n_threads [, label]]]) -> list, one per path:
- *        {info = <info>, scan = <scan's table>} or {error = msg}; the files are read
+ *   image.read(path [, opts])           -> tensor, info      | nil, msg, code
+ *       opts: a dtype name ("f32": convert), or {dtype =, reader =, seg = true}
+ *       reader: "SimpleITKIO", "NibabelIO", "NaturalImage2DIO", "Tiff3DIO" (the plans'
+ *       image_reader_writer; nil: by the file's ending); seg: the file is a label
+ *       (Tiff3DIO names its spacing sidecar differently)
+ *   image.read_header(path [, opts])    -> info              | nil, msg, code
+ *   image.write(path, t, ref [, opts])  -> true              | nil, msg, code
+ *   image.scan(t [, max_values])        -> {nan, inf, min, max, values}
+ *   image.scan_files(paths [, max_values [, n_threads [, label [, ropts]]]]) -> list, one per
+ *        path: {info = <info>, scan = <scan's table>} or {error = msg}; the files are read
  *        and scanned by n_threads workers (nnu_parallel; default all CPUs), one volume
  *        in memory per worker, every file even after failures (verify_dataset -np);
- *        label: a progress bar on stderr
+ *        label: a progress bar on stderr; ropts: {reader =, seg =} as for read
+ *   image.format_of(path)               -> "NIfTI" | "MetaImage" | "NRRD" | "PNG" | "TIFF" | nil
+ *   image.reader_supports(reader, path) -> bool (the class reads files with this ending)
  *
  * info is a plain, JSON-serialisable table:
- *   { ndim, shape = {z,y,x} or {c,z,y,x}, dtype = "f32", scaled,
+ *   { format, ndim, shape = {z,y,x} or {c,z,y,x}, dtype = "f32", scaled, spatial_dims = 2|3,
  *     spacing = {z,y,x}, spacing_itk = {x,y,z}, origin = {x,y,z}, direction = {9, row-major},
- *     geometry_from = "sform"|"qform"|"none", header = { raw qform/sform fields } }
+ *     geometry_from = "sform"|"qform"|"none" and header = { raw qform/sform fields } (NIfTI) }
  * ref (write) is such an info table, a path (its header is read), or nil; with
- * no `header` field the geometry is rebuilt from spacing_itk/origin/direction.
+ * no `header` field a NIfTI's geometry is rebuilt from spacing_itk/origin/direction.
  * opts = { compression = 1..9, segmentation = true, dtype = "u8" }.
  * Files that cannot be read or written are expected failures (nil, msg, code);
  * wrong argument types raise. */
@@ -24,7 +32,7 @@
 #include <string.h>
 
 #include "l_util.h"
-#include "nnu_nifti.h"
+#include "nnu_image.h"
 #include "nnu_parallel.h"
 #include "nnu_progress.h"
 
@@ -66,8 +74,10 @@ static void push_header(lua_State *L, const nnu_nifti_header *h) {
     set_str(L, "aux_file", h->aux_file);
 }
 
-static void push_info(lua_State *L, const nnu_nifti_info *info) {
-    lua_createtable(L, 0, 12);
+static void push_info(lua_State *L, const nnu_image_info *info) {
+    lua_createtable(L, 0, 14);
+    set_str(L, "format", nnu_image_format_name(info->format));
+    set_int(L, "spatial_dims", info->spatial_dims);
     set_int(L, "ndim", info->ndim);
     l_pushshape(L, info->ndim, info->shape);
     lua_setfield(L, -2, "shape");
@@ -78,6 +88,7 @@ static void push_info(lua_State *L, const nnu_nifti_info *info) {
     set_num_array(L, "spacing_itk", info->spacing_itk, 3);
     set_num_array(L, "origin", info->origin, 3);
     set_num_array(L, "direction", info->direction, 9);
+    if (info->hdr.version == 0) return;             /* not a NIfTI file */
     set_str(L, "geometry_from", info->used_sform ? "sform"
                                 : (info->hdr.qform_code > 0 || info->hdr.sform_code > 0) ? "qform" : "none");
     push_header(L, &info->hdr);
@@ -89,12 +100,12 @@ static void get_num_array(lua_State *L, int idx, const char *key, double *out, i
     int t = lua_getfield(L, idx, key);
     if (t == LUA_TNIL && !required) { lua_pop(L, 1); return; }
     if (t != LUA_TTABLE || luaL_len(L, -1) != n)
-        luaL_error(L, "nifti.write: reference field '%s' must be an array of %d numbers", key, n);
+        luaL_error(L, "image.write: reference field '%s' must be an array of %d numbers", key, n);
     for (int i = 0; i < n; i++) {
         lua_geti(L, -1, i + 1);
         int ok;
         out[i] = lua_tonumberx(L, -1, &ok);
-        if (!ok) luaL_error(L, "nifti.write: reference field '%s'[%d] is not a number", key, i + 1);
+        if (!ok) luaL_error(L, "image.write: reference field '%s'[%d] is not a number", key, i + 1);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -105,7 +116,7 @@ static lua_Integer get_int(lua_State *L, int idx, const char *key) {
     int ok;
     lua_Integer v = lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
-    if (!ok) luaL_error(L, "nifti.write: reference header field '%s' must be an integer", key);
+    if (!ok) luaL_error(L, "image.write: reference header field '%s' must be an integer", key);
     return v;
 }
 
@@ -119,14 +130,18 @@ static void get_str(lua_State *L, int idx, const char *key, char *out, size_t ca
 
 /* info table at idx -> struct (geometry and, when present, the raw header); shared
  * with the other bindings through l_util.h */
-void l_nifti_check_info(lua_State *L, int idx, nnu_nifti_info *info) {
+void l_image_check_info(lua_State *L, int idx, nnu_image_info *info) {
     memset(info, 0, sizeof *info);
     idx = lua_absindex(L, idx);
+    lua_getfield(L, idx, "spatial_dims");
+    info->spatial_dims = (int)luaL_optinteger(L, -1, 3);
+    lua_pop(L, 1);
+    if (info->spatial_dims != 2 && info->spatial_dims != 3) luaL_error(L, "image.write: reference spatial_dims must be 2 or 3");
     if (lua_getfield(L, idx, "header") == LUA_TTABLE) {
         int h = lua_absindex(L, -1);
         nnu_nifti_header *r = &info->hdr;
         r->version = (int)get_int(L, h, "version");
-        if (r->version != 1 && r->version != 2) luaL_error(L, "nifti.write: reference header version must be 1 or 2");
+        if (r->version != 1 && r->version != 2) luaL_error(L, "image.write: reference header version must be 1 or 2");
         r->qform_code = (int)get_int(L, h, "qform_code");
         r->sform_code = (int)get_int(L, h, "sform_code");
         r->xyzt_units = (int)get_int(L, h, "xyzt_units");
@@ -159,13 +174,46 @@ void l_nifti_check_info(lua_State *L, int idx, nnu_nifti_info *info) {
 
 /* ---- functions ---- */
 
-static int l_nifti_read(lua_State *L) {
+int l_check_image_reader(lua_State *L, int idx) {
+    if (lua_isnoneornil(L, idx)) return NNU_IMAGE_READER_AUTO;
+    const char *name = luaL_checkstring(L, idx);
+    nnu_image_reader r = nnu_image_reader_parse(name);
+    if (r == NNU_IMAGE_READER_AUTO)
+        return luaL_error(L, "unknown image reader/writer '%s' (this program has SimpleITKIO, NibabelIO, "
+                             "NaturalImage2DIO and Tiff3DIO)", name);
+    return (int)r;
+}
+
+/* {reader =, seg =} at idx (a table or nil) */
+static nnu_image_read_opts check_read_opts(lua_State *L, int idx) {
+    nnu_image_read_opts o = {NNU_IMAGE_READER_AUTO, 0};
+    if (!lua_istable(L, idx)) return o;
+    lua_getfield(L, idx, "reader");
+    o.reader = (nnu_image_reader)l_check_image_reader(L, -1);
+    lua_getfield(L, idx, "seg");
+    o.is_seg = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return o;
+}
+
+static int l_image_read(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    int want_dtype = !lua_isnoneornil(L, 2);
-    nnu_dtype dt = l_optdtype(L, 2, NNU_DTYPE_F32);
+    int want_dtype = 0;
+    nnu_dtype dt = NNU_DTYPE_F32;
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        want_dtype = 1;
+        dt = l_optdtype(L, 2, NNU_DTYPE_F32);
+    } else if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "dtype");
+        if (!lua_isnil(L, -1)) { want_dtype = 1; dt = l_optdtype(L, -1, NNU_DTYPE_F32); }
+        lua_pop(L, 1);
+    } else {
+        luaL_argcheck(L, lua_isnoneornil(L, 2), 2, "dtype name or options table expected");
+    }
+    nnu_image_read_opts ro = check_read_opts(L, 2);
     nnu_tensor **box = l_tensor_newbox(L);
-    nnu_nifti_info info;
-    nnu_status st = nnu_nifti_read(path, &info, box);
+    nnu_image_info info;
+    nnu_status st = nnu_image_read(path, &ro, &info, box);
     if (st) return l_fail(L, st);
     if (want_dtype && (*box)->dtype != dt) {
         nnu_tensor *c = NULL;
@@ -179,30 +227,31 @@ static int l_nifti_read(lua_State *L) {
     return 2;
 }
 
-static int l_nifti_read_header(lua_State *L) {
+static int l_image_read_header(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
-    nnu_nifti_info info;
-    nnu_status st = nnu_nifti_read_header(path, &info);
+    nnu_image_read_opts ro = check_read_opts(L, 2);
+    nnu_image_info info;
+    nnu_status st = nnu_image_read_header(path, &ro, &info);
     if (st) return l_fail(L, st);
     push_info(L, &info);
     return 1;
 }
 
-static int l_nifti_write(lua_State *L) {
+static int l_image_write(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     nnu_tensor *t = l_tensor_check(L, 2);
-    nnu_nifti_info ref, *refp = NULL;
+    nnu_image_info ref, *refp = NULL;
     if (lua_type(L, 3) == LUA_TSTRING) {
-        nnu_status st = nnu_nifti_read_header(lua_tostring(L, 3), &ref);
+        nnu_status st = nnu_image_read_header(lua_tostring(L, 3), NULL, &ref);
         if (st) return l_fail(L, st);
         refp = &ref;
     } else if (lua_type(L, 3) == LUA_TTABLE) {
-        l_nifti_check_info(L, 3, &ref);
+        l_image_check_info(L, 3, &ref);
         refp = &ref;
     } else {
         luaL_argcheck(L, lua_isnoneornil(L, 3), 3, "reference info table, path or nil expected");
     }
-    nnu_nifti_write_opts o;
+    nnu_image_write_opts o;
     memset(&o, 0, sizeof o);
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
@@ -214,20 +263,34 @@ static int l_nifti_write(lua_State *L) {
         if (!lua_isnil(L, -1)) { o.has_dtype = 1; o.dtype = l_optdtype(L, -1, NNU_DTYPE_F32); }
         lua_pop(L, 3);
     }
-    nnu_status st = nnu_nifti_write(path, t, refp, &o);
-    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT) return l_fail(L, st);
+    nnu_status st = nnu_image_write(path, t, refp, &o);
+    if (st == NNU_STATUS_ERR_IO || st == NNU_STATUS_ERR_FORMAT || st == NNU_STATUS_ERR_UNSUPPORTED)
+        return l_fail(L, st);
     if (st) return l_raise(L, st);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int l_nifti_scan(lua_State *L) {
+static int l_image_format_of(lua_State *L) {
+    nnu_image_format f = nnu_image_format_of(luaL_checkstring(L, 1));
+    if (f == NNU_IMAGE_FORMAT_UNKNOWN) lua_pushnil(L);
+    else lua_pushstring(L, nnu_image_format_name(f));
+    return 1;
+}
+
+static int l_image_reader_supports(lua_State *L) {
+    nnu_image_reader r = (nnu_image_reader)l_check_image_reader(L, 1);
+    lua_pushboolean(L, nnu_image_reader_supports(r, luaL_checkstring(L, 2)));
+    return 1;
+}
+
+static int l_image_scan(lua_State *L) {
     nnu_tensor *t = l_tensor_check(L, 1);
     lua_Integer maxv = luaL_optinteger(L, 2, 256);
     luaL_argcheck(L, maxv >= 0 && maxv <= 65536, 2, "max_values must be in 0..65536");
     double *vals = lua_newuserdatauv(L, (size_t)(maxv ? maxv : 1) * sizeof(double), 0);  /* GC-owned scratch */
-    nnu_nifti_scan_result r;
-    nnu_status st = nnu_nifti_scan(t, vals, (int)maxv, &r);
+    nnu_image_scan_result r;
+    nnu_status st = nnu_image_scan(t, vals, (int)maxv, &r);
     if (st) return l_raise(L, st);
     lua_createtable(L, 0, 5);
     set_int(L, "nan", (lua_Integer)r.n_nan);
@@ -243,8 +306,8 @@ static int l_nifti_scan(lua_State *L) {
 /* ---- many files, in parallel ---- */
 
 typedef struct scan_item {
-    nnu_nifti_info info;
-    nnu_nifti_scan_result res;
+    nnu_image_info info;
+    nnu_image_scan_result res;
     double *values;                 /* max_values slots */
     char error[512];                /* set when the file failed */
 } scan_item;
@@ -253,6 +316,7 @@ typedef struct scan_job {
     const char **paths;
     scan_item *items;
     int max_values;
+    nnu_image_read_opts ro;
 } scan_job;
 
 static nnu_status scan_one(int64_t i, int worker, void *ctx) {
@@ -260,21 +324,22 @@ static nnu_status scan_one(int64_t i, int worker, void *ctx) {
     const scan_job *j = ctx;
     scan_item *it = &j->items[i];
     nnu_tensor *t = NULL;
-    nnu_status st = nnu_nifti_read(j->paths[i], &it->info, &t);
-    if (st == NNU_STATUS_OK) st = nnu_nifti_scan(t, it->values, j->max_values, &it->res);
+    nnu_status st = nnu_image_read(j->paths[i], &j->ro, &it->info, &t);
+    if (st == NNU_STATUS_OK) st = nnu_image_scan(t, it->values, j->max_values, &it->res);
     nnu_tensor_release(t);
     /* the message is thread-local: keep it with the item (keep_going runs the rest) */
     if (st) snprintf(it->error, sizeof it->error, "%s", nnu_last_error());
     return st;
 }
 
-static int l_nifti_scan_files(lua_State *L) {
+static int l_image_scan_files(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     const int64_t n = (int64_t)luaL_len(L, 1);
     const lua_Integer maxv = luaL_optinteger(L, 2, 256);
     luaL_argcheck(L, maxv >= 0 && maxv <= 65536, 2, "max_values must be in 0..65536");
     const int threads = (int)luaL_optinteger(L, 3, 0);
     const char *label = luaL_optstring(L, 4, NULL);
+    nnu_image_read_opts ro = check_read_opts(L, 5);
     /* GC-owned scratch: paths (anchored in table 1), items, value slots, statuses */
     const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
     scan_item *items = lua_newuserdatauv(L, sizeof *items * (size_t)(n + 1), 0);
@@ -288,7 +353,7 @@ static int l_nifti_scan_files(lua_State *L) {
         memset(&items[i], 0, sizeof items[i]);
         items[i].values = vals + i * (maxv ? maxv : 1);
     }
-    scan_job job = {paths, items, (int)maxv};
+    scan_job job = {paths, items, (int)maxv, ro};
     nnu_progress *bar = NULL;
     if (label && n > 0 && nnu_progress_new(label, n, &bar)) bar = NULL;   /* no bar is no error */
     nnu_parallel_opts po = {threads, 1, status, bar};
@@ -304,7 +369,7 @@ static int l_nifti_scan_files(lua_State *L) {
         } else {
             push_info(L, &items[i].info);
             lua_setfield(L, -2, "info");
-            const nnu_nifti_scan_result *r = &items[i].res;
+            const nnu_image_scan_result *r = &items[i].res;
             lua_createtable(L, 0, 5);
             set_int(L, "nan", (lua_Integer)r->n_nan);
             set_int(L, "inf", (lua_Integer)r->n_inf);
@@ -318,11 +383,12 @@ static int l_nifti_scan_files(lua_State *L) {
     return 1;
 }
 
-static const luaL_Reg nifti_functions[] = {
-    {"read", l_nifti_read}, {"read_header", l_nifti_read_header}, {"write", l_nifti_write},
-    {"scan", l_nifti_scan}, {"scan_files", l_nifti_scan_files}, {NULL, NULL}};
+static const luaL_Reg image_functions[] = {
+    {"read", l_image_read}, {"read_header", l_image_read_header}, {"write", l_image_write},
+    {"scan", l_image_scan}, {"scan_files", l_image_scan_files}, {"format_of", l_image_format_of},
+    {"reader_supports", l_image_reader_supports}, {NULL, NULL}};
 
-int luaopen_nnunet_nifti(lua_State *L) {
-    luaL_newlib(L, nifti_functions);
+int luaopen_nnunet_image(lua_State *L) {
+    luaL_newlib(L, image_functions);
     return 1;
 }
