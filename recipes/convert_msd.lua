@@ -12,7 +12,7 @@
 -- Differences from the reference: imagesTs is optional, and a name may contain
 -- further underscores (the reference splits "TaskXX_Name" at every "_").
 local dataset = require("nnunet.dataset")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local fs = require("nnunet.fs")
 local sys = require("nnunet.sys")
 local args = require("nnunet.args")

@@ -11,7 +11,7 @@
 -- origin/direction mismatches are warnings only. Prints "N valid cases" and
 -- returns 0, or lists the problems and returns 1.
 local dataset = require("nnunet.dataset")
-local nifti = require("nnunet.nifti")
+local nifti = require("nnunet.image")
 local fs = require("nnunet.fs")
 local sys = require("nnunet.sys")
 
