@@ -255,14 +255,24 @@ static void j_ints(FILE *f, const int64_t *v, int n) {
     fputc(']', f);
 }
 
+/* "nifti": the geometry (and a NIfTI's raw header) in nnunet.image's info layout, so
+ * that image.write can reuse it to export predictions */
 static void write_nifti_json(FILE *f, const nnu_image_info *in) {
     const nnu_nifti_header *h = &in->hdr;
-    fputs(",\n  \"nifti\": {\"spacing_itk\": ", f);
+    fprintf(f, ",\n  \"nifti\": {\"format\": ");
+    j_str(f, nnu_image_format_name(in->format));
+    fprintf(f, ", \"spatial_dims\": %d, \"spacing\": ", in->spatial_dims);
+    j_nums(f, in->spacing, 3);
+    fputs(", \"spacing_itk\": ", f);
     j_nums(f, in->spacing_itk, 3);
     fputs(", \"origin\": ", f);
     j_nums(f, in->origin, 3);
     fputs(", \"direction\": ", f);
     j_nums(f, in->direction, 9);
+    if (h->version == 0) {                  /* not a NIfTI file: geometry only */
+        fputc('}', f);
+        return;
+    }
     fprintf(f, ",\n    \"header\": {\"version\": %d, \"datatype\": %d, \"dim\": ", h->version, h->datatype);
     j_ints(f, h->dim, 8);
     fputs(", \"pixdim\": ", f);
@@ -323,14 +333,18 @@ nnu_status nnu_preproc_write_properties(const char *path, const char *case_id, c
     }
     fputc(']', f);
     if (p->has_nifti) {
+        /* as SimpleITK reports it: 2 entries (4 for the direction) for a 2-D image */
+        const nnu_image_info *g = &p->nifti;
+        int two = g->spatial_dims == 2;
+        double dir2[4] = {g->direction[0], g->direction[1], g->direction[3], g->direction[4]};
         fputs(",\n  \"sitk_stuff\": {\"spacing\": ", f);
-        j_nums(f, p->nifti.spacing_itk, 3);
+        j_nums(f, g->spacing_itk, two ? 2 : 3);
         fputs(", \"origin\": ", f);
-        j_nums(f, p->nifti.origin, 3);
+        j_nums(f, g->origin, two ? 2 : 3);
         fputs(", \"direction\": ", f);
-        j_nums(f, p->nifti.direction, 9);
+        j_nums(f, two ? dir2 : g->direction, two ? 4 : 9);
         fputc('}', f);
-        write_nifti_json(f, &p->nifti);
+        write_nifti_json(f, g);
     }
     fputs("\n}\n", f);
     int bad = ferror(f);

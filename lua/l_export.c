@@ -13,8 +13,9 @@
  *        bbox_used_for_cropping (0-based half-open, as the reference), shape_after_cropping_
  *        and_before_resampling, shape_after_resampling, spacing_transposed, target_spacing,
  *        sitk_stuff = {spacing, origin, direction} }
- *   export.props(t [, nifti_ref_path]) -> props from such a table (tests); the NIfTI
- *        header for writing is read from nifti_ref_path when given
+ *   export.props(t [, ref_path [, {reader =, seg =}]]) -> props from such a table; the
+ *        geometry for writing (and a NIfTI's raw header) is read from the image ref_path
+ *        when given, with that reader class (nil: by ending; seg: ref_path is a label)
  *   export.case(logits, props, opts [, want_probs]) -> seg (z,y,x) u8|u16 [, probs (K,z,y,x) f32]
  *        opts = { transpose_forward = {0,1,2}, n_foreground_labels = 1,
  *                 regions_class_order = {..} | nil, order = 1, order_z = 0,
@@ -84,10 +85,14 @@ static nnu_preproc_props *props_check(lua_State *L, int arg) {
 static int l_props_table(lua_State *L) {
     const nnu_preproc_props *p = props_check(L, 1);
     l_push_preproc_props(L, p);
+    /* as SimpleITK reports it: 2 entries (4 for the direction) for a 2-D image */
+    const nnu_image_info *g = &p->nifti;
+    int two = g->spatial_dims == 2;
+    double dir2[4] = {g->direction[0], g->direction[1], g->direction[3], g->direction[4]};
     lua_createtable(L, 0, 3);
-    l_set_nums_field(L, "spacing", p->nifti.spacing_itk, 3);
-    l_set_nums_field(L, "origin", p->nifti.origin, 3);
-    l_set_nums_field(L, "direction", p->nifti.direction, 9);
+    l_set_nums_field(L, "spacing", g->spacing_itk, two ? 2 : 3);
+    l_set_nums_field(L, "origin", g->origin, two ? 2 : 3);
+    l_set_nums_field(L, "direction", two ? dir2 : g->direction, two ? 4 : 9);
     lua_setfield(L, -2, "sitk_stuff");
     return 1;
 }
@@ -126,7 +131,15 @@ static int l_export_props(lua_State *L) {
     }
     lua_pop(L, 1);
     if (ref) {
-        nnu_status st = nnu_image_read_header(ref, NULL, &p->nifti);
+        nnu_image_read_opts ro = {NNU_IMAGE_READER_AUTO, 0};
+        if (lua_istable(L, 3)) {
+            lua_getfield(L, 3, "reader");
+            ro.reader = (nnu_image_reader)l_check_image_reader(L, -1);
+            lua_getfield(L, 3, "seg");
+            ro.is_seg = lua_toboolean(L, -1);
+            lua_pop(L, 2);
+        }
+        nnu_status st = nnu_image_read_header(ref, &ro, &p->nifti);
         if (st) return l_fail(L, st);
         p->has_nifti = 1;
     }

@@ -27,6 +27,7 @@
  * opts = { compression = 1..9, segmentation = true, dtype = "u8" }.
  * Files that cannot be read or written are expected failures (nil, msg, code);
  * wrong argument types raise. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,11 +165,15 @@ void l_image_check_info(lua_State *L, int idx, nnu_image_info *info) {
         get_num_array(L, idx, "spacing_itk", info->spacing_itk, 3, 0);
         get_num_array(L, idx, "origin", info->origin, 3, 0);
         get_num_array(L, idx, "direction", info->direction, 9, 0);
+        get_num_array(L, idx, "spacing", info->spacing, 3, 0);
     } else {
         lua_pop(L, 1);
         get_num_array(L, idx, "spacing_itk", info->spacing_itk, 3, 1);
         get_num_array(L, idx, "origin", info->origin, 3, 1);
         get_num_array(L, idx, "direction", info->direction, 9, 1);
+        /* nnU-Net's array-order spacing: Tiff3DIO writes it beside the image */
+        for (int a = 0; a < 3; a++) info->spacing[a] = fabs(info->spacing_itk[2 - a]);
+        get_num_array(L, idx, "spacing", info->spacing, 3, 0);
     }
 }
 

@@ -34,16 +34,15 @@ end
 function M.compute(ds, opts)
   opts = opts or {}
   local cases = {}
+  if #ds.cases == 0 then user_error("dataset '%s' has no training cases", ds.name) end
+  local reader = dataset.reader_class(ds)
   for i, c in ipairs(ds.cases) do
     if not c.label then user_error("case '%s' has no label file in labelsTr", c.id) end
-    if #c.images ~= ds.num_channels then
-      user_error("case '%s' has %d channel files, dataset.json lists %d channels", c.id, #c.images, ds.num_channels)
-    end
+    dataset.check_case_files(ds, c, reader)
     cases[i] = { images = c.images, label = c.label }
   end
-  if #cases == 0 then user_error("dataset '%s' has no training cases", ds.name) end
   local fp, err = preprocess.fingerprint(cases, ds.num_channels,
-    { threads = opts.num_processes or 0, progress = not opts.quiet })
+    { threads = opts.num_processes or 0, progress = not opts.quiet, reader = reader })
   if not fp then user_error("fingerprint of '%s': %s", ds.name, err) end
   local out = {
     foreground_intensity_properties_per_channel = fp.foreground_intensity_properties_per_channel,

@@ -119,13 +119,21 @@ function M.case_config(plans, conf, dataset_json)
     data_order = math.tointeger(dk.order) or 3, seg_order = math.tointeger(sk.order) or 1,
     order_z = math.tointeger(dk.order_z) or 0,
     seed = 1234, max_locations = 10000, min_coverage = 0.01,
+    reader = dataset.plans_reader(plans),
   }
 end
 
 -- Hash of everything that changes the preprocessed arrays: a case made with other
 -- settings under the same data_identifier is not reused.
 function M.settings_hash(cfg, dtype)
-  local text = json.encode({ format = 1, cfg = cfg, dtype = dtype }, { indent = false })
+  -- SimpleITKIO (or none) is what every plan used before other readers existed: left out of
+  -- the hash so that data preprocessed then stays valid
+  local c = cfg
+  if cfg.reader == nil or cfg.reader == "SimpleITKIO" then
+    c = {}
+    for k, v in pairs(cfg) do if k ~= "reader" then c[k] = v end end
+  end
+  local text = json.encode({ format = 1, cfg = c, dtype = dtype }, { indent = false })
   return M.fnv1a64(text)
 end
 
@@ -142,9 +150,17 @@ local function copy_labels(ds, dir, quiet)
     if fb then fb:close() end
     return same
   end
+  local function copy_if_changed(src, dst)   -- rerun: unchanged copies stay
+    if not (fs.isfile(dst) and same_content(dst, src)) then copy(src, dst) end
+  end
   for _, c in ipairs(ds.cases) do
-    local dst = gt .. "/" .. c.id .. ds.file_ending
-    if not (fs.isfile(dst) and same_content(dst, c.label)) then copy(c.label, dst) end   -- rerun: unchanged copies stay
+    copy_if_changed(c.label, gt .. "/" .. c.id .. ds.file_ending)
+    -- Tiff3DIO keeps a label's spacing in <label>.json beside it: copied along, so that the
+    -- ground truth reads with its spacing (the reference copies the label file only)
+    local side = c.label:sub(1, #c.label - #ds.file_ending) .. ".json"
+    if ds.file_ending:lower():match("^%.tiff?$") and fs.isfile(side) then
+      copy_if_changed(side, gt .. "/" .. c.id .. ".json")
+    end
   end
 end
 
@@ -167,11 +183,10 @@ function M.preprocess(ds, opts)
   local plans, perr = json.decode_file(plans_path)
   if not plans then user_error("cannot read the plans: %s", perr) end
   dataset.check_reader(plans, plans_path)
+  local reader = dataset.plans_reader(plans)
   for _, c in ipairs(ds.cases) do
     if not c.label or not fs.isfile(c.label) then user_error("case '%s' has no label file", c.id) end
-    if #c.images ~= ds.num_channels then
-      user_error("case '%s' has %d channel files, dataset.json lists %d", c.id, #c.images, ds.num_channels)
-    end
+    dataset.check_case_files(ds, c, reader)
   end
   local mk, merr = fs.mkdir(dir)
   if not mk then user_error("%s", merr) end

@@ -339,7 +339,8 @@ function M.final_validation(tr, ctx, val_ids)
     end
     local pt, perr = json.decode_file(join(ctx.data_dir, k .. ".json"))
     if not pt then error(perr, 0) end
-    local props = export.props(pt, join(join(ctx.pre_dir, "gt_segmentations"), k .. ending))
+    local props = export.props(pt, join(join(ctx.pre_dir, "gt_segmentations"), k .. ending),
+      { reader = ctx.reader, seg = true })
     local seg, probs = export.case(logits, props, xopts, ctx.npz)
     local ok, werr = export.write_seg(join(out, k .. ending), seg, props)
     if not ok then error(werr, 0) end
@@ -347,7 +348,7 @@ function M.final_validation(tr, ctx, val_ids)
   end
   local res = evaluate.compute_metrics_on_folder(join(ctx.pre_dir, "gt_segmentations"), out,
     join(out, "summary.json"), ending, lm.regions_or_labels, lm.ignore_label,
-    { chill = true, num_processes = sys.ncpu() })
+    { chill = true, num_processes = sys.ncpu(), image_reader = ctx.reader })
   tr:log("Validation complete")
   tr:log("Mean Validation Dice: ", T.repr64(res.foreground_mean.Dice))
   return res
@@ -398,7 +399,7 @@ function M.train_fold(o)
     pre_dir = pre_dir, data_dir = data_dir, device = o.device, precision = o.precision, seed = o.seed, npz = o.npz,
     num_input_channels = nch, num_heads = lm.has_regions and #lm.regions_or_labels or (#lm.regions_or_labels + 1),
     ignore_label = lm.ignore_label, regions = lm.has_regions and lm.regions_or_labels or nil,
-    weight_decay = T.DEFAULTS.weight_decay, model_base = base,
+    weight_decay = T.DEFAULTS.weight_decay, model_base = base, reader = dataset.plans_reader(plans),
   }
   -- cascade hooks (lua/nnunet/cascade.lua): a stage with previous_stage gets one input
   -- channel per foreground label; a stage with next_stage exports predicted_next_stage/

@@ -155,7 +155,7 @@ function M.prefetch(model, cases, prev_folder)
     local stacked = M.stack(data, seg, labels)
     data:release()
     seg:release()
-    local props = export.props(pt, c.images[1])
+    local props = export.props(pt, c.images[1], { reader = model.reader })
     return i, stacked, props, os.clock() - t0
   end
   function src.close() end

@@ -306,13 +306,13 @@ function M.open(id_or_path)
   return ds
 end
 
---- reading a case as nnU-Net's SimpleITKIO does
+--- reading a case as the reference's image reader/writer classes do
 
--- The reference's image reader/writer classes whose arrays this reader reproduces:
--- SimpleITKIO, and NibabelIO (the same (z, y, x) voxel order of a NIfTI, no
--- reorientation). Others give other arrays (NibabelIOWithReorient turns the image to
--- RAS first) or read formats this program does not (NaturalImage2DIO, Tiff3DIO).
-M.SUPPORTED_READERS = { SimpleITKIO = true, NibabelIO = true }
+-- The reference's reader/writer classes this program reproduces (core/nnu_image.h):
+-- SimpleITKIO (NIfTI, MetaImage, NRRD), NibabelIO (NIfTI, the same arrays),
+-- NaturalImage2DIO (.png, 2-D .tif) and Tiff3DIO (3-D .tif/.tiff with a spacing
+-- sidecar). NibabelIOWithReorient turns every image to RAS first and is not reproduced.
+M.SUPPORTED_READERS = { SimpleITKIO = true, NibabelIO = true, NaturalImage2DIO = true, Tiff3DIO = true }
 
 -- Refuses plans whose image_reader_writer this program cannot reproduce (a model or
 -- preprocessing made with it would see differently read images); `where` names the
@@ -321,10 +321,53 @@ function M.check_reader(plans, where)
   local r = type(plans) == "table" and plans.image_reader_writer
   if not r or M.SUPPORTED_READERS[r] then return end
   user_error("%s: image_reader_writer '%s' is not supported: this program reads images as the reference's "
-    .. "SimpleITKIO (or NibabelIO) does, and a plan or model made with '%s' expects images read differently",
-    where, tostring(r), tostring(r))
+    .. "SimpleITKIO, NibabelIO, NaturalImage2DIO and Tiff3DIO do, and a plan or model made with '%s' expects "
+    .. "images read differently", where, tostring(r), tostring(r))
 end
 
+-- The reader class of plans (its image_reader_writer; nil when absent: by file ending).
+function M.plans_reader(plans)
+  local r = type(plans) == "table" and plans.image_reader_writer or nil
+  if r and not M.SUPPORTED_READERS[r] then M.check_reader(plans, "plans") end
+  return r
+end
+
+-- The reader class of ds as the reference determines it (rules/reader.lua): settings'
+-- image_reader_writer, dataset.json's overwrite_image_reader_writer, or the first class
+-- listing the file ending that reads the first training image. Cached in ds.reader.
+-- Raises a user error when no class fits.
+function M.reader_class(ds, settings)
+  if ds.reader then return ds.reader end
+  local image = require("nnunet.image")
+  local first = ds.cases[1] and ds.cases[1].images[1]
+  local function can_open(class)
+    if not M.SUPPORTED_READERS[class] or not first then return M.SUPPORTED_READERS[class] or false end
+    return image.read_header(first, { reader = class }) ~= nil
+  end
+  local ok, r = pcall(require("nnunet.rules").load("reader").image_reader_writer, ds.json, settings or {}, can_open)
+  if not ok then user_error("%s: %s", ds.json_path, tostring(r)) end
+  if not M.SUPPORTED_READERS[r] then M.check_reader({ image_reader_writer = r }, ds.json_path) end
+  ds.reader = r
+  return r
+end
+
+-- Checks that a case has `expected` channels (ds: dataset.json's count): one file per
+-- channel, or fewer files when they hold several channels each (a 4-D NIfTI, an RGB PNG:
+-- then the first file's header tells). Raises a user error naming the case otherwise;
+-- `what` names who expects them ("dataset.json lists", "the model expects").
+function M.check_case_files(ds, case, reader, expected, what)
+  expected = expected or ds.num_channels
+  local n = #case.images
+  if n == expected then return end
+  if n > 0 and n < expected then
+    local info = require("nnunet.image").read_header(case.images[1], { reader = reader })
+    local per_file = info and (info.ndim == 4 and info.shape[1] or 1)
+    if per_file and per_file * n == expected then return end
+  end
+  local ending = ds and ds.file_ending or (case.images[1] or ""):match("_%d%d%d%d(%..*)$") or ""
+  user_error("case '%s' has %d channel file(s), %s %d channels (%s_0000%s ...)", case.id, n,
+    what or "dataset.json lists", expected, case.id, ending)
+end
 
 local function props_of(info)
   return {
@@ -340,27 +383,36 @@ local function same_list(a, b)
   return true
 end
 
+local function spatial(info)
+  local s = info.shape
+  if info.ndim == 4 then return { s[2], s[3], s[4] } end
+  return { s[1], s[2], s[3] }
+end
+
 -- The channel files of one case as a float32 tensor (C, Z, Y, X) and its properties
 -- {spacing = {z,y,x}, sitk_stuff = {spacing, origin, direction}, nifti = info of the
--- first file}. Like SimpleITKIO.read_images: every file must be 3-D with the same
--- shape and spacing (else nil, msg); origin/direction differences only warn
--- (returned as a third value, a list of strings).
-function M.read_images(paths)
-  local nifti = require("nnunet.image")
+-- first file}, read with the reader class `reader` (nil: by file ending). Like the
+-- reference's read_images: every file must have the same spatial shape and spacing
+-- (else nil, msg); a file may hold several channels (4-D NIfTI, RGB PNG);
+-- origin/direction differences only warn (returned as a third value, a list of
+-- strings). opts.seg: the files are segmentations.
+function M.read_images(paths, reader, opts)
+  local image = require("nnunet.image")
   local T = require("nnunet.tensor")
   if #paths == 0 then return nil, "read_images: no files" end
-  local infos, warnings = {}, {}
+  local ropts = { reader = reader, seg = opts and opts.seg or nil }
+  local infos, warnings, channels = {}, {}, 0
   for i, p in ipairs(paths) do
-    local info, err = nifti.read_header(p)
+    local info, err = image.read_header(p, ropts)
     if not info then return nil, err end
-    if info.ndim ~= 3 then return nil, string.format("'%s' is %d-D; a channel file must be 3-D", p, info.ndim) end
     infos[i] = info
+    channels = channels + (info.ndim == 4 and info.shape[1] or 1)
     if i > 1 then
-      if not same_list(info.shape, infos[1].shape) then
+      if not same_list(spatial(info), spatial(infos[1])) then
         return nil, string.format("not all input images have the same shape: '%s' [%s] vs '%s' [%s]", paths[1],
           table.concat(infos[1].shape, ", "), p, table.concat(info.shape, ", "))
       end
-      if not same_list(info.spacing_itk, infos[1].spacing_itk) then
+      if not same_list(info.spacing, infos[1].spacing) then
         return nil, string.format("not all input images have the same spacing: '%s' vs '%s'", paths[1], p)
       end
       if not same_list(info.origin, infos[1].origin) then
@@ -371,21 +423,31 @@ function M.read_images(paths)
       end
     end
   end
-  local s = infos[1].shape
-  local out = T.zeros({ #paths, s[1], s[2], s[3] }, "f32")
-  for i, p in ipairs(paths) do
-    local t, err = nifti.read(p)
+  local s = spatial(infos[1])
+  local out = T.zeros({ channels, s[1], s[2], s[3] }, "f32")
+  local at = 1
+  for _, p in ipairs(paths) do
+    local t, err = image.read(p, { dtype = "f32", reader = reader, seg = ropts.seg })
     if not t then out:release(); return nil, err end
-    local dst <close> = out:select(1, i)
-    dst:copy_from(t)
+    local n = t:ndim() == 4 and t:shape()[1] or 1
+    local src = t:ndim() == 4 and t or t:reshape({ 1, s[1], s[2], s[3] })
+    local dst <close> = out:narrow(1, at, n)
+    dst:copy_from(src)
+    at = at + n
+    if src ~= t then src:release() end
     t:release()
   end
   return out, props_of(infos[1]), warnings
 end
 
--- A label file as a float32 tensor (1, Z, Y, X) and its properties (SimpleITKIO.read_seg).
-function M.read_seg(path)
-  return M.read_images({ path })
+-- A label file as a float32 tensor (1, Z, Y, X) and its properties (read_seg).
+function M.read_seg(path, reader)
+  local t, props, w = M.read_images({ path }, reader, { seg = true })
+  if t and t:shape()[1] ~= 1 then
+    t:release()
+    return nil, string.format("'%s': a segmentation must have one channel", path)
+  end
+  return t, props, w
 end
 
 --- other roots

@@ -128,14 +128,22 @@ end
 -- preprocessing's properties files do), that header, so the output matches what
 -- nnunet predict writes for the same case.
 function M.geometry(props, where)
-  if type(props) == "table" and type(props.nifti) == "table" and type(props.nifti.header) == "table" then
+  if type(props) == "table" and type(props.nifti) == "table" and type(props.nifti.spacing_itk) == "table" then
     return props.nifti
   end
   local s = type(props) == "table" and props.sitk_stuff
   if type(s) ~= "table" or type(s.spacing) ~= "table" or type(s.origin) ~= "table" or type(s.direction) ~= "table" then
     user_error("'%s': properties without sitk_stuff {spacing, origin, direction}", where)
   end
-  return { spacing_itk = s.spacing, origin = s.origin, direction = s.direction }
+  -- the array-order spacing rides along for formats that store it beside the image
+  -- (Tiff3DIO's sidecar)
+  local spacing = type(props.spacing) == "table" and #props.spacing == 3 and props.spacing or nil
+  if #s.spacing == 2 then   -- a 2-D image, as SimpleITK reports it: written back as 2-D
+    local d = s.direction
+    return { spacing_itk = { s.spacing[1], s.spacing[2], 1 }, origin = { s.origin[1], s.origin[2], 0 },
+             direction = { d[1], d[2], 0, d[3], d[4], 0, 0, 0, 1 }, spatial_dims = 2, spacing = spacing }
+  end
+  return { spacing_itk = s.spacing, origin = s.origin, direction = s.direction, spacing = spacing }
 end
 
 function M.merge_files(npz_paths, output_truncated, lc, save_probabilities)

@@ -12,7 +12,8 @@
 --   ev.summarize(metric_list, regions_or_labels) -> { metric_per_case, mean, foreground_mean }
 --   ev.compute_metrics_on_folder(ref_dir, pred_dir, output_file, file_ending,
 --        regions_or_labels, ignore_label [, {chill = bool, progress = fn(i, n),
---        num_processes = n (NIfTI cases read and counted by n threads; default 1)}])
+--        num_processes = n (cases read and counted by n threads; default 1),
+--        image_reader = the image reader/writer class (nil: by file ending)}])
 --        -> result table (also written to output_file unless it is false)
 --   ev.encode_summary(result)  -> the summary.json text (indent 4, sorted keys, bare NaN)
 --
@@ -162,9 +163,10 @@ end
 
 -- ---------------------------------------------------------------- per case
 
-local function read_seg(path)
-  local nifti = require("nnunet.image")
-  local t, info = nifti.read(path)
+-- A segmentation file as a tensor, read with the image reader/writer class `class`
+-- (nil: by the file's ending).
+local function read_seg(path, class)
+  local t, info = require("nnunet.image").read(path, { reader = class, seg = true })
   if not t then user_error("cannot read '%s': %s", path, tostring(info)) end
   return t
 end
@@ -257,7 +259,7 @@ function M.compute_metrics_on_folder(folder_ref, folder_pred, output_file, file_
     -- same numbers as the sequential path, in the same (sorted) order
     local pairs_ = {}
     for i, n in ipairs(files_pred) do pairs_[i] = { join(folder_ref, n), join(folder_pred, n) } end
-    local counts, err = infer.confusion_files(pairs_, regions_or_labels, ignore_label, np)
+    local counts, err = infer.confusion_files(pairs_, regions_or_labels, ignore_label, np, opts.image_reader)
     if not counts then   -- the C message without its worker and source prefixes
       user_error("%s", (tostring(err):gsub("^item:%d+: ", ""):gsub("^[%w_]+%.c:%d+: ", "")))
     end
@@ -270,7 +272,7 @@ function M.compute_metrics_on_folder(folder_ref, folder_pred, output_file, file_
   else
     for i, n in ipairs(files_pred) do
       metric_list[i] = M.compute_metrics(join(folder_ref, n), join(folder_pred, n), regions_or_labels,
-        ignore_label, opts.reader)
+        ignore_label, opts.reader or function(p) return read_seg(p, opts.image_reader) end)
       if opts.progress then opts.progress(i, #files_pred) end
     end
   end

@@ -8,6 +8,9 @@
 --     dataset_name  e.g. "Dataset004_Hippocampus"
 --     opts.explain  true: also return the explanation trail, a list of lines ("[name]" lines
 --                   open a section); nil otherwise
+--     opts.can_open function(class) -> bool: whether that image reader/writer class reads
+--                   the first training image (rules/reader.lua; nil: the first class listing
+--                   the file ending)
 --   The plans end with one key the reference does not write, "nnunet_rules" (rule set, rule
 --   files with paths and versions, settings that differ from defaults.lua; see
 --   rules.provenance), and, when the settings hold training_defaults (2018 rule set),
@@ -219,7 +222,7 @@ function M.plan(fingerprint, dataset_json, settings, dataset_name, opts)
   plans.plans_name = cfg.plans_name
   plans.original_median_spacing_after_transp = r.shape.original_median_spacing(fingerprint, fwd)
   plans.original_median_shape_after_transp = r.shape.original_median_shape(fingerprint, fwd)
-  plans.image_reader_writer = r.reader.image_reader_writer(dataset_json, cfg)
+  plans.image_reader_writer = r.reader.image_reader_writer(dataset_json, cfg, opts and opts.can_open)
   plans.transpose_forward = copy_list(fwd, as_int)
   plans.transpose_backward = copy_list(bwd, as_int)
   plans.configurations = configurations

@@ -155,7 +155,7 @@ function M.describe(plans, config_name, dj, opts)
     previous_stage = prev_stage, net_input_channels = nch + (prev_stage and #lm.foreground_labels or 0),
     plans = plans, conf = conf, config_name = config_name, dataset_json = dj, lm = lm,
     file_ending = dj.file_ending or ".nii.gz", num_input_channels = nch, num_heads = num_heads,
-    preproc_cfg = preproc_config(plans, conf, dj),
+    preproc_cfg = preproc_config(plans, conf, dj), reader = require("nnunet.dataset").plans_reader(plans),
     slide = { patch = patch, num_heads = num_heads, step_size = step, mirror_axes = mirror,
               batch_size = opts.batch_size or 1, accum = opts.accum or "f16" },
     export = {
@@ -322,9 +322,9 @@ function M.predict_cases(model, cases, out_dir, opts)
   if #model.folds == 0 then error("predict_cases: the model has no folds", 2) end
   assert(fs.mkdir(out_dir))
   for _, c in ipairs(cases) do
-    if #c.images ~= model.num_input_channels and model.num_input_channels > 0 then
-      user_error("case '%s' has %d channel files, the model expects %d (%s_0000%s ...)", c.id, #c.images,
-        model.num_input_channels, c.id, model.file_ending)
+    if model.num_input_channels > 0 then
+      require("nnunet.dataset").check_case_files({ file_ending = model.file_ending }, c, model.reader,
+        model.num_input_channels, "the model expects")
     end
   end
   if #cases == 0 then return 0 end

@@ -248,6 +248,20 @@ do -- batch_dice, resampling, reader
   end
   eq(R.reader.image_reader_writer({ file_ending = ".nii.gz" }, cfg), "SimpleITKIO", "reader .nii.gz")
   eq(R.reader.image_reader_writer({ file_ending = ".png" }, cfg), "NaturalImage2DIO", "reader .png")
+  eq(R.reader.image_reader_writer({ file_ending = ".nii" }, cfg), "NibabelIO", "reader .nii")
+  -- a 3-D .tif: NaturalImage2DIO is tried first and cannot open it, Tiff3DIO can
+  local asked = {}
+  local function can_open(c) asked[#asked + 1] = c; return c == "Tiff3DIO" end
+  eq(R.reader.image_reader_writer({ file_ending = ".tif" }, cfg, can_open), "Tiff3DIO", "reader 3-D .tif")
+  eq(table.concat(asked, ","), "NaturalImage2DIO,Tiff3DIO", "reader: classes tried in the reference's order")
+  eq(R.reader.image_reader_writer({ file_ending = ".nii.gz", overwrite_image_reader_writer = "NibabelIO" }, cfg),
+    "NibabelIO", "reader: dataset.json's overwrite_image_reader_writer")
+  eq(R.reader.image_reader_writer({ file_ending = ".nii.gz", overwrite_image_reader_writer = "None" }, cfg),
+    "SimpleITKIO", "reader: overwrite 'None' means auto")
+  local ok, err = pcall(R.reader.image_reader_writer, { file_ending = ".tif" }, cfg, function() return false end)
+  check(not ok and tostring(err):find("NaturalImage2DIO, Tiff3DIO can read", 1, true), "reader: none can open: " .. tostring(err))
+  ok, err = pcall(R.reader.image_reader_writer, { file_ending = ".jpg" }, cfg)
+  check(not ok and tostring(err):find("no image reader/writer for file_ending '.jpg'", 1, true), "reader: unknown ending")
 end
 
 do -- json writer
