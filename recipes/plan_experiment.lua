@@ -91,7 +91,11 @@ function M.plan(ds, opts)
     local sok, serr = pcall(rules.set_rule_set, opts.planner)
     if not sok then user_error("-pl: %s", tostring(serr)) end
   end
-  local ok, plans, trace = pcall(planner.plan, fp, ds.json, settings, ds.name, { explain = opts.explain })
+  -- the reader class: the first one listing the file ending that opens the first training
+  -- image (dataset.reader_class asks the same rule with the files at hand)
+  local function can_open(class) return class == dataset.reader_class(ds, settings) end
+  local ok, plans, trace = pcall(planner.plan, fp, ds.json, settings, ds.name,
+    { explain = opts.explain, can_open = can_open })
   if not ok then
     if type(plans) == "table" then error(plans, 0) end
     user_error("planning %s: %s", ds.name, tostring(plans))

@@ -11,7 +11,7 @@
 -- origin/direction mismatches are warnings only. Prints "N valid cases" and
 -- returns 0, or lists the problems and returns 1.
 local dataset = require("nnunet.dataset")
-local nifti = require("nnunet.image")
+local image = require("nnunet.image")
 local fs = require("nnunet.fs")
 local sys = require("nnunet.sys")
 
@@ -45,13 +45,20 @@ local function fmt_num(v)
   return string.format("%.17g", v)
 end
 
+-- the (z, y, x) part of an info's shape (without a 4-D file's channel axis)
+local function spatial(info)
+  local s = info.shape
+  if info.ndim == 4 then return { s[2], s[3], s[4] } end
+  return s
+end
+
 local function same(a, b)
   if #a ~= #b then return false end
   for i = 1, #a do if a[i] ~= b[i] then return false end end
   return true
 end
 
--- Verifies one case from its files' scans (scanned[path] = nifti.scan_files' entry);
+-- Verifies one case from its files' scans (scanned[path] = image.scan_files' entry);
 -- appends to problems/warnings. Returns true when valid.
 local function check_case(ds, case, expected, problems, warnings, scanned)
   local ok = true
@@ -62,7 +69,13 @@ local function check_case(ds, case, expected, problems, warnings, scanned)
   end
   local function rel(p) return (p:sub(1, #ds.path + 1) == ds.path .. "/") and p:sub(#ds.path + 2) or p end
 
-  if #case.images ~= ds.num_channels then
+  -- channels: one per file, or several in one file (a 4-D NIfTI, an RGB PNG)
+  local channels = 0
+  for _, p in ipairs(case.images) do
+    local im = scanned[p]
+    channels = channels + ((im and im.info and im.info.ndim == 4) and im.info.shape[1] or 1)
+  end
+  if channels ~= ds.num_channels then
     local have, absent = {}, {}
     for _, p in ipairs(case.images) do have[p:match("([^/]+)$")] = true end
     if not ds.uses_dataset_dict then
@@ -71,8 +84,10 @@ local function check_case(ds, case, expected, problems, warnings, scanned)
         if not have[n] then absent[#absent + 1] = "imagesTr/" .. n end
       end
     end
-    problem("case %s: %d image file(s) but channel_names has %d channel(s)%s", case.id, #case.images,
-            ds.num_channels, #absent > 0 and ("; missing " .. table.concat(absent, ", ")) or "")
+    if channels > #case.images then absent = {} end   -- multi-channel files: no missing-name guess
+    problem("case %s: %d image file(s)%s but channel_names has %d channel(s)%s", case.id, #case.images,
+            channels ~= #case.images and string.format(" with %d channel(s)", channels) or "", ds.num_channels,
+            #absent > 0 and ("; missing " .. table.concat(absent, ", ")) or "")
   end
   if not case.label or not fs.isfile(case.label) then return false end  -- reported once, above the loop
 
@@ -106,7 +121,7 @@ local function check_case(ds, case, expected, problems, warnings, scanned)
       else
         local info = im.info
         if im.scan.nan > 0 then problem("case %s: image %s contains %d NaN value(s)", case.id, rel(img), im.scan.nan) end
-        if not same(info.shape, sinfo.shape) then
+        if not same(spatial(info), spatial(sinfo)) then
           problem("case %s: shape mismatch between image %s %s and label %s %s (z, y, x)", case.id, rel(img),
                   "[" .. fmt_list(info.shape) .. "]", rel(case.label), "[" .. fmt_list(sinfo.shape) .. "]")
         end
@@ -167,18 +182,29 @@ function M.verify(id_or_path, opts)
     end
   end
 
+  -- the image reader/writer class, as preprocessing will choose it
+  local rok, reader = pcall(dataset.reader_class, ds)
+  if not rok then
+    problem("%s", type(reader) == "table" and reader.message or tostring(reader))
+    return 0, problems, warnings, ds
+  end
+
   -- every label and image file read and scanned once, by np threads (the slow part)
-  local paths = {}
+  local labels, images = {}, {}
   for _, c in ipairs(ds.cases) do
     if c.label and fs.isfile(c.label) then
-      paths[#paths + 1] = c.label
-      for _, img in ipairs(c.images) do if fs.isfile(img) then paths[#paths + 1] = img end end
+      labels[#labels + 1] = c.label
+      for _, img in ipairs(c.images) do if fs.isfile(img) then images[#images + 1] = img end end
     end
   end
-  local results = nifti.scan_files(paths, 512, opts.num_processes or 0,
-    (not opts.quiet) and ("verify " .. ds.name) or nil)
+  local bar = (not opts.quiet) and ("verify " .. ds.name) or nil
   local scanned = {}
-  for i, p in ipairs(paths) do scanned[p] = results[i] end
+  for i, r in ipairs(image.scan_files(labels, 512, opts.num_processes or 0, bar, { reader = reader, seg = true })) do
+    scanned[labels[i]] = r
+  end
+  for i, r in ipairs(image.scan_files(images, 512, opts.num_processes or 0, bar, { reader = reader })) do
+    scanned[images[i]] = r
+  end
   local n_valid = 0
   for _, c in ipairs(ds.cases) do
     if sys.interrupted() then error("interrupted!") end

@@ -339,7 +339,13 @@ end
 function M.reader_class(ds, settings)
   if ds.reader then return ds.reader end
   local image = require("nnunet.image")
-  local first = ds.cases[1] and ds.cases[1].images[1]
+  local first   -- the first training image that exists (verify_dataset reports missing ones)
+  for _, c in ipairs(ds.cases) do
+    for _, p in ipairs(c.images) do
+      if fs.isfile(p) then first = p; break end
+    end
+    if first then break end
+  end
   local function can_open(class)
     if not M.SUPPORTED_READERS[class] or not first then return M.SUPPORTED_READERS[class] or false end
     return image.read_header(first, { reader = class }) ~= nil
