@@ -13,7 +13,7 @@
 local dataset = require("nnunet.dataset")
 local json = require("nnunet.json")
 local fs = require("nnunet.fs")
-local nifti = require("nnunet.image")
+local image_io = require("nnunet.image")
 local overlay = require("nnunet.overlay")
 local plans_mod = require("nnunet.plans")
 local progress = require("nnunet.progress")
@@ -47,21 +47,32 @@ local function cases_from_raw(name, channel_idx)
   if not ds then user_error("%s", err) end
   local jobs = {}
   for _, c in ipairs(ds.cases) do
-    local img = c.images[channel_idx + 1]
+    local img, in_file = c.images[channel_idx + 1], 0
+    if not img and #c.images == 1 then img, in_file = c.images[1], channel_idx end   -- RGB PNG, 4-D NIfTI
     if not img then
       user_error("case '%s' has %d channel file(s): -channel_idx %d does not exist", c.id, #c.images, channel_idx)
     end
     if not fs.isfile(img) then user_error("image file '%s' not found", img) end
     if not (c.label and fs.isfile(c.label)) then user_error("label file '%s' not found", tostring(c.label)) end
-    jobs[#jobs + 1] = { id = c.id, image = img, label = c.label }
+    jobs[#jobs + 1] = { id = c.id, image = img, label = c.label, in_file = in_file }
   end
   return jobs
 end
 
 local function draw_raw(job, out, intensity)
-  local image, ierr = nifti.read(job.image)
+  local image, ierr = image_io.read(job.image)
   if not image then user_error("cannot read '%s': %s", job.image, tostring(ierr)) end
-  local seg, serr = nifti.read(job.label)
+  if image:ndim() == 4 then   -- a file holding several channels: the one asked for
+    if (job.in_file or 0) >= image:shape()[1] then
+      user_error("'%s' has %d channel(s): -channel_idx %d does not exist", job.image, image:shape()[1], job.in_file)
+    end
+    local ch = image:select(1, (job.in_file or 0) + 1)
+    local v = ch:contiguous()
+    ch:release()
+    image:release()
+    image = v
+  end
+  local seg, serr = image_io.read(job.label)
   if not seg then image:release(); user_error("cannot read '%s': %s", job.label, tostring(serr)) end
   image, seg = as_volume(image), as_volume(seg)
   local a, b = image:shape(), seg:shape()
