@@ -109,7 +109,9 @@ typedef struct nnu_image_read_opts {
 
 /* Writer options; zero-initialise, then set what you need. */
 typedef struct nnu_image_write_opts {
-    int       compression;      /* zlib level where the format compresses: 1..9, 0 = default */
+    int       compression;      /* zlib level where the format compresses: 1..9, 0 = the
+                                   format's default, < 0 = uncompressed where the format
+                                   allows (MetaImage, NRRD, TIFF) */
     int       segmentation;     /* 1: store as u8 if max < 255 else u16 (reference rule) */
     int       has_dtype;        /* 1: convert to `dtype` before writing */
     nnu_dtype dtype;
