@@ -1,0 +1,260 @@
+-- tests/lua/test_image_formats.lua: datasets in other image formats end to end
+-- (docs/images.md), through the command line with temporary nnU-Net roots.
+--   1. The same dataset as NIfTI, MetaImage (.mha) and NRRD (.nrrd), converted here
+--      voxel for voxel with the NIfTI geometry: the fingerprints and plans are identical
+--      (SimpleITKIO reads all three) and so is every preprocessed case (arrays, class
+--      locations, properties but the file's own header).
+--   2. `nnunet default` on a MetaImage dataset: predictions are .mha files with the test
+--      images' geometry (origin, direction) and shape.
+--   3. An RGB PNG dataset (one _0000.png per case holding channels R, G, B; gray PNG
+--      labels): NaturalImage2DIO is chosen, spacing (999, 1, 1), only a 2d configuration;
+--      verify_dataset counts the channels in the file; `nnunet default` writes .png
+--      predictions of the input's size.
+--   4. A 3-D TIFF dataset with spacing sidecars: Tiff3DIO is chosen and the fingerprint
+--      has the sidecar's spacing; preprocessing resamples by it.
+-- Skips (77) when a pipeline module is not built.
+local fs = require("nnunet.fs")
+local json = require("nnunet.json")
+local image = require("nnunet.image")
+local overlay = require("nnunet.overlay")
+local sys = require("nnunet.sys")
+local tensor = require("nnunet.tensor")
+
+local TL = dofile("tests/lua/testlib.lua")
+TL.skip_unless_modules({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" })
+local synth = dofile("tests/lua/synth_dataset.lua")
+local check, sh = TL.check, TL.sh
+
+local ROOT = TL.temp_root("_formats")
+local raw, pre, res = ROOT .. "/raw", ROOT .. "/pre", ROOT .. "/res"
+for _, d in ipairs({ raw, pre, res }) do assert(fs.mkdir(d)) end
+
+local function nnunet(args)
+  return TL.nnunet({ raw = raw, pre = pre, res = res, env = "nnUNet_n_proc_DA=1 NNUNET_PROGRESS=0" }, args)
+end
+
+local function run_ok(args, what)
+  local code, log = nnunet(args)
+  if not check(code == 0, "%s: exit %s:\n%s", what, tostring(code), log) then os.exit(1) end
+  return log
+end
+
+-- every file of src/<sub> with ending .nii.gz rewritten as `ending` (same voxels, same geometry)
+local function convert(src, dst, ending)
+  for _, sub in ipairs({ "imagesTr", "labelsTr", "imagesTs" }) do
+    if fs.isdir(src .. "/" .. sub) then
+      assert(fs.mkdir(dst .. "/" .. sub))
+      for _, n in ipairs(fs.listdir(src .. "/" .. sub)) do
+        local base = n:match("^(.*)%.nii%.gz$")
+        if base then
+          local t, info = image.read(src .. "/" .. sub .. "/" .. n)
+          assert(t, info)
+          local geo = { spacing_itk = info.spacing_itk, origin = info.origin, direction = info.direction }
+          assert(image.write(dst .. "/" .. sub .. "/" .. base .. ending, t, geo))
+          t:release()
+        end
+      end
+    end
+  end
+  local dj = json.decode_file(src .. "/dataset.json")
+  dj.file_ending = ending
+  assert(json.write_file_atomic(dst .. "/dataset.json", dj, { indent = 4 }))
+end
+
+local function close_lists(a, b, tol)
+  if #a ~= #b then return false end
+  for i = 1, #a do if math.abs(a[i] - b[i]) > tol then return false end end
+  return true
+end
+
+local function values_equal(a, b)
+  local ta, tb = a:totable(), b:totable()
+  if #ta ~= #tb then return false end
+  for i = 1, #ta do if ta[i] ~= tb[i] then return false end end
+  return true
+end
+
+-- ---------------------------------------------------------------- 1. same data, three formats
+-- a shifted origin and a rotated direction, so that the geometry has to travel too
+local base_ds = raw .. "/Dataset981_NiftiSrc"
+synth.write(base_ds, { cases = 6, size = 14 })
+local rot = { 0, 1, 0, -1, 0, 0, 0, 0, 1 }
+for _, sub in ipairs({ "imagesTr", "labelsTr" }) do
+  for _, n in ipairs(fs.listdir(base_ds .. "/" .. sub)) do
+    local p = base_ds .. "/" .. sub .. "/" .. n
+    local t = assert(image.read(p))
+    assert(image.write(p, t, { spacing_itk = { 0.7, 0.9, 2.5 }, origin = { 10, -3, 4.5 }, direction = rot }))
+    t:release()
+  end
+end
+local formats = { { 982, "Dataset982_Mha", ".mha" }, { 983, "Dataset983_Nrrd", ".nrrd" } }
+for _, f in ipairs(formats) do convert(base_ds, raw .. "/" .. f[2], f[3]) end
+
+local PP = "plan_and_preprocess -c 3d_fullres 2d -np 2 --no_fsync --quiet -d "
+run_ok(PP .. "981", "NIfTI plan_and_preprocess")
+local function read_text(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+local P0 = pre .. "/Dataset981_NiftiSrc"
+local fp0 = read_text(P0 .. "/dataset_fingerprint.json")
+local plans0 = read_text(P0 .. "/nnUNetPlans.json"):gsub("Dataset981_NiftiSrc", "X")
+for _, f in ipairs(formats) do
+  local name = f[2]
+  run_ok(PP .. f[1], f[3] .. " plan_and_preprocess")
+  local P = pre .. "/" .. name
+  check(read_text(P .. "/dataset_fingerprint.json") == fp0, "%s: fingerprint differs from the NIfTI one", f[3])
+  local plans = read_text(P .. "/nnUNetPlans.json"):gsub(name, "X")
+  check(plans == plans0, "%s: plans differ from the NIfTI ones", f[3])
+  check(json.decode_file(P .. "/nnUNetPlans.json").image_reader_writer == "SimpleITKIO", "%s: SimpleITKIO", f[3])
+  local pp = require("nnunet.preproc_case")
+  for _, id in ipairs({ "nnUNetPlans_3d_fullres", "nnUNetPlans_2d" }) do
+    for _, n in ipairs(fs.listdir(P0 .. "/" .. id)) do
+      local case = n:match("^(.*)%.nnu$")
+      if case then
+        local a, b = assert(pp.open(P0 .. "/" .. id .. "/" .. n)), pp.open(P .. "/" .. id .. "/" .. n)
+        if check(b, "%s: %s/%s missing", f[3], id, n) then
+          local da, sa = a:read_all()
+          local db, sb = b:read_all()
+          check(values_equal(da, db) and values_equal(sa, sb), "%s: %s/%s: arrays differ", f[3], id, case)
+          local la, lb = json.encode(a:class_locations()), json.encode(b:class_locations())
+          check(la == lb, "%s: %s/%s: class locations differ", f[3], id, case)
+          for _, t in ipairs({ da, sa, db, sb }) do t:release() end
+          b:close()
+          local ja = json.decode_file(P0 .. "/" .. id .. "/" .. case .. ".json")
+          local jb = json.decode_file(P .. "/" .. id .. "/" .. case .. ".json")
+          ja.nifti, jb.nifti = nil, nil   -- the file's own header (format, NIfTI fields)
+          -- geometry: a format may hold it in other numbers (NRRD: spacing x direction
+          -- vectors), so SimpleITK itself reads it back within an ulp or two
+          local ga, gb = ja.sitk_stuff, jb.sitk_stuff
+          ja.sitk_stuff, jb.sitk_stuff = nil, nil
+          check(json.encode(ja) == json.encode(jb), "%s: %s/%s: properties differ", f[3], id, case)
+          for _, k in ipairs({ "spacing", "origin", "direction" }) do
+            check(close_lists(ga[k], gb[k], 1e-12), "%s: %s/%s: sitk_stuff.%s %s vs %s", f[3], id, case, k,
+              table.concat(ga[k], ","), table.concat(gb[k], ","))
+          end
+        end
+        a:close()
+      end
+    end
+  end
+end
+
+-- ---------------------------------------------------------------- 2. default on MetaImage
+local mha_src = raw .. "/Dataset984_MhaSrc"
+local ts_src = ROOT .. "/imagesTs_nii"
+synth.write(mha_src, { cases = 6, size = 14, test_cases = 2, test_folder = ts_src })
+local mha = raw .. "/Dataset985_MhaDefault"
+convert(mha_src, mha, ".mha")
+local ts, out = ROOT .. "/imagesTs_mha", ROOT .. "/pred_mha"
+assert(fs.mkdir(ts))
+for _, n in ipairs(fs.listdir(ts_src)) do
+  local t, info = image.read(ts_src .. "/" .. n)
+  -- a test image placed and turned differently from the training data
+  assert(image.write(ts .. "/" .. n:gsub("%.nii%.gz$", ".mha"), t,
+    { spacing_itk = info.spacing_itk, origin = { -7, 2, 30 }, direction = rot }))
+  t:release()
+end
+run_ok(string.format("default -d 985 -c 3d_fullres -f 0 -num_epochs 1 -num_iterations_per_epoch 2 "
+  .. "-num_val_iterations 1 -i %s -o %s -np 2 --no_fsync --quiet --disable_tta", sh(ts), sh(out)), "default .mha")
+local n_pred = 0
+for _, n in ipairs(fs.listdir(ts)) do
+  local id = n:match("^(.*)_0000%.mha$")
+  local pin = image.read_header(ts .. "/" .. n)
+  local pout, err = image.read_header(out .. "/" .. id .. ".mha")
+  if check(pout, "prediction %s.mha: %s", tostring(id), tostring(err)) then
+    n_pred = n_pred + 1
+    check(pout.format == "MetaImage", "prediction format %s", tostring(pout.format))
+    check(table.concat(pout.shape, ",") == table.concat(pin.shape, ","), "prediction shape")
+    check(close_lists(pout.origin, { -7, 2, 30 }, 0), "prediction origin %s", table.concat(pout.origin, ","))
+    check(close_lists(pout.direction, rot, 0), "prediction direction %s", table.concat(pout.direction, ","))
+  end
+end
+check(n_pred == 2, "%d .mha predictions, want 2", n_pred)
+
+-- ---------------------------------------------------------------- 3. RGB PNG
+local png = raw .. "/Dataset986_RgbPng"
+local png_ts, png_out = ROOT .. "/imagesTs_png", ROOT .. "/pred_png"
+for _, d in ipairs({ png .. "/imagesTr", png .. "/labelsTr", png_ts }) do assert(fs.mkdir(d)) end
+local H, W = 24, 32
+local function rgb_case(i)
+  local rgb, lab = {}, {}
+  local cy, cx, r = 12 + (i % 3) - 1, 16 + (i % 5) - 2, 6 + (i % 2)
+  for y = 0, H - 1 do
+    for x = 0, W - 1 do
+      local inside = (y - cy) ^ 2 + (x - cx) ^ 2 <= r * r
+      local t = (y * 7 + x * 3 + i) % 19
+      rgb[#rgb + 1] = inside and 200 + t or 40 + t          -- R
+      rgb[#rgb + 1] = inside and 90 + t or 60 + t           -- G
+      rgb[#rgb + 1] = inside and 30 + t or 120 + t          -- B
+      lab[#lab + 1] = inside and 1 or 0
+    end
+  end
+  return tensor.from_table(rgb, { H, W, 3 }, "u8"), tensor.from_table(lab, { 1, H, W }, "u8")
+end
+for i = 1, 8 do
+  local id = string.format("road_%03d", i)
+  local rgb, lab = rgb_case(i)
+  assert(overlay.write_png(png .. "/imagesTr/" .. id .. "_0000.png", rgb))
+  assert(image.write(png .. "/labelsTr/" .. id .. ".png", lab, nil, { segmentation = true }))
+  if i <= 2 then assert(overlay.write_png(png_ts .. "/" .. id .. "_0000.png", rgb)) end
+  rgb:release(); lab:release()
+end
+assert(json.write_file_atomic(png .. "/dataset.json", {
+  channel_names = { ["0"] = "R", ["1"] = "G", ["2"] = "B" }, labels = { background = 0, road = 1 },
+  numTraining = 8, file_ending = ".png" }, { indent = 4 }))
+local vlog = run_ok("verify_dataset -d 986 --quiet", "verify_dataset RGB PNG")
+check(vlog:find("8 valid cases", 1, true), "verify: %s", vlog)
+run_ok(string.format("default -d 986 -c 2d -f 0 -num_epochs 1 -num_iterations_per_epoch 2 -num_val_iterations 1 "
+  .. "-i %s -o %s -np 2 --no_fsync --quiet --disable_tta", sh(png_ts), sh(png_out)), "default .png")
+local pplans = json.decode_file(pre .. "/Dataset986_RgbPng/nnUNetPlans.json")
+check(pplans.image_reader_writer == "NaturalImage2DIO", "png reader %s", tostring(pplans.image_reader_writer))
+local confs = {}
+for k in pairs(pplans.configurations) do confs[#confs + 1] = k end
+check(#confs == 1 and confs[1] == "2d", "png: only 2d, got %s", table.concat(confs, ","))
+local pfp = json.decode_file(pre .. "/Dataset986_RgbPng/dataset_fingerprint.json")
+check(table.concat(pfp.spacings[1], ",") == "999,1,1" or table.concat(pfp.spacings[1], ",") == "999.0,1.0,1.0",
+  "png spacing %s", table.concat(pfp.spacings[1], ","))
+check(pfp.foreground_intensity_properties_per_channel["2"] ~= nil, "png: three channels in the fingerprint")
+for i = 1, 2 do
+  local p = string.format("%s/road_%03d.png", png_out, i)
+  local t, info = image.read(p)
+  if check(t, "png prediction %s: %s", p, tostring(info)) then
+    check(table.concat(t:shape(), ",") == "1," .. H .. "," .. W, "png prediction shape %s", table.concat(t:shape(), ","))
+    check(info.format == "PNG", "png prediction format")
+    t:release()
+  end
+end
+
+-- ---------------------------------------------------------------- 4. 3-D TIFF with sidecars
+local tif = raw .. "/Dataset987_Tif3d"
+local tif_src = raw .. "/Dataset988_TifSrc"
+synth.write(tif_src, { cases = 5, size = 12 })
+for _, d in ipairs({ tif .. "/imagesTr", tif .. "/labelsTr" }) do assert(fs.mkdir(d)) end
+local function write_json(p, v)
+  assert(json.write_file_atomic(p, v, { indent = false }))
+end
+for _, sub in ipairs({ "imagesTr", "labelsTr" }) do
+  for _, n in ipairs(fs.listdir(tif_src .. "/" .. sub)) do
+    local t = assert(image.read(tif_src .. "/" .. sub .. "/" .. n))
+    local base = n:gsub("%.nii%.gz$", "")
+    assert(image.write(tif .. "/" .. sub .. "/" .. base .. ".tif", t, nil, sub == "labelsTr" and { segmentation = true } or nil))
+    t:release()
+    -- the sidecar: <case>.json for the images, <label>.json for the labels
+    write_json(tif .. "/" .. sub .. "/" .. (sub == "imagesTr" and base:gsub("_0000$", "") or base) .. ".json",
+      { spacing = { 3.0, 1.0, 1.0 } })
+  end
+end
+local dj = json.decode_file(tif_src .. "/dataset.json")
+dj.file_ending = ".tif"
+write_json(tif .. "/dataset.json", dj)
+run_ok("plan_and_preprocess -d 987 -c 3d_fullres -np 2 --no_fsync --quiet", "Tiff3DIO plan_and_preprocess")
+local tplans = json.decode_file(pre .. "/Dataset987_Tif3d/nnUNetPlans.json")
+check(tplans.image_reader_writer == "Tiff3DIO", "tif reader %s", tostring(tplans.image_reader_writer))
+local tfp = json.decode_file(pre .. "/Dataset987_Tif3d/dataset_fingerprint.json")
+check(tfp.spacings[1][1] == 3 and tfp.spacings[1][2] == 1 and tfp.spacings[1][3] == 1,
+  "tif spacing from the sidecar: %s", table.concat(tfp.spacings[1], ","))
+
+TL.finish("test_image_formats", ROOT)
