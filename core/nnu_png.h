@@ -1,6 +1,8 @@
-/* nnu_png: PNG files (.png), read and written as SimpleITK / the reference's
- * reader classes see them. Callers use nnu_image.h, which dispatches here by the
- * file's ending and applies the reader class's rules on top. */
+/* nnu_png: PNG files (.png), read and written with libpng as the reference's
+ * NaturalImage2DIO sees them (skimage.io.imread -> imageio -> Pillow): gray
+ * (1, y, x) u8/u16, RGB(A) and palette (3|4, 1, y, x) u8; details and deviations in
+ * nnu_png.c and docs/png_tiff.md. Callers use nnu_image.h, which dispatches here by
+ * the file's ending and applies the reader class's rules on top. */
 #ifndef NNU_PNG_H
 #define NNU_PNG_H
 

@@ -1,6 +1,9 @@
-/* nnu_tiff: TIFF files (.tif/.tiff), read and written as SimpleITK / the reference's
- * reader classes see them. Callers use nnu_image.h, which dispatches here by the
- * file's ending and applies the reader class's rules on top. */
+/* nnu_tiff: TIFF files (.tif/.tiff), read and written with libtiff as the reference's
+ * NaturalImage2DIO (one page: (1, y, x) or RGB(A) (3|4, 1, y, x)) and Tiff3DIO (a
+ * stack of pages: (z, y, x), spacing sidecar <name>.json written with 3-D files) see
+ * them through tifffile; details and deviations in nnu_tiff.c and docs/png_tiff.md.
+ * Callers use nnu_image.h, which dispatches here by the file's ending and applies
+ * the reader class's rules on top. */
 #ifndef NNU_TIFF_H
 #define NNU_TIFF_H
 

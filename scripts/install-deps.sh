@@ -3,7 +3,7 @@
 # exact apt-get line otherwise. Called by every Makefile target before building.
 set -e
 PKGS="build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev \
-libnifti2-dev libniftiio-dev zlib1g-dev libdnnl-dev libcairo2-dev libomp-dev libzip-dev libcurl4-openssl-dev"
+libnifti2-dev libniftiio-dev zlib1g-dev libdnnl-dev libcairo2-dev libomp-dev libzip-dev libcurl4-openssl-dev libpng-dev libtiff-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
