@@ -120,11 +120,11 @@ nnu_status nnu_image_sidecar_path(const char *path, int is_seg, char *buf, size_
     NNU_CHECK(dot && (!slash || dot > slash), NNU_STATUS_ERR_ARG, "'%s': no file ending", path);
     size_t cut = len - strlen(dot);                      /* the reference strips the last ".ext" */
     if (!is_seg) {
-        /* channel files are <case>_XXXX<ending>: the sidecar is <case>.json */
-        NNU_CHECK(cut >= 5 && path[cut - 5] == '_' && isdigit((unsigned char)path[cut - 4]) &&
-                      isdigit((unsigned char)path[cut - 3]) && isdigit((unsigned char)path[cut - 2]) &&
-                      isdigit((unsigned char)path[cut - 1]),
-                  NNU_STATUS_ERR_ARG, "'%s': an image channel file must be named <case>_XXXX%s", path, dot);
+        /* channel files are <case>_XXXX<ending>: the sidecar is <case>.json. Like the
+         * reference, the 5 characters are cut whatever they are (a file not named so
+         * then has no sidecar and gets spacing 1 with a warning). */
+        NNU_CHECK(cut >= 5, NNU_STATUS_ERR_ARG, "'%s': an image channel file must be named <case>_XXXX%s", path,
+                  dot);
         cut -= 5;
     }
     int k = snprintf(buf, n, "%.*s.json", (int)cut, path);
@@ -139,7 +139,9 @@ static nnu_image_reader reader_of(const nnu_image_read_opts *o, const char *path
     /* the reference's auto-detection order, for files whose ending names one class */
     switch (nnu_image_format_of(path)) {
     case NNU_IMAGE_FORMAT_PNG: return NNU_IMAGE_READER_NATURAL2D;
-    case NNU_IMAGE_FORMAT_TIFF: return NNU_IMAGE_READER_AUTO;   /* 2-D or 3-D: decided by the file */
+    case NNU_IMAGE_FORMAT_TIFF:   /* .tif: 2-D or 3-D, decided by the file; .tiff: Tiff3DIO only */
+        return nnu_image_reader_supports(NNU_IMAGE_READER_NATURAL2D, path) ? NNU_IMAGE_READER_AUTO
+                                                                          : NNU_IMAGE_READER_TIFF3D;
     default: return NNU_IMAGE_READER_SITK;
     }
 }

@@ -141,8 +141,9 @@ nnu_status nnu_image_read_case(const char *const *images, int n_images, const ch
 /* Writes t ((z, y, x) or (c, z, y, x)) to path in the format its ending names, with
  * the geometry of ref (NULL: spacing 1, origin 0, identity). A ref with
  * spatial_dims 2 writes a 2-D image (t must then have z = 1), as the reference's
- * SimpleITKIO does. Formats without geometry ignore ref, except Tiff3DIO's sidecar
- * (written by nnu_image_write_seg_sidecar). opts may be NULL. */
+ * SimpleITKIO does. Formats without geometry ignore ref, except that a 3-D TIFF
+ * written with a ref also gets Tiff3DIO's sidecar <name>.json holding ref->spacing.
+ * PNG, TIFF and NRRD take (z, y, x) tensors only. opts may be NULL. */
 nnu_status nnu_image_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                            const nnu_image_write_opts *opts);
 

@@ -62,8 +62,13 @@ end
 local function draw_raw(job, out, intensity)
   local image, ierr = image_io.read(job.image)
   if not image then user_error("cannot read '%s': %s", job.image, tostring(ierr)) end
+  local in_file = job.in_file or 0
+  if image:ndim() ~= 4 and in_file > 0 then
+    image:release()
+    user_error("'%s' holds one channel: -channel_idx %d does not exist", job.image, in_file)
+  end
   if image:ndim() == 4 then   -- a file holding several channels: the one asked for
-    if (job.in_file or 0) >= image:shape()[1] then
+    if in_file >= image:shape()[1] then
       user_error("'%s' has %d channel(s): -channel_idx %d does not exist", job.image, image:shape()[1], job.in_file)
     end
     local ch = image:select(1, (job.in_file or 0) + 1)
