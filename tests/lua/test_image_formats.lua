@@ -16,13 +16,12 @@
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
 local image = require("nnunet.image")
-local overlay = require("nnunet.overlay")
 local sys = require("nnunet.sys")
-local tensor = require("nnunet.tensor")
 
 local TL = dofile("tests/lua/testlib.lua")
 TL.skip_unless_modules({ "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" })
 local synth = dofile("tests/lua/synth_dataset.lua")
+local FD = dofile("tests/lua/format_datasets.lua")
 local check, sh = TL.check, TL.sh
 
 local ROOT = TL.temp_root("_formats")
@@ -37,28 +36,6 @@ local function run_ok(args, what)
   local code, log = nnunet(args)
   if not check(code == 0, "%s: exit %s:\n%s", what, tostring(code), log) then os.exit(1) end
   return log
-end
-
--- every file of src/<sub> with ending .nii.gz rewritten as `ending` (same voxels, same geometry)
-local function convert(src, dst, ending)
-  for _, sub in ipairs({ "imagesTr", "labelsTr", "imagesTs" }) do
-    if fs.isdir(src .. "/" .. sub) then
-      assert(fs.mkdir(dst .. "/" .. sub))
-      for _, n in ipairs(fs.listdir(src .. "/" .. sub)) do
-        local base = n:match("^(.*)%.nii%.gz$")
-        if base then
-          local t, info = image.read(src .. "/" .. sub .. "/" .. n)
-          assert(t, info)
-          local geo = { spacing_itk = info.spacing_itk, origin = info.origin, direction = info.direction }
-          assert(image.write(dst .. "/" .. sub .. "/" .. base .. ending, t, geo))
-          t:release()
-        end
-      end
-    end
-  end
-  local dj = json.decode_file(src .. "/dataset.json")
-  dj.file_ending = ending
-  assert(json.write_file_atomic(dst .. "/dataset.json", dj, { indent = 4 }))
 end
 
 local function close_lists(a, b, tol)
@@ -88,7 +65,7 @@ for _, sub in ipairs({ "imagesTr", "labelsTr" }) do
   end
 end
 local formats = { { 982, "Dataset982_Mha", ".mha" }, { 983, "Dataset983_Nrrd", ".nrrd" } }
-for _, f in ipairs(formats) do convert(base_ds, raw .. "/" .. f[2], f[3]) end
+for _, f in ipairs(formats) do FD.convert(base_ds, raw .. "/" .. f[2], f[3]) end
 
 local PP = "plan_and_preprocess -c 3d_fullres 2d -np 2 --no_fsync --quiet -d "
 run_ok(PP .. "981", "NIfTI plan_and_preprocess")
@@ -147,7 +124,7 @@ local mha_src = raw .. "/Dataset984_MhaSrc"
 local ts_src = ROOT .. "/imagesTs_nii"
 synth.write(mha_src, { cases = 6, size = 14, test_cases = 2, test_folder = ts_src })
 local mha = raw .. "/Dataset985_MhaDefault"
-convert(mha_src, mha, ".mha")
+FD.convert(mha_src, mha, ".mha")
 local ts, out = ROOT .. "/imagesTs_mha", ROOT .. "/pred_mha"
 assert(fs.mkdir(ts))
 for _, n in ipairs(fs.listdir(ts_src)) do
@@ -177,34 +154,7 @@ check(n_pred == 2, "%d .mha predictions, want 2", n_pred)
 -- ---------------------------------------------------------------- 3. RGB PNG
 local png = raw .. "/Dataset986_RgbPng"
 local png_ts, png_out = ROOT .. "/imagesTs_png", ROOT .. "/pred_png"
-for _, d in ipairs({ png .. "/imagesTr", png .. "/labelsTr", png_ts }) do assert(fs.mkdir(d)) end
-local H, W = 24, 32
-local function rgb_case(i)
-  local rgb, lab = {}, {}
-  local cy, cx, r = 12 + (i % 3) - 1, 16 + (i % 5) - 2, 6 + (i % 2)
-  for y = 0, H - 1 do
-    for x = 0, W - 1 do
-      local inside = (y - cy) ^ 2 + (x - cx) ^ 2 <= r * r
-      local t = (y * 7 + x * 3 + i) % 19
-      rgb[#rgb + 1] = inside and 200 + t or 40 + t          -- R
-      rgb[#rgb + 1] = inside and 90 + t or 60 + t           -- G
-      rgb[#rgb + 1] = inside and 30 + t or 120 + t          -- B
-      lab[#lab + 1] = inside and 1 or 0
-    end
-  end
-  return tensor.from_table(rgb, { H, W, 3 }, "u8"), tensor.from_table(lab, { 1, H, W }, "u8")
-end
-for i = 1, 8 do
-  local id = string.format("road_%03d", i)
-  local rgb, lab = rgb_case(i)
-  assert(overlay.write_png(png .. "/imagesTr/" .. id .. "_0000.png", rgb))
-  assert(image.write(png .. "/labelsTr/" .. id .. ".png", lab, nil, { segmentation = true }))
-  if i <= 2 then assert(overlay.write_png(png_ts .. "/" .. id .. "_0000.png", rgb)) end
-  rgb:release(); lab:release()
-end
-assert(json.write_file_atomic(png .. "/dataset.json", {
-  channel_names = { ["0"] = "R", ["1"] = "G", ["2"] = "B" }, labels = { background = 0, road = 1 },
-  numTraining = 8, file_ending = ".png" }, { indent = 4 }))
+local H, W = FD.rgb_png(png, { cases = 8, test_cases = 2, test_folder = png_ts })
 local vlog = run_ok("verify_dataset -d 986 --quiet", "verify_dataset RGB PNG")
 check(vlog:find("8 valid cases", 1, true), "verify: %s", vlog)
 run_ok(string.format("default -d 986 -c 2d -f 0 -num_epochs 1 -num_iterations_per_epoch 2 -num_val_iterations 1 "
@@ -230,26 +180,7 @@ end
 
 -- ---------------------------------------------------------------- 4. 3-D TIFF with sidecars
 local tif = raw .. "/Dataset987_Tif3d"
-local tif_src = raw .. "/Dataset988_TifSrc"
-synth.write(tif_src, { cases = 5, size = 12 })
-for _, d in ipairs({ tif .. "/imagesTr", tif .. "/labelsTr" }) do assert(fs.mkdir(d)) end
-local function write_json(p, v)
-  assert(json.write_file_atomic(p, v, { indent = false }))
-end
-for _, sub in ipairs({ "imagesTr", "labelsTr" }) do
-  for _, n in ipairs(fs.listdir(tif_src .. "/" .. sub)) do
-    local t = assert(image.read(tif_src .. "/" .. sub .. "/" .. n))
-    local base = n:gsub("%.nii%.gz$", "")
-    assert(image.write(tif .. "/" .. sub .. "/" .. base .. ".tif", t, nil, sub == "labelsTr" and { segmentation = true } or nil))
-    t:release()
-    -- the sidecar: <case>.json for the images, <label>.json for the labels
-    write_json(tif .. "/" .. sub .. "/" .. (sub == "imagesTr" and base:gsub("_0000$", "") or base) .. ".json",
-      { spacing = { 3.0, 1.0, 1.0 } })
-  end
-end
-local dj = json.decode_file(tif_src .. "/dataset.json")
-dj.file_ending = ".tif"
-write_json(tif .. "/dataset.json", dj)
+FD.tif3d(tif, raw .. "/Dataset988_TifSrc", { cases = 5, size = 12, spacing = { 3.0, 1.0, 1.0 } })
 run_ok("plan_and_preprocess -d 987 -c 3d_fullres -np 2 --no_fsync --quiet", "Tiff3DIO plan_and_preprocess")
 local tplans = json.decode_file(pre .. "/Dataset987_Tif3d/nnUNetPlans.json")
 check(tplans.image_reader_writer == "Tiff3DIO", "tif reader %s", tostring(tplans.image_reader_writer))
