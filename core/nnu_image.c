@@ -87,6 +87,26 @@ int nnu_image_reader_supports(nnu_image_reader r, const char *path) {
 
 /* ---- helpers for the format modules ---- */
 
+nnu_status nnu_image_check_writable(const char *path, const nnu_tensor *t) {
+    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
+              "cannot write '%s': tensor is not in host memory", path);
+    NNU_CHECK(t->ndim >= 2 && t->ndim <= 4, NNU_STATUS_ERR_SHAPE,
+              "cannot write '%s': an image tensor has 2 to 4 dimensions, got %d", path, t->ndim);
+    for (int i = 0; i < t->ndim; i++)
+        NNU_CHECK(t->shape[i] >= 1, NNU_STATUS_ERR_SHAPE, "cannot write '%s': empty axis %d", path, i);
+    return NNU_STATUS_OK;
+}
+
+void nnu_image_swap_bytes(void *buf, int64_t n, int size) {
+    unsigned char *b = buf;
+    for (int64_t i = 0; i < n; i++, b += size)
+        for (int k = 0; k < size / 2; k++) {
+            unsigned char x = b[k];
+            b[k] = b[size - 1 - k];
+            b[size - 1 - k] = x;
+        }
+}
+
 nnu_status nnu_image_temp_path(const char *path, char *buf, size_t n) {
     int k = snprintf(buf, n, "%s.part%ld", path, (long)getpid());
     NNU_CHECK(k >= 0 && (size_t)k < n, NNU_STATUS_ERR_ARG, "cannot write '%s': path too long", path);

@@ -169,6 +169,13 @@ nnu_status nnu_image_sidecar_path(const char *path, int is_seg, char *buf, size_
 nnu_status nnu_image_storage_tensor(const char *path, const nnu_tensor *t, const nnu_image_write_opts *o,
                                     nnu_tensor **out);
 
+/* What every writer requires of t: host memory, 2..4 dimensions, no empty axis
+ * (each format then checks the shapes it can store). ERR_ARG / ERR_SHAPE naming path. */
+nnu_status nnu_image_check_writable(const char *path, const nnu_tensor *t);
+
+/* Reverses the bytes of each of the n elements of `size` bytes in buf (big-endian data). */
+void nnu_image_swap_bytes(void *buf, int64_t n, int size);
+
 /* "<path>.part<pid>": the temporary name writers write to before rename(2). */
 nnu_status nnu_image_temp_path(const char *path, char *buf, size_t n);
 

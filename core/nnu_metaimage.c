@@ -512,16 +512,6 @@ static nnu_status inflate_into(const mha_header *h, FILE *f, void *dst) {
     return st;
 }
 
-static void swap_bytes(void *buf, int64_t n, int size) {
-    unsigned char *b = buf;
-    for (int64_t i = 0; i < n; i++, b += size)
-        for (int k = 0; k < size / 2; k++) {
-            unsigned char t = b[k];
-            b[k] = b[size - 1 - k];
-            b[size - 1 - k] = t;
-        }
-}
-
 nnu_status nnu_metaimage_read(const char *path, nnu_image_info *info_out, nnu_tensor **out) {
     *out = NULL;
     nnu_image_info local, *info = info_out ? info_out : &local;
@@ -542,7 +532,7 @@ nnu_status nnu_metaimage_read(const char *path, nnu_image_info *info_out, nnu_te
         st = NNU_FAIL(NNU_STATUS_ERR_IO, "cannot read '%s': %s: %s", path, h.data_path, strerror(errno));
     if (!st) st = h.compressed ? inflate_into(&h, f, buf) : read_exact(&h, f, buf, h.nbytes, h.data_path);
     if (f) fclose(f);
-    if (!st && h.msb && h.type->size > 1) swap_bytes(buf, h.nvox, h.type->size);
+    if (!st && h.msb && h.type->size > 1) nnu_image_swap_bytes(buf, h.nvox, h.type->size);
     if (!st && h.type->widen == 1) {
         const uint32_t *in = buf;
         int64_t *o = buf;
@@ -673,12 +663,9 @@ static nnu_status write_file(const char *path, const void *a, size_t na, const v
 
 nnu_status nnu_metaimage_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                                const nnu_image_write_opts *opts) {
+    NNU_TRY(nnu_image_check_writable(path, t));
     NNU_CHECK(t->ndim == 3 || t->ndim == 4, NNU_STATUS_ERR_SHAPE,
               "cannot write '%s': tensor must be (z, y, x) or (c, z, y, x), got %d dimensions", path, t->ndim);
-    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
-              "cannot write '%s': tensor is not in host memory", path);
-    for (int i = 0; i < t->ndim; i++)
-        NNU_CHECK(t->shape[i] >= 1, NNU_STATUS_ERR_SHAPE, "cannot write '%s': empty axis %d", path, i);
     int mhd = ends_with_ci(path, ".mhd");
     NNU_CHECK(mhd || ends_with_ci(path, ".mha"), NNU_STATUS_ERR_ARG,
               "cannot write '%s': the name must end in .mha or .mhd", path);

@@ -148,12 +148,9 @@ static int ends_with(const char *s, const char *suffix) {
 
 nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                            const nnu_image_write_opts *opts) {
+    NNU_TRY(nnu_image_check_writable(path, t));
     NNU_CHECK(t->ndim == 3 || t->ndim == 4, NNU_STATUS_ERR_SHAPE,
               "cannot write '%s': tensor must be (z, y, x) or (c, z, y, x), got %d dimensions", path, t->ndim);
-    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
-              "cannot write '%s': tensor is not in host memory", path);
-    for (int i = 0; i < t->ndim; i++)
-        NNU_CHECK(t->shape[i] >= 1, NNU_STATUS_ERR_SHAPE, "cannot write '%s': empty axis %d", path, i);
     NNU_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz"), NNU_STATUS_ERR_ARG,
               "cannot write '%s': the name must end in .nii or .nii.gz", path);
 

@@ -731,16 +731,6 @@ static int host_is_little(void) {
     return *(const uint8_t *)&one == 1;
 }
 
-static void swap_bytes(void *buf, int64_t n, int size) {
-    unsigned char *b = buf;
-    for (int64_t i = 0; i < n; i++, b += size)
-        for (int k = 0; k < size / 2; k++) {
-            unsigned char x = b[k];
-            b[k] = b[size - 1 - k];
-            b[size - 1 - k] = x;
-        }
-}
-
 /* Checks the data's size against the file, then allocates *out (info's shape and
  * dtype) and reads the voxels into it: nvox * type size bytes as on disk (uint32
  * into the first half of the i64 buffer); ASCII values already in the dtype. */
@@ -864,7 +854,7 @@ nnu_status nnu_nrrd_read(const char *path, nnu_image_info *info_out, nnu_tensor 
         void *buf = nnu_tensor_data(t);
         if (h.encoding != ENC_ASCII) {
             int big = h.endian == END_BIG;
-            if (h.type->size > 1 && big == host_is_little()) swap_bytes(buf, h.nvox, h.type->size);
+            if (h.type->size > 1 && big == host_is_little()) nnu_image_swap_bytes(buf, h.nvox, h.type->size);
             if (h.type->is_unsigned_wide == 32) {
                 const uint32_t *in = buf;
                 int64_t *o = buf;
@@ -939,15 +929,12 @@ static nnu_status write_gz(const char *path, const char *tmp, const char *mode, 
 
 nnu_status nnu_nrrd_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                           const nnu_image_write_opts *opts) {
+    NNU_TRY(nnu_image_check_writable(path, t));
     NNU_CHECK(t->ndim == 3 || t->ndim == 4, NNU_STATUS_ERR_SHAPE,
               "cannot write '%s': tensor must be (z, y, x), got %d dimensions", path, t->ndim);
     NNU_CHECK(t->ndim == 3, NNU_STATUS_ERR_UNSUPPORTED,
               "cannot write '%s': multi-channel (c, z, y, x) NRRD files are not supported (write one file per channel)",
               path);
-    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
-              "cannot write '%s': tensor is not in host memory", path);
-    for (int i = 0; i < t->ndim; i++)
-        NNU_CHECK(t->shape[i] >= 1, NNU_STATUS_ERR_SHAPE, "cannot write '%s': empty axis %d", path, i);
     int detached = ends_with_ci(path, ".nhdr");
     NNU_CHECK(detached || ends_with_ci(path, ".nrrd"), NNU_STATUS_ERR_ARG,
               "cannot write '%s': the name must end in .nrrd or .nhdr", path);

@@ -325,8 +325,7 @@ static nnu_status png_encode(png_job *j, int64_t height, int64_t width) {
 nnu_status nnu_png_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                          const nnu_image_write_opts *opts) {
     (void)ref;                                           /* PNG has no geometry */
-    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
-              "cannot write '%s': tensor is not in host memory", path);
+    NNU_TRY(nnu_image_check_writable(path, t));
     char shp[96];
     nnu_tensor_shape_str(t, shp, sizeof shp);
     /* (H, W), (1, H, W) or (c, 1, H, W) with c = 1 (gray), 3 (RGB), 4 (RGBA) */

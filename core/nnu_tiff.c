@@ -696,8 +696,7 @@ static nnu_status write_page(tiff_ctx *c, TIFF *tif, const tiff_out *o, const un
 
 nnu_status nnu_tiff_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                           const nnu_image_write_opts *opts) {
-    NNU_CHECK(t->storage && t->storage->mem && t->storage->mem->host_accessible, NNU_STATUS_ERR_ARG,
-              "cannot write '%s': tensor is not in host memory", path);
+    NNU_TRY(nnu_image_check_writable(path, t));
     char shp[96];
     nnu_tensor_shape_str(t, shp, sizeof shp);
     tiff_out o;
