@@ -17,18 +17,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "nnu_image.h"
 #include "nnu_nifti.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 /* a tensor of the given shape holding 0, 1, 2, ... (+ offset) */
 static nnu_tensor *ramp(int ndim, const int64_t *shape, float offset) {
@@ -187,14 +178,11 @@ static void test_unknown(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnu_test_image_%ld", (long)getpid());
-    mkdir(tmpdir, 0700);
+    tmpdir_make("image");
     test_names();
     test_2d_nifti();
     test_case_channels();
     test_unknown();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return check_report();
 }

@@ -23,60 +23,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "nnu_image.h"
 #include "nnu_metaimage.h"
 
 #define FIX "tests/fixtures/metaimage/"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-/* ---- tiny readers for the fixture (one JSON object per line) ---- */
-
-static const char *jfind(const char *line, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = strstr(line, pat);
-    return p ? p + strlen(pat) : NULL;
-}
-
-static int jnums(const char *line, const char *key, double *out, int max) {
-    const char *p = jfind(line, key);
-    if (!p) return -1;
-    if (*p != '[') { out[0] = strtod(p, NULL); return 1; }
-    int n = 0, depth = 0;
-    do {
-        if (*p == '[') { depth++; p++; }
-        else if (*p == ']') { depth--; p++; }
-        else if (*p == ',' || *p == ' ') p++;
-        else {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p) return -1;
-            if (n < max) out[n] = v;
-            n++;
-            p = end;
-        }
-    } while (depth > 0 && *p);
-    return n;
-}
-
-static int jstr(const char *line, const char *key, char *out, size_t len) {
-    const char *p = jfind(line, key);
-    if (!p || *p != '"') return 0;
-    const char *e = strchr(p + 1, '"');
-    if (!e || (size_t)(e - p - 1) >= len) return 0;
-    memcpy(out, p + 1, (size_t)(e - p - 1));
-    out[e - p - 1] = '\0';
-    return 1;
-}
 
 static uint64_t checksum1(const nnu_tensor *t) {
     const unsigned char *b = nnu_tensor_data(t);
@@ -86,19 +37,6 @@ static uint64_t checksum1(const nnu_tensor *t) {
         if (++k == 251) k = 0;
     }
     return s;
-}
-
-static unsigned char *slurp(const char *path, long *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)*n + 1);
-    if (b && fread(b, 1, (size_t)*n, f) != (size_t)*n) { free(b); b = NULL; }
-    if (b) b[*n] = 0;
-    fclose(f);
-    return b;
 }
 
 static void spit(const char *path, const void *b, long n) {
@@ -595,15 +533,12 @@ static void test_bad_inputs(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnu_test_metaimage_%ld", (long)getpid());
-    mkdir(tmpdir, 0700);
+    tmpdir_make("metaimage");
     test_fixture_files();
     test_same_bytes_as_sitk();
     test_write_rules();
     test_truncated();
     test_bad_inputs();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return check_report();
 }

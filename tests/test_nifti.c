@@ -23,58 +23,8 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "nnu_nifti.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-/* ---- tiny readers for the fixture (one JSON object per line) ---- */
-
-static const char *jfind(const char *line, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = strstr(line, pat);
-    return p ? p + strlen(pat) : NULL;
-}
-
-/* numbers of a (possibly nested) array value, flattened */
-static int jnums(const char *line, const char *key, double *out, int max) {
-    const char *p = jfind(line, key);
-    if (!p) return -1;
-    if (*p != '[') { out[0] = strtod(p, NULL); return 1; }
-    int n = 0, depth = 0;
-    do {
-        if (*p == '[') { depth++; p++; }
-        else if (*p == ']') { depth--; p++; }
-        else if (*p == ',' || *p == ' ') p++;
-        else {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p) return -1;
-            if (n < max) out[n] = v;
-            n++;
-            p = end;
-        }
-    } while (depth > 0 && *p);
-    return n;
-}
-
-static int jstr(const char *line, const char *key, char *out, size_t len) {
-    const char *p = jfind(line, key);
-    if (!p || *p != '"') return 0;
-    const char *e = strchr(p + 1, '"');
-    if (!e || (size_t)(e - p - 1) >= len) return 0;
-    memcpy(out, p + 1, (size_t)(e - p - 1));
-    out[e - p - 1] = '\0';
-    return 1;
-}
 
 /* the generator's exact byte checksums over the voxel buffer */
 static void checksums(const nnu_tensor *t, uint64_t *c1, uint64_t *c2) {
@@ -294,18 +244,6 @@ static void test_geometry_from_itk(void) {
 }
 
 /* ---- files patched byte by byte ---- */
-
-static unsigned char *slurp(const char *path, long *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)*n + 1);
-    if (b && fread(b, 1, (size_t)*n, f) != (size_t)*n) { free(b); b = NULL; }
-    fclose(f);
-    return b;
-}
 
 static void spit(const char *path, const void *b, long n, int gz) {
     if (gz) {
@@ -648,8 +586,7 @@ static void test_scan(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnu_test_nifti_%ld", (long)getpid());
-    mkdir(tmpdir, 0700);
+    tmpdir_make("nifti");
     test_fixture_files();
     test_dtypes();
     test_segmentation_dtype();
@@ -660,8 +597,6 @@ int main(void) {
     test_qform_sform_choice();
     test_header_fuzz();
     test_scan();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return check_report();
 }

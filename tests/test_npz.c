@@ -10,21 +10,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "nnu_npz.h"
 
 #define REGEN "/usr/bin/python3 tests/gen/gen_npz_ref.py"
-
-static unsigned char *slurp(const char *path, long *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)*n + 1);
-    if (b && fread(b, 1, (size_t)*n, f) != (size_t)*n) { free(b); b = NULL; }
-    fclose(f);
-    return b;
-}
 
 static void same_file(const char *got, const char *want) {
     long ng = 0, nw = 0;

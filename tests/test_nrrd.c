@@ -25,31 +25,9 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "nnu_json.h"
 #include "nnu_nrrd.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static unsigned char *slurp(const char *path, long *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)*n + 1);
-    if (fread(b, 1, (size_t)*n, f) != (size_t)*n) { free(b); b = NULL; }
-    else b[*n] = 0;
-    fclose(f);
-    return b;
-}
 
 static void spit(const char *path, const void *b, long n) {
     FILE *f = fopen(path, "wb");
@@ -627,8 +605,7 @@ static void test_header_fuzz(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnu_test_nrrd_%ld", (long)getpid());
-    mkdir(tmpdir, 0700);
+    tmpdir_make("nrrd");
     test_fixture_files();
     test_write_dtypes();
     test_write_layout();
@@ -637,8 +614,6 @@ int main(void) {
     test_bad_inputs();
     test_truncation();
     test_header_fuzz();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return check_report();
 }

@@ -27,34 +27,12 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "testfiles.h"
 #include "nnu_image.h"
 #include "nnu_json.h"
 
 #define FIX "tests/fixtures/png_tiff/"
 #define REGEN "/tmp/refenv/bin/python tests/gen/gen_png_tiff_fixtures.py"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    *n = b ? fread(b, 1, (size_t)len, f) : 0;
-    fclose(f);
-    if (b) b[*n] = 0;
-    return b;
-}
 
 static void spill(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -170,8 +148,9 @@ static void check_case(const nnu_json *c) {
 }
 
 static void test_reference_fixtures(void) {
-    size_t n;
-    char *text = (char *)slurp(FIX "expect.json", &n);
+    long ln = 0;
+    char *text = (char *)slurp(FIX "expect.json", &ln);
+    size_t n = text ? (size_t)ln : 0;
     CHECK(text, "cannot open " FIX "expect.json\nHINT: regenerate it with: " REGEN);
     if (!text) return;
     char err[128];
@@ -360,7 +339,7 @@ static void roundtrip(const char *name, const nnu_tensor *t, const nnu_image_inf
 static void check_sidecar(const char *tif, const char *want) {
     char side[600];
     nnu_image_sidecar_path(tif, 1, side, sizeof side);
-    size_t n = 0;
+    long n = 0;
     char *got = (char *)slurp(side, &n);
     CHECK(got && strcmp(got, want) == 0, "%s: sidecar\n%s\nwant\n%s", side, got ? got : "(missing)", want);
     free(got);
@@ -482,8 +461,9 @@ static void test_roundtrips(void) {
 /* Every prefix of a fixture (and flipped bytes): ERR_FORMAT naming the file, or,
  * for cuts that lose nothing the reader needs, the same pixels. */
 static void corrupt_one(const char *fixture, const char *tmpname, nnu_image_reader r, int is_seg) {
-    size_t n;
-    unsigned char *orig = slurp(fixture, &n);
+    long ln = 0;
+    unsigned char *orig = slurp(fixture, &ln);
+    size_t n = orig ? (size_t)ln : 0;
     CHECK(orig, "cannot read %s", fixture);
     if (!orig) return;
     nnu_image_read_opts o = {r, is_seg};
@@ -609,8 +589,7 @@ static void test_bad_files(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nnu_test_png_tiff_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
+    tmpdir_make("png_tiff");
     if (!file_exists(FIX "expect.json")) {
         fprintf(stderr, "SKIP: " FIX "expect.json missing\nHINT: regenerate it with: " REGEN "\n");
         return 77;
@@ -619,8 +598,6 @@ int main(void) {
     test_libtiff_layouts();
     test_roundtrips();
     test_bad_files();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tmpdir_remove();
     return check_report();
 }
