@@ -1,7 +1,7 @@
 /* nnu_overlay.c: slice choice, overlay rendering and PNG I/O of nnu_overlay.h.
  * Layout: select_slice (counts per slice and class, the reference's normalisation),
- * render (float32 arithmetic in numpy's order), case (both), then the cairo PNG
- * writer/reader. */
+ * render (float32 arithmetic in numpy's order), case (both), then the RGB PNG
+ * writer/reader (libpng, through core/nnu_png.h). */
 #include "nnu_overlay.h"
 
 #include <errno.h>
@@ -9,9 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef NNUNET_HAVE_CAIRO
-#include <cairo.h>
-#endif
+#include "nnu_png.h"
 
 /* largest label value the per-class table is built for (4 MB of indices) */
 #define OVERLAY_MAX_LABEL (1 << 20)
@@ -177,105 +175,40 @@ nnu_status nnu_overlay_case(const nnu_tensor *image, const nnu_tensor *seg, doub
     return st;
 }
 
-/* ---- PNG through cairo ---- */
-
-#ifdef NNUNET_HAVE_CAIRO
-
-int nnu_png_available(void) { return 1; }
+/* ---- PNG through libpng (core/nnu_png.h): the overlay's (H, W, 3) layout <-> the
+ * image layer's (3, 1, H, W) ---- */
 
 nnu_status nnu_png_write_rgb(const char *path, const nnu_tensor *rgb) {
     NNU_CHECK(rgb && rgb->ndim == 3 && rgb->shape[2] == 3 && rgb->dtype == NNU_DTYPE_U8, NNU_STATUS_ERR_SHAPE,
               "png: expected a (H, W, 3) u8 image");
-    int64_t H = rgb->shape[0], W = rgb->shape[1];
-    NNU_CHECK(H > 0 && W > 0 && H <= 32767 && W <= 32767, NNU_STATUS_ERR_ARG,
-              "png: size %lld x %lld is outside cairo's 1..32767", (long long)W, (long long)H);
-    nnu_tensor *c = NULL;
-    NNU_TRY(nnu_tensor_contiguous((nnu_tensor *)rgb, &c));
-    cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
-    cairo_status_t cs = cairo_surface_status(sf);
-    if (cs == CAIRO_STATUS_SUCCESS) {
-        /* RGB24: one native-endian 32-bit word per pixel, 0x00RRGGBB */
-        cairo_surface_flush(sf);
-        unsigned char *data = cairo_image_surface_get_data(sf);
-        int stride = cairo_image_surface_get_stride(sf);
-        const uint8_t *p = (const uint8_t *)nnu_tensor_data(c);
-        for (int64_t y = 0; y < H; y++) {
-            uint32_t *row = (uint32_t *)(data + y * stride);
-            for (int64_t x = 0; x < W; x++, p += 3) row[x] = ((uint32_t)p[0] << 16) | ((uint32_t)p[1] << 8) | p[2];
-        }
-        cairo_surface_mark_dirty(sf);
-    }
+    nnu_tensor *chw = NULL, *c = NULL, *img = NULL;
+    nnu_status st = nnu_tensor_view_permute((nnu_tensor *)rgb, (const int[]){2, 0, 1}, &chw);
+    if (!st) st = nnu_tensor_contiguous(chw, &c);
+    if (!st) st = nnu_tensor_view_reshape(c, 4, (const int64_t[]){3, 1, rgb->shape[0], rgb->shape[1]}, &img);
+    if (!st) st = nnu_png_write(path, img, NULL, NULL);
+    nnu_tensor_release(img);
     nnu_tensor_release(c);
-    size_t len = strlen(path) + 5;
-    char *tmp = malloc(len);
-    if (!tmp) { cairo_surface_destroy(sf); return NNU_FAIL(NNU_STATUS_ERR_OOM, "png: out of memory"); }
-    snprintf(tmp, len, "%s.tmp", path);
-    if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_write_to_png(sf, tmp);
-    cairo_surface_destroy(sf);
-    if (cs != CAIRO_STATUS_SUCCESS) {
-        remove(tmp);
-        free(tmp);
-        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", path, cairo_status_to_string(cs));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        free(tmp);
-        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot rename to '%s': %s", path, strerror(e));
-    }
-    free(tmp);
-    return NNU_STATUS_OK;
+    nnu_tensor_release(chw);
+    return st;
 }
 
 nnu_status nnu_png_read_rgb(const char *path, nnu_tensor **rgb) {
-    cairo_surface_t *sf = cairo_image_surface_create_from_png(path);
-    cairo_status_t cs = cairo_surface_status(sf);
-    if (cs != CAIRO_STATUS_SUCCESS) {
-        cairo_surface_destroy(sf);
-        return NNU_FAIL(cs == CAIRO_STATUS_FILE_NOT_FOUND || cs == CAIRO_STATUS_READ_ERROR ? NNU_STATUS_ERR_IO
-                                                                                          : NNU_STATUS_ERR_FORMAT,
-                        "cannot read PNG '%s': %s", path, cairo_status_to_string(cs));
-    }
-    cairo_format_t fmt = cairo_image_surface_get_format(sf);
-    if (fmt != CAIRO_FORMAT_RGB24 && fmt != CAIRO_FORMAT_ARGB32) {
-        cairo_surface_destroy(sf);
-        return NNU_FAIL(NNU_STATUS_ERR_FORMAT, "PNG '%s': unsupported pixel format", path);
-    }
-    int W = cairo_image_surface_get_width(sf), H = cairo_image_surface_get_height(sf);
-    int64_t shape[3] = {H, W, 3};
+    *rgb = NULL;
+    nnu_tensor *t = NULL;
+    NNU_TRY(nnu_png_read(path, NULL, &t));
+    /* (1, H, W) gray or (3|4, 1, H, W) colour; alpha is dropped, gray repeated */
+    int64_t ch = t->ndim == 4 ? t->shape[0] : 1, H = t->shape[t->ndim - 2], W = t->shape[t->ndim - 1];
+    nnu_status st = t->dtype == NNU_DTYPE_U8 ? NNU_STATUS_OK
+                  : NNU_FAIL(NNU_STATUS_ERR_FORMAT, "PNG '%s': 16-bit images are not read as RGB", path);
     nnu_tensor *out = NULL;
-    nnu_status st = nnu_tensor_new(NNU_DTYPE_U8, 3, shape, &out);
-    if (st) { cairo_surface_destroy(sf); return st; }
-    cairo_surface_flush(sf);
-    const unsigned char *data = cairo_image_surface_get_data(sf);
-    int stride = cairo_image_surface_get_stride(sf);
-    uint8_t *o = (uint8_t *)nnu_tensor_data(out);
-    for (int y = 0; y < H; y++) {
-        const uint32_t *row = (const uint32_t *)(data + (size_t)y * stride);
-        for (int x = 0; x < W; x++, o += 3) {   /* opaque pixels: premultiplication changes nothing */
-            o[0] = (uint8_t)(row[x] >> 16);
-            o[1] = (uint8_t)(row[x] >> 8);
-            o[2] = (uint8_t)row[x];
-        }
+    if (!st) st = nnu_tensor_new(NNU_DTYPE_U8, 3, (const int64_t[]){H, W, 3}, &out);
+    if (!st) {
+        const uint8_t *src = nnu_tensor_data(t);
+        uint8_t *o = nnu_tensor_data(out);
+        for (int64_t i = 0; i < H * W; i++)
+            for (int k = 0; k < 3; k++) o[3 * i + k] = src[(ch >= 3 ? k : 0) * H * W + i];
+        *rgb = out;
     }
-    cairo_surface_destroy(sf);
-    *rgb = out;
-    return NNU_STATUS_OK;
+    nnu_tensor_release(t);
+    return st;
 }
-
-#else
-
-int nnu_png_available(void) { return 0; }
-
-nnu_status nnu_png_write_rgb(const char *path, const nnu_tensor *rgb) {
-    (void)rgb;
-    return NNU_FAIL(NNU_STATUS_ERR_UNSUPPORTED, "cannot write '%s': this build has no PNG support (cairo was not "
-                    "found when it was built; install libcairo2-dev and rebuild)", path);
-}
-
-nnu_status nnu_png_read_rgb(const char *path, nnu_tensor **rgb) {
-    (void)rgb;
-    return NNU_FAIL(NNU_STATUS_ERR_UNSUPPORTED, "cannot read '%s': this build has no PNG support (cairo)", path);
-}
-
-#endif

@@ -48,8 +48,6 @@ nnu_status nnu_overlay_render(const nnu_tensor *image2d, const nnu_tensor *seg2d
 nnu_status nnu_overlay_case(const nnu_tensor *image, const nnu_tensor *seg, double intensity, int64_t *slice,
                             nnu_tensor **rgb);
 
-/* 1 if this build can write PNG files (cairo), else 0. */
-int nnu_png_available(void);
 /* rgb: (H, W, 3) u8 -> path (8-bit RGB PNG). */
 nnu_status nnu_png_write_rgb(const char *path, const nnu_tensor *rgb);
 /* path -> *rgb a new (H, W, 3) u8 tensor (alpha dropped); for tests and tools. */

@@ -1,7 +1,6 @@
 /* l_overlay.c: binds core/nnu_overlay.h as the module "nnunet.overlay" (the PNGs of
  * plot_overlay_pngs). Slices seen from Lua are 1-based.
  *
- *   overlay.available()                    -> bool (PNG support: cairo at build time)
  *   overlay.case(image, seg [, intensity]) -> rgb (Y, X, 3) u8, slice (1-based)
  *                                             image, seg: (Z, Y, X) tensors of equal shape
  *   overlay.select_slice(seg)              -> slice (1-based)
@@ -10,11 +9,6 @@
  *   overlay.read_png(path)                 -> rgb | nil, msg, code */
 #include "l_util.h"
 #include "nnu_overlay.h"
-
-static int l_overlay_available(lua_State *L) {
-    lua_pushboolean(L, nnu_png_available());
-    return 1;
-}
 
 static int l_overlay_case(lua_State *L) {
     nnu_tensor *image = l_tensor_check(L, 1), *seg = l_tensor_check(L, 2);
@@ -62,7 +56,7 @@ static int l_overlay_read_png(lua_State *L) {
 }
 
 static const luaL_Reg overlay_functions[] = {
-    {"available", l_overlay_available}, {"case", l_overlay_case},         {"select_slice", l_overlay_select_slice},
+    {"case", l_overlay_case},         {"select_slice", l_overlay_select_slice},
     {"render", l_overlay_render},       {"write_png", l_overlay_write_png}, {"read_png", l_overlay_read_png},
     {NULL, NULL}};
 

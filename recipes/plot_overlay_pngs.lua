@@ -154,10 +154,6 @@ return {
       type = "number", default = 0.6 },
   },
   run = function(o)
-    if not overlay.available() then
-      user_error("plot_overlay_pngs needs PNG support, and this build has none: cairo was not found when nnunet was "
-        .. "built (install libcairo2-dev and rebuild)")
-    end
     if o.channel_idx < 0 then user_error("-channel_idx must be >= 0, got %d", o.channel_idx) end
     local name, nerr = dataset.resolve_name(o.dataset)
     if not name then user_error("%s", nerr) end

@@ -10,10 +10,6 @@
 local TL = dofile("tests/lua/testlib.lua")
 TL.skip_unless_modules({ "nnunet.overlay", "nnunet.image" })
 local overlay = require("nnunet.overlay")
-if not overlay.available() then
-  print("SKIP: this build has no PNG support (cairo)")
-  os.exit(77)
-end
 local tensor = require("nnunet.tensor")
 local fs = require("nnunet.fs")
 local nifti = require("nnunet.image")
