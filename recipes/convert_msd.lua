@@ -29,23 +29,8 @@ local M = {
 
 local function join(a, b) return (a:gsub("/+$", "")) .. "/" .. b end
 
-local function copy_file(src, dst)
-  local fi, e1 = io.open(src, "rb")
-  if not fi then return nil, string.format("cannot read '%s': %s", src, e1) end
-  local tmp = dst .. ".part"
-  local fo, e2 = io.open(tmp, "wb")
-  if not fo then fi:close(); return nil, string.format("cannot write '%s': %s", dst, e2) end
-  while true do
-    local chunk = fi:read(1 << 20)
-    if not chunk then break end
-    local ok, werr = fo:write(chunk)
-    if not ok then fi:close(); fo:close(); os.remove(tmp); return nil, string.format("cannot write '%s': %s", dst, werr) end
-  end
-  fi:close()
-  local ok, cerr = fo:close()
-  if not ok then os.remove(tmp); return nil, string.format("cannot write '%s': %s", dst, cerr) end
-  return fs.rename(tmp, dst)
-end
+-- byte copy (fs.copy: to a temporary name, then renamed) -> true | nil, msg
+local function copy_file(src, dst) return fs.copy(src, dst) end
 
 -- .nii.gz files of a folder, without names starting with "." or "_"
 local function source_files(dir)

@@ -97,7 +97,7 @@ return {
     local ds, derr = dataset.open(tgt)
     if not ds then user_error("target dataset: %s", derr) end
     if #ds.cases == 0 then user_error("target dataset '%s' has no training cases", ds.path) end
-    local reader = require("nnunet.rules").load("reader").image_reader_writer(ds.json, {})
+    local reader = dataset.reader_class(ds)          -- the class that reads its first training image
     for name in pairs(plans.configurations) do
       local conf = plans_mod.resolve_configuration(plans, name)
       local schemes = conf and conf.normalization_schemes

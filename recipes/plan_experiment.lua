@@ -58,20 +58,10 @@ function M.settings_from_opts(opts)
   return s
 end
 
--- Byte copy, atomic (tmp + rename). Returns true or raises a user error.
+-- Byte copy, atomic (fs.copy: tmp + rename). Returns true or raises a user error.
 function M.copy_file(src, dst)
-  local f, err = io.open(src, "rb")
-  if not f then user_error("cannot read %s: %s", src, err) end
-  local data = f:read("a")
-  f:close()
-  local tmp = dst .. ".tmp"
-  local g, gerr = io.open(tmp, "wb")
-  if not g then user_error("cannot write %s: %s", tmp, gerr) end
-  local ok, werr = g:write(data)
-  local cok, cerr = g:close()
-  if not ok or not cok then os.remove(tmp); user_error("cannot write %s: %s", tmp, tostring(werr or cerr)) end
-  local rok, rerr = fs.rename(tmp, dst)
-  if not rok then os.remove(tmp); user_error("%s", rerr) end
+  local ok, err = fs.copy(src, dst)
+  if not ok then user_error("%s", err) end
   return true
 end
 

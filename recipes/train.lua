@@ -69,16 +69,10 @@ local function intify(v)
   return out
 end
 
+-- byte copy (fs.copy: to a temporary name, then renamed); a failure stops with its message
 local function copy_file(src, dst)
-  local f = io.open(src, "rb")
-  if not f then return nil, "cannot read " .. src end
-  local s = f:read("a")
-  f:close()
-  local g = io.open(dst .. ".tmp", "wb")
-  if not g then return nil, "cannot write " .. dst end
-  g:write(s)
-  g:close()
-  return os.rename(dst .. ".tmp", dst)
+  local ok, err = fs.copy(src, dst)
+  if not ok then user_error("%s", err) end
 end
 
 -- ---------------------------------------------------------------- plans

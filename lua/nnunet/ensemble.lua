@@ -41,20 +41,10 @@ local join = evaluate.join
 
 local bytes_less = require("nnunet.dataset").bytes_less   -- byte order, as Python's sorted()
 
--- Byte copy of a file, in chunks (NIfTI files and json).
+-- Byte copy of a file (fs.copy: to a temporary name, then renamed); raises a user error.
 function M.copy_file(src, dst)
-  local f, err = io.open(src, "rb")
-  if not f then user_error("cannot read '%s': %s", src, tostring(err)) end
-  local g, gerr = io.open(dst, "wb")
-  if not g then f:close(); user_error("cannot write '%s': %s", dst, tostring(gerr)) end
-  while true do
-    local s = f:read(1 << 20)
-    if not s then break end
-    g:write(s)
-  end
-  f:close()
-  local ok, cerr = g:close()
-  if not ok then user_error("cannot write '%s': %s", dst, tostring(cerr)) end
+  local ok, err = fs.copy(src, dst)
+  if not ok then user_error("%s", err) end
 end
 
 -- Names in dir ending with `suffix` (regular files), sorted by bytes.

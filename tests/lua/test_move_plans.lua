@@ -44,8 +44,11 @@ local function raw_dataset(name, nch)
   local dj = '{"channel_names": {' .. table.concat(ch, ", ") .. '}, "labels": {"background": 0, "a": 1}, '
     .. '"numTraining": 1, "file_ending": ".nii.gz"}'
   write(d .. "/dataset.json", dj)
-  for c = 0, nch - 1 do write(string.format("%s/imagesTr/case_%04d.nii.gz", d, c), "") end
-  write(d .. "/labelsTr/case.nii.gz", "")
+  -- real (tiny) images: the reader class is the one that opens the first training image
+  local img = require("nnunet.tensor").zeros({ 2, 2, 2 }, "f32")
+  for c = 0, nch - 1 do assert(require("nnunet.image").write(string.format("%s/imagesTr/case_%04d.nii.gz", d, c), img)) end
+  assert(require("nnunet.image").write(d .. "/labelsTr/case.nii.gz", img))
+  img:release()
 end
 assert(fs.mkdir(PRE .. "/Dataset004_Hippocampus"))
 write(PRE .. "/Dataset004_Hippocampus/nnUNetPlans.json", ref_plans)
