@@ -20,7 +20,9 @@ B=.gpubundle
 MASK=$(for f in $B/lib/lib* $B/lib/fallback/lib*; do n=$(basename "${f%.xz}")
   ldconfig -p | awk -v n="$n" '$1 == n && /x86-64/ {print $NF}'
   for d in /usr/local/lib /usr/local/cuda*/lib*; do [ -e "$d/$n" ] && echo "$d/$n"; done
-done | xargs -r readlink -f | sort -u)
+done | xargs -r readlink -f | sort -u | grep -v '/liblzma\.so')
+# liblzma (carried for libtiff) stays visible: the system's xz, which unpacks the
+# bundle's .xz libraries, needs it itself; the device has its own xz and liblzma
 echo "masking $(echo "$MASK" | wc -l) system libraries"
 unshare -m bash -c '
   for f in '"$(echo $MASK)"'; do mount --bind /dev/null "$f" || exit 1; done
