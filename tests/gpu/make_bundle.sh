@@ -15,7 +15,8 @@
 #                              loader, cudart 13, Lua 5.4, lua-cjson, nifti2/znz, zlib,
 #                              cairo and its chain (pixman, fontconfig, freetype, png,
 #                              expat, brotli, X11/xcb...), libzip, libcurl and its chain
-#                              (ssl, gnutls, krb5, ...); those over 256 KiB as NAME.xz
+#                              (ssl, gnutls, krb5, ...), libtiff and its chain (jpeg,
+#                              webp, jbig, Lerc, deflate, lzma); those over 256 KiB as NAME.xz
 #   .gpubundle/lib/fallback/   libstdc++ and libgcc_s: used only where the device's own
 #                              are missing or too old (tests/gpu/bundle_env.sh decides)
 # Not carried: libc, libm, libdl, libpthread, librt, ld-linux (every Linux has them)
