@@ -1,6 +1,6 @@
 /* nnu_overlay: the PNG overlays of nnUNetv2_plot_overlay_pngs
  * (nnunetv2/utilities/overlay_plots.py; nnunet-behaviour.md §14): one slice of an
- * image with its segmentation painted over it, written as an RGB PNG with cairo.
+ * image with its segmentation painted over it, written as an RGB PNG (libpng).
  *
  * Slice choice (the reference's select_slice_to_plot2), on seg (Z, Y, X):
  *   classes = the distinct values > 0, ascending; fg[z][i] = voxels of class i in
@@ -21,8 +21,7 @@
  *   image (max 0: NaN in the reference) gives a black picture.
  *
  * The PNG is 8-bit RGB, Y rows by X columns (plt.imsave of the (Y, X, 3) array),
- * written to "<path>.tmp" and renamed. Without cairo at build time
- * (NNUNET_HAVE_CAIRO undefined) the PNG functions return ERR_UNSUPPORTED. */
+ * written to a temporary name and renamed (core/nnu_png.c). */
 #ifndef NNU_OVERLAY_H
 #define NNU_OVERLAY_H
 
@@ -52,5 +51,23 @@ nnu_status nnu_overlay_case(const nnu_tensor *image, const nnu_tensor *seg, doub
 nnu_status nnu_png_write_rgb(const char *path, const nnu_tensor *rgb);
 /* path -> *rgb a new (H, W, 3) u8 tensor (alpha dropped); for tests and tools. */
 nnu_status nnu_png_read_rgb(const char *path, nnu_tensor **rgb);
+
+/* One PNG of nnu_overlay_cases: from a raw image file and its label, or from a
+ * preprocessed case file (CASE.nnu: its data and segmentation). */
+typedef struct nnu_overlay_job {
+    const char *image;      /* raw: the channel file (NULL: preprocessed) */
+    const char *label;      /* raw: the segmentation file */
+    const char *store;      /* preprocessed: the case file */
+    int         channel;    /* the channel drawn: within the image file (raw) or the case file */
+    const char *output;     /* the PNG */
+} nnu_overlay_job;
+
+/* Draws every job (nnu_overlay_case + nnu_png_write_rgb) on n_threads workers
+ * (<= 0: all CPUs), one case in memory per worker; raw files are read with the reader
+ * class `reader` (an nnu_image_reader; 0: by ending). Stops at the first failure,
+ * whose message names the file. progress (may be NULL): +1 per case. */
+struct nnu_progress;
+nnu_status nnu_overlay_cases(const nnu_overlay_job *jobs, int64_t n, double intensity, int reader, int n_threads,
+                             struct nnu_progress *progress);
 
 #endif

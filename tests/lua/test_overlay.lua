@@ -3,10 +3,10 @@
 --      (select_slice_to_plot2, generate_overlay; values from tests/gen/gen_overlay_ref.py),
 --      including the reference's column normalisation quirk (it picks slice 2 where a
 --      per-class normalisation would pick 3), -1 voxels, the colour order by rank
---   2. PNG round trip through cairo (8-bit RGB), errors naming the file
+--   2. PNG round trip through libpng (8-bit RGB), errors naming the file
 --   3. the command on a synthetic dataset: preprocessed (default) and --use_raw, one
 --      PNG per case equal to the overlay of its data; errors for a missing
---      configuration or channel
+--      configuration or channel; -np 1 writes the same bytes as the default 8 workers
 local TL = dofile("tests/lua/testlib.lua")
 TL.skip_unless_modules({ "nnunet.overlay", "nnunet.image" })
 local overlay = require("nnunet.overlay")
@@ -109,6 +109,13 @@ for _, id in ipairs(ids) do
   same_png(o2 .. "/" .. id .. ".png", overlay.case(im, lb, 0.3), "raw")
 end
 check(#fs.listdir(o2) == #ids, "one PNG per case")
+-- the cases were drawn by 8 workers (-np default); one worker writes the same bytes
+local o3 = root .. "/png_raw_np1"
+code, out = TL.nnunet(dirs, "plot_overlay_pngs -d " .. DS .. " -o " .. TL.sh(o3) .. " --use_raw -overlay_intensity 0.3 -np 1")
+check(code == 0, "-np 1 exit 0:\n%s", out)
+for _, id in ipairs(ids) do
+  check(TL.read_file(o3 .. "/" .. id .. ".png") == TL.read_file(o2 .. "/" .. id .. ".png"), "%s: -np 1 = -np 8", id)
+end
 code, out = TL.nnunet(dirs, "plot_overlay_pngs -d 993 -o " .. TL.sh(root .. "/x") .. " -c 2d_missing")
 check(code == 1 and out:find("2d_missing", 1, true), "unknown configuration named:\n%s", out)
 code, out = TL.nnunet(dirs, "plot_overlay_pngs -d 993 -o " .. TL.sh(root .. "/x") .. " -channel_idx 1")
