@@ -107,6 +107,18 @@ function M.predict_from_model_folder(model_dir, config, o)
   -- cases: listing, part split, then the --continue_prediction filter (reference order)
   local all = predictor.list_input_cases(o.input, ending)
   log(string.format("There are %d cases in the source folder", #all))
+  if #all == 0 then   -- images in another format are the usual reason: say so
+    local other = {}
+    for _, n in ipairs(fs.listdir(o.input) or {}) do
+      local f = require("nnunet.image").format_of(n)
+      if f and n:sub(-#ending) ~= ending then other[#other + 1] = n end
+    end
+    if #other > 0 then
+      log(string.format("WARNING: '%s' holds no *%s files (the model's dataset.json file_ending) but %d other image "
+        .. "file(s), e.g. '%s': convert them to %s, named CASE_0000%s, ...", o.input, ending, #other, other[1], ending,
+        ending))
+    end
+  end
   local cases = predictor.split_parts(all, num_parts, part_id)
   log(string.format("I am process %d out of %d (max process ID is %d, we start counting with 0!)",
     part_id, num_parts, num_parts - 1))

@@ -297,6 +297,20 @@ else
   check(none == 0, "cli: no temporary files left")
   -- a missing fold is a clear error
   check(not cli("-f 3", true), "cli: a missing fold fails")
+  -- an input folder with images in another format: nothing to predict, and the log says why
+  local saved_input = input
+  input = join(root, "mha_in")
+  assert(fs.mkdir(input))
+  local t = nifti.read(join(saved_input, ids[1] .. "_0000.nii.gz"))
+  assert(nifti.write(join(input, ids[1] .. "_0000.mha"), t))
+  t:release()
+  check(cli("-f 0"), "cli: a folder without .nii.gz files is no error")
+  local lf = io.open(root .. "/log.txt")
+  local ltext = lf and lf:read("a") or ""
+  if lf then lf:close() end
+  check(ltext:find("holds no *.nii.gz files", 1, true) and ltext:find(ids[1] .. "_0000.mha", 1, true),
+    "cli: the log names the other-format files:\n%s", ltext)
+  input = saved_input
 
   -- a 2d configuration (slice-wise 2-D windows through the real 2-D U-Net)
   local arch2 = { network_class_name = arch.network_class_name, arch_kwargs = {
