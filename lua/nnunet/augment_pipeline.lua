@@ -76,6 +76,15 @@ local function mask_step(cfg)
   end
 end
 
+-- MirrorTransform over cfg.mirror (1-based spatial axes), only when there is an axis to
+-- mirror: the reference appends none when mirror_axes is None or empty (the NoMirroring
+-- trainers set it so)
+local function mirror_step(steps, cfg)
+  if cfg.mirror and #cfg.mirror > 0 then
+    steps[#steps + 1] = { kind = "mirror", axes = cfg.mirror, p_per_axis = 0.5 }
+  end
+end
+
 -- §8.2: the reference v2 training pipeline (nnUNetTrainer.get_training_transforms).
 function M.v2(cfg)
   local r = cfg.rotation
@@ -89,8 +98,8 @@ function M.v2(cfg)
     { kind = "lowres", p = 0.25, p_per_channel = 0.5, range = { 0.5, 1.0 } },
     { kind = "gamma", p = 0.1, range = { 0.7, 1.5, bg = true }, p_invert = 1, p_retain_stats = 1 },
     { kind = "gamma", p = 0.3, range = { 0.7, 1.5, bg = true }, p_invert = 0, p_retain_stats = 1 },
-    { kind = "mirror", axes = cfg.mirror, p_per_axis = 0.5 },
   }
+  mirror_step(steps, cfg)
   local m = mask_step(cfg)
   if m then steps[#steps + 1] = m end
   steps[#steps + 1] = { kind = "remove_label", from = -1, to = 0 }
@@ -123,8 +132,8 @@ function M.v2018(cfg)
       scaling = { 0.85, 1.25, bg = true }, p_elastic = 0.2,
       alpha = in_plane and { 0, 200 } or { 0, 900 }, sigma = { 9, 13 }, seg = "linear", border_seg = -1 },
     { kind = "gamma", p = 0.3, range = { 0.7, 1.5, bg = true }, p_invert = 0, p_retain_stats = 1 },
-    { kind = "mirror", axes = cfg.mirror, p_per_axis = 0.5 },
   }
+  mirror_step(steps, cfg)
   local m = mask_step(cfg)
   if m then steps[#steps + 1] = m end
   steps[#steps + 1] = { kind = "remove_label", from = -1, to = 0 }
@@ -147,7 +156,11 @@ M.build = augment.pipeline
 -- initial_patch, mirror_axes}. Both descriptions are plain tables; build them with
 -- M.build. (`trainer = "nnUNetTrainer2018"` is the older spelling of pipeline = "2018";
 -- the trainer definitions of lua/nnunet/trainers/ name their pipeline.) A function
--- pipeline gets the v2 configuration (§8.1).
+-- pipeline gets the v2 configuration (§8.1) and may change it before describing the
+-- pipeline, as the reference's overrides of configure_rotation_dummyDA_mirroring_and_
+-- inital_patch_size do (the trainer variants of lua/nnunet/trainers.lua): what it leaves
+-- in cfg.initial_patch, cfg.mirror_axes (the inference mirror axes) and cfg.dummy_2d is
+-- what the loader, the checkpoint and the log use.
 function M.setup(args)
   local pipe = args.pipeline or (args.trainer == "nnUNetTrainer2018" and "2018" or "v2")
   local is2018 = pipe == "2018"
@@ -155,9 +168,10 @@ function M.setup(args)
     "augment_pipeline.setup: pipeline must be 'v2', '2018' or a function")
   local cfg = is2018 and M.configure_2018(args.patch) or M.configure(args.patch)
   cfg.mask_channels = args.mask_channels
+  local train = type(pipe) == "function" and pipe(M, cfg) or (is2018 and M.v2018(cfg) or M.v2(cfg))
   return {
     cfg = cfg,
-    train = type(pipe) == "function" and pipe(M, cfg) or (is2018 and M.v2018(cfg) or M.v2(cfg)),
+    train = train,
     val = M.validation(cfg),
     initial_patch = cfg.initial_patch,
     mirror_axes = cfg.mirror_axes,

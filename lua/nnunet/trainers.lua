@@ -11,8 +11,18 @@
 --   TR.available() -> {"nnUNetTrainer", "nnUNetTrainer2018", ...}   (sorted, user ones too)
 --   TR.load(name_or_path) -> def | raises {user_error = true, message = "... available: ..."}
 --   TR.trainer_options(def) -> fields for trainer.new (settings, optimizer, schedule, stop)
---   TR.poly{exponent = 0.9}, TR.plateau{...}, TR.stop_lr_below(x), TR.stop_v1{...}:
---       the building blocks the shipped definitions use
+--   TR.poly{exponent = 0.9}, TR.plateau{...}, TR.stop_lr_below(x), TR.stop_v1{...},
+--   TR.cosine(), TR.warmup{...}: the building blocks the shipped definitions use
+--
+-- The reference's trainer variants (nnunetv2/training/nnUNetTrainer/variants/) are not
+-- files: each is the shipped nnUNetTrainer.lua plus a few modifiers, listed once in
+-- M.VARIANTS below (nnUNetTrainer_<N>epochs and nnUNetTrainer_<N>epochs_NoMirroring for
+-- the reference's N values, nnUNetTrainerNoMirroring, nnUNetTrainerNoDA,
+-- nnUNetTrainerNoDeepSupervision, nnUNetTrainerVanillaAdam*, nnUNetTrainerCosAnneal,
+-- nnUNetTrainer_warmup, ...). They load, list and name their results folder like files
+-- do; a user file of the same name in $NNUNET_TRAINERS takes precedence. Variants the
+-- engine cannot reproduce (AdamW, BatchNorm, other losses, ...) are not listed:
+-- docs/training.md says which and why.
 --
 -- Definition fields (all but name optional; see trainers/nnUNetTrainer.lua):
 --   name          = the file's base name (the results folder <name>__<plans>__<config>)
@@ -23,6 +33,9 @@
 --                   nesterov=, clip=, beta1=, beta2=, eps=, amsgrad=, weight_decay=}
 --                   (weight_decay defaults to settings.weight_decay; lr comes from the
 --                   schedule every epoch)
+--   settings.num_epochs: the definition's epoch count (nnUNetTrainer_250epochs); the
+--                   command line's -num_epochs wins when it differs from the reference
+--                   default 1000 (trainer.new: definition_num_epochs)
 --   lr_schedule   = {init = function(tr) -> state, lr = function(tr, state, epoch) -> lr,
 --                    epoch_end = function(tr, state, epoch, train_loss)}; `state` is a
 --                   JSON-able table saved in every checkpoint, so --c continues it
@@ -54,6 +67,7 @@ function M.search_dirs()
   return dirs
 end
 
+-- every trainer name: files of the search folders and the reference's variants, sorted
 function M.available()
   local seen, names = {}, {}
   for _, d in ipairs(M.search_dirs()) do
@@ -62,10 +76,37 @@ function M.available()
       if n and not seen[n] then seen[n], names[#names + 1] = true, n end
     end
   end
+  for n in pairs(M.VARIANTS) do
+    if not seen[n] then seen[n], names[#names + 1] = true, n end
+  end
   table.sort(names)
   return names
 end
 
+-- M.available() for people: the nnUNetTrainer_<N>epochs[_NoMirroring] families folded
+-- into one entry each ("nnUNetTrainer_<N>epochs (N = 5, 10, ...)")
+function M.available_text()
+  local out, fam, famN = {}, {}, {}
+  for _, n in ipairs(M.available()) do
+    local num, suffix = n:match("^nnUNetTrainer_(%d+)epochs(.*)$")
+    if num and (suffix == "" or suffix == "_NoMirroring") then
+      local key = "nnUNetTrainer_<N>epochs" .. suffix
+      if not famN[key] then famN[key] = {}; fam[#fam + 1] = key; out[#out + 1] = key end
+      famN[key][#famN[key] + 1] = math.tointeger(tonumber(num))
+    else
+      out[#out + 1] = n
+    end
+  end
+  for i, n in ipairs(out) do
+    if famN[n] then
+      table.sort(famN[n])
+      out[i] = string.format("%s (N = %s)", n, table.concat(famN[n], ", "))
+    end
+  end
+  return table.concat(out, ", ")
+end
+
+-- path, name, variant (a M.VARIANTS entry, or nil for a file)
 local function find(name)
   if name:match("%.lua$") or name:find("/", 1, true) then
     if fs.isfile(name) then return name, (name:match("([^/]+)%.lua$") or name:match("[^/]+$")) end
@@ -75,8 +116,10 @@ local function find(name)
     local p = d .. "/" .. name .. ".lua"
     if fs.isfile(p) then return p, name end
   end
-  user_error("unknown trainer '%s'; available trainers: %s (files NAME.lua in $NNUNET_TRAINERS or %s)",
-    name, table.concat(M.available(), ", "), M.shipped_dir())
+  local v = M.VARIANTS[name]
+  if v then return M.shipped_dir() .. "/" .. v.base .. ".lua", name, v end
+  user_error("unknown trainer '%s'; available trainers: %s (files NAME.lua in $NNUNET_TRAINERS or %s; "
+    .. "docs/training.md)", name, M.available_text(), M.shipped_dir())
 end
 
 local function check_def(def, path)
@@ -105,15 +148,25 @@ end
 
 -- Loads a definition by name (user folders, then shipped) or path. A fresh table each
 -- call (the definition may be adapted by configure without touching the file's).
+-- A variant is its base file (always the shipped one, not a user override of the base)
+-- with the variant's modifiers applied, named after the variant.
 function M.load(name)
-  local path, base = find(name)
+  local path, base, variant = find(name)
   local chunk, err = loadfile(path, "t")
   if not chunk then user_error("trainer %s: %s", path, err) end
   local ok, def = pcall(chunk)
   if not ok then user_error("trainer %s: %s", path, tostring(def)) end
   check_def(def, path)
-  if def.name ~= nil and def.name ~= base then
-    user_error("trainer %s: name '%s' differs from the file name '%s'", path, tostring(def.name), base)
+  local file_base = variant and variant.base or base
+  if def.name ~= nil and def.name ~= file_base then
+    user_error("trainer %s: name '%s' differs from the file name '%s'", path, tostring(def.name), file_base)
+  end
+  if variant then
+    def.settings = def.settings or {}
+    def.augmentation = def.augmentation or "v2"
+    for _, mod in ipairs(variant.mods) do mod(def) end
+    def.summary, def.variant_of = variant.summary, variant.base
+    check_def(def, path .. " (variant " .. name .. ")")
   end
   def.name, def.path = base, path
   def.settings = def.settings or {}
@@ -137,6 +190,9 @@ function M.trainer_options(def)
   end
   o.schedule = def.lr_schedule
   o.stop = def.stop
+  -- `nnunet train` always passes num_epochs (its -num_epochs default is 1000), so the
+  -- definition's count travels separately; trainer.new applies it
+  o.definition_num_epochs = o.num_epochs
   o.enable_deep_supervision = def.deep_supervision
   return o
 end
@@ -232,5 +288,184 @@ function M.stop_v1(o)
     return false
   end
 end
+
+-- CosineAnnealingLR(optimizer, T_max = num_epochs) (eta_min 0), stepped as the reference
+-- steps every scheduler, lr_scheduler.step(current_epoch): PyTorch then uses the closed
+-- form lr_e = eta_min + (initial_lr - eta_min) * (1 + cos(pi * e / T_max)) / 2 (Python
+-- floats; eta_min = 0 leaves the products exact). No state.
+function M.cosine()
+  return {
+    kind = "cosine",
+    init = function() return {} end,
+    lr = function(tr, _, e) return tr.initial_lr * (1 + math.cos(math.pi * e / tr.num_epochs)) / 2 end,
+  }
+end
+
+-- nnUNetTrainer_warmup: epochs 0 .. epochs-1 Lin_incr_LRScheduler(initial_lr, epochs),
+-- lr_e = initial_lr / epochs * (1 + e); from epoch `epochs` on PolyLRScheduler_offset,
+-- lr_e = initial_lr * (1 - (e - epochs) / (num_epochs - epochs))^exponent. The reference
+-- keeps its SGD (and momentum) across the switch, so only the lr changes. No state.
+function M.warmup(o)
+  o = o or {}
+  local n, exponent = o.epochs or 50, o.exponent or 0.9
+  return {
+    kind = "warmup", params = { epochs = n, exponent = exponent },
+    init = function() return {} end,
+    lr = function(tr, _, e)
+      if e == 0 and tr.log then tr:log("train whole net, warmup") end
+      if e == n and tr.log then tr:log("train whole net, default schedule") end
+      if e < n then return tr.initial_lr / n * (1 + e) end
+      return tr.initial_lr * (1 - (e - n) / (tr.num_epochs - n)) ^ exponent
+    end,
+  }
+end
+
+-- ---------------------------------------------------------------- the reference's variants
+-- Modifiers: each changes a loaded definition in place, as the variant's class changes
+-- attributes or overrides one method of nnUNetTrainer (file:class of variants/ named).
+
+local V = {}
+M.variant_modifiers = V
+
+-- self.num_epochs = n (training_length/nnUNetTrainer_Xepochs.py, ...)
+function V.epochs(n)
+  return function(def) def.settings.num_epochs = n end
+end
+
+-- self.initial_lr = lr (nnUNetTrainerVanillaAdam1en3, ...)
+function V.initial_lr(lr)
+  return function(def) def.settings.initial_lr = lr end
+end
+
+-- self.enable_deep_supervision = False (network_architecture/nnUNetTrainerNoDeepSupervision.py)
+function V.no_deep_supervision(def) def.deep_supervision = false end
+
+-- configure_optimizers -> torch.optim.Adam(lr = initial_lr, weight_decay) with PyTorch's
+-- defaults (betas 0.9/0.999, eps 1e-8, amsgrad False; weight decay added to the gradient)
+-- and the PolyLRScheduler; train_step still clips the gradient norm to 12
+-- (optimizer/nnUNetTrainerAdam.py:nnUNetTrainerVanillaAdam)
+function V.vanilla_adam(def)
+  def.optimizer = { optimizer = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8, amsgrad = false, clip = 12 }
+  def.lr_schedule = M.poly { exponent = 0.9 }
+end
+
+-- configure_optimizers -> the same SGD, CosineAnnealingLR(T_max = num_epochs)
+-- (lr_schedule/nnUNetTrainerCosAnneal.py)
+function V.cosine(def) def.lr_schedule = M.cosine() end
+
+-- Lin_incr 50 epochs, then PolyLRScheduler_offset (lr_schedule/nnUNetTrainer_warmup.py)
+function V.warmup(def) def.lr_schedule = M.warmup { epochs = 50, exponent = 0.9 } end
+
+-- def.augmentation as function(AP, cfg): `before(AP, cfg)` changes the v2 configuration
+-- (the variant's configure_rotation_dummyDA_mirroring_and_inital_patch_size), the base
+-- pipeline is described from it, `after(desc, cfg)` may change or replace the
+-- description (the variant's get_training_transforms). Modifiers nest: the outer one's
+-- `before` runs first, its `after` last.
+local function adapt_augmentation(def, before, after)
+  local inner = def.augmentation
+  assert(inner == "v2" or type(inner) == "function", "trainer variants build on the v2 augmentation")
+  def.augmentation = function(AP, cfg)
+    if before then before(AP, cfg) end
+    local desc = type(inner) == "function" and inner(AP, cfg) or AP.v2(cfg)
+    if after then desc = after(desc, cfg) or desc end
+    return desc
+  end
+end
+
+-- mirror_axes = None, inference_allowed_mirroring_axes = None: no MirrorTransform in
+-- training and no mirroring at inference (the checkpoint records no axes)
+-- (data_augmentation/nnUNetTrainerNoMirroring.py:nnUNetTrainerNoMirroring)
+function V.no_mirroring(def)
+  adapt_augmentation(def, function(_, cfg) cfg.mirror_axes, cfg.mirror = {}, {} end)
+end
+
+-- mirror_axes = inference axes = (0, 1) in 3-D, (0,) in 2-D
+-- (data_augmentation/nnUNetTrainerNoMirroring.py:nnUNetTrainer_onlyMirror01)
+function V.only_mirror01(def)
+  adapt_augmentation(def, function(_, cfg)
+    if cfg.dim == 2 then cfg.mirror_axes, cfg.mirror = { 0 }, { 2 }       -- our 2-D layout: (1, H, W)
+    else cfg.mirror_axes, cfg.mirror = { 0, 1 }, { 1, 2 } end
+  end)
+end
+
+-- SpatialTransform(mode_seg = 'nearest') instead of the per-label linear interpolation
+-- (data_augmentation/nnUNetTrainerDAOrd0.py:nnUNetTrainer_DASegOrd0)
+function V.seg_nearest(def)
+  adapt_augmentation(def, nil, function(desc)
+    for _, st in ipairs(desc.steps) do if st.kind == "spatial" then st.seg = "nearest" end end
+  end)
+end
+
+-- get_training_transforms -> get_validation_transforms (RemoveLabel(-1, 0) only; no
+-- MaskImage), initial patch = patch, no mirroring in training or inference
+-- (data_augmentation/nnUNetTrainerNoDA.py)
+function V.no_da(def)
+  adapt_augmentation(def, function(_, cfg)
+    cfg.mirror_axes, cfg.mirror = {}, {}
+    cfg.initial_patch = { table.unpack(cfg.patch) }
+  end, function(_, cfg)
+    return { dim = cfg.dim, dummy_2d = cfg.dummy_2d, patch = cfg.patch,
+      steps = { { kind = "remove_label", from = -1, to = 0 } } }
+  end)
+end
+
+-- do_dummy_2d_data_aug = False: 3-D patches always rotate by ±30° about every axis and
+-- the initial patch is get_patch_size's for all axes (2-D: unchanged)
+-- (data_augmentation/nnUNetTrainer_noDummy2DDA.py)
+function V.no_dummy_2d(def)
+  adapt_augmentation(def, function(_, cfg)
+    if cfg.dim ~= 3 then return end
+    local r = 30 / 360 * 2 * math.pi
+    cfg.dummy_2d, cfg.rotation = false, r
+    cfg.initial_patch = require("nnunet.augment").initial_patch_size(cfg.patch, { r, r, r }, 0.85, false)
+  end)
+end
+
+-- M.VARIANTS[name] = {base =, summary =, mods = {modifier...}}: the reference's class
+-- names, each checked against its file in nnunetv2/training/nnUNetTrainer/variants/.
+M.VARIANTS = {}
+local function variant(name, summary, mods)
+  M.VARIANTS[name] = { base = "nnUNetTrainer", summary = summary, mods = mods }
+end
+
+-- training_length/nnUNetTrainer_Xepochs.py (note the reference's singular "1epoch")
+M.VARIANT_EPOCHS = { 1, 5, 10, 20, 50, 100, 250, 500, 750, 2000, 4000, 8000 }
+-- training_length/nnUNetTrainer_Xepochs_NoMirroring.py
+M.VARIANT_EPOCHS_NOMIRRORING = { 250, 2000, 4000, 8000 }
+for _, n in ipairs(M.VARIANT_EPOCHS) do
+  variant(string.format("nnUNetTrainer_%d%s", n, n == 1 and "epoch" or "epochs"),
+    string.format("nnUNetTrainer with num_epochs = %d", n), { V.epochs(n) })
+end
+for _, n in ipairs(M.VARIANT_EPOCHS_NOMIRRORING) do
+  variant(string.format("nnUNetTrainer_%depochs_NoMirroring", n),
+    string.format("nnUNetTrainer with num_epochs = %d, no mirroring in training or inference", n),
+    { V.epochs(n), V.no_mirroring })
+end
+variant("nnUNetTrainerNoMirroring", "nnUNetTrainer without mirroring in training or inference", { V.no_mirroring })
+variant("nnUNetTrainer_onlyMirror01", "nnUNetTrainer mirroring only axes 0, 1 (2-D: 0), in training and inference",
+  { V.only_mirror01 })
+variant("nnUNetTrainer_onlyMirror01_1500ep", "nnUNetTrainer_onlyMirror01 with num_epochs = 1500",
+  { V.only_mirror01, V.epochs(1500) })
+variant("nnUNetTrainer_onlyMirror01_DASegOrd0", "nnUNetTrainer_onlyMirror01 with nearest-neighbour "
+  .. "interpolation of the segmentation in the spatial augmentation", { V.seg_nearest, V.only_mirror01 })
+variant("nnUNetTrainer_DASegOrd0", "nnUNetTrainer with nearest-neighbour interpolation of the segmentation in the "
+  .. "spatial augmentation", { V.seg_nearest })
+variant("nnUNetTrainer_DASegOrd0_NoMirroring", "nnUNetTrainer_DASegOrd0 without mirroring in training or inference",
+  { V.seg_nearest, V.no_mirroring })
+variant("nnUNetTrainerNoDA", "nnUNetTrainer without data augmentation (validation transforms for training, "
+  .. "no mirroring in inference)", { V.no_da })
+variant("nnUNetTrainer_noDummy2DDA", "nnUNetTrainer without dummy-2D augmentation (anisotropic 3-D patches rotate "
+  .. "±30° in 3-D)", { V.no_dummy_2d })
+variant("nnUNetTrainerNoDeepSupervision", "nnUNetTrainer without deep supervision", { V.no_deep_supervision })
+variant("nnUNetTrainerVanillaAdam", "nnUNetTrainer with Adam (lr 1e-2, L2 weight decay 3e-5, no amsgrad) + poly lr",
+  { V.vanilla_adam })
+variant("nnUNetTrainerVanillaAdam1en3", "nnUNetTrainerVanillaAdam with initial lr 1e-3",
+  { V.vanilla_adam, V.initial_lr(1e-3) })
+variant("nnUNetTrainerVanillaAdam3en4", "nnUNetTrainerVanillaAdam with initial lr 3e-4",
+  { V.vanilla_adam, V.initial_lr(3e-4) })
+variant("nnUNetTrainerCosAnneal", "nnUNetTrainer with cosine annealing of the lr (T_max = num_epochs)",
+  { V.cosine })
+variant("nnUNetTrainer_warmup", "nnUNetTrainer with a 50-epoch linear lr warmup, then poly over the remaining "
+  .. "epochs", { V.warmup })
 
 return M

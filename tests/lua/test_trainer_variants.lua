@@ -1,0 +1,327 @@
+-- The reference's trainer variants (lua/nnunet/trainers.lua M.VARIANTS, `-tr NAME`):
+--   1. every shipped variant loads under the reference's class name, and its resolved
+--      options are what the variant's class sets (EXPECT below, written from
+--      nnunetv2/training/nnUNetTrainer/variants/*.py, not from our code): epochs,
+--      optimizer and initial lr, schedule values, deep supervision, oversampling, mirror
+--      axes (training and inference), initial patch, pipeline steps; TR.available()
+--      lists exactly these names besides the shipped files; the epoch count of a
+--      definition applies unless the command line asks for another;
+--   2. real training steps of a tiny U-Net with nnUNetTrainerNoDeepSupervision and
+--      nnUNetTrainerVanillaAdam3en4 (trainer.lua's loop, the engine's network);
+--   3. end to end through `nnunet train`: nnUNetTrainerNoMirroring writes a checkpoint
+--      without inference mirror axes, the predictor loads it without mirroring and
+--      `nnunet predict` gives the same segmentation with and without --disable_tta;
+--      nnUNetTrainer_1epoch without -num_epochs trains 1 epoch into its own folder.
+-- Skips parts 2 and 3 (77 when nothing ran) when the engine modules are not built.
+local T = require("nnunet.trainer")
+local TR = require("nnunet.trainers")
+local fs = require("nnunet.fs")
+local json = require("nnunet.json")
+local sys = require("nnunet.sys")
+
+local TL = dofile("tests/lua/testlib.lua")
+local check, sh = TL.check, TL.sh
+
+local ROOT = TL.temp_root("_trvariants")
+
+-- ------------------------------------------------------------------ 1. resolved options
+-- Fields (nil = nnUNetTrainer's): epochs (num_epochs), lr (initial_lr), opt ("sgd":
+-- SGD 0.99 Nesterov | "adam": torch Adam, amsgrad False), sched ({epoch, num_epochs, lr}
+-- triples of the variant's scheduler), ds (enable_deep_supervision), mirror3 / mirror2
+-- (inference_allowed_mirroring_axes for a 3-D / 2-D patch; {} = None), seg (SpatialTransform
+-- mode_seg), noda (training transforms = validation transforms, initial patch = patch),
+-- nodummy (do_dummy_2d_data_aug False).
+local POLY = { { 0, 1000, 1e-2 }, { 500, 1000, 0.005358867312681466 } }
+local EXPECT = {
+  nnUNetTrainer_1epoch = { epochs = 1 }, nnUNetTrainer_5epochs = { epochs = 5 },
+  nnUNetTrainer_10epochs = { epochs = 10 }, nnUNetTrainer_20epochs = { epochs = 20 },
+  nnUNetTrainer_50epochs = { epochs = 50 }, nnUNetTrainer_100epochs = { epochs = 100 },
+  nnUNetTrainer_250epochs = { epochs = 250 }, nnUNetTrainer_500epochs = { epochs = 500 },
+  nnUNetTrainer_750epochs = { epochs = 750 }, nnUNetTrainer_2000epochs = { epochs = 2000 },
+  nnUNetTrainer_4000epochs = { epochs = 4000 }, nnUNetTrainer_8000epochs = { epochs = 8000 },
+  nnUNetTrainer_250epochs_NoMirroring = { epochs = 250, mirror3 = {}, mirror2 = {} },
+  nnUNetTrainer_2000epochs_NoMirroring = { epochs = 2000, mirror3 = {}, mirror2 = {} },
+  nnUNetTrainer_4000epochs_NoMirroring = { epochs = 4000, mirror3 = {}, mirror2 = {} },
+  nnUNetTrainer_8000epochs_NoMirroring = { epochs = 8000, mirror3 = {}, mirror2 = {} },
+  nnUNetTrainerNoMirroring = { mirror3 = {}, mirror2 = {} },
+  nnUNetTrainer_onlyMirror01 = { mirror3 = { 0, 1 }, mirror2 = { 0 } },
+  nnUNetTrainer_onlyMirror01_1500ep = { epochs = 1500, mirror3 = { 0, 1 }, mirror2 = { 0 } },
+  nnUNetTrainer_onlyMirror01_DASegOrd0 = { mirror3 = { 0, 1 }, mirror2 = { 0 }, seg = "nearest" },
+  nnUNetTrainer_DASegOrd0 = { seg = "nearest" },
+  nnUNetTrainer_DASegOrd0_NoMirroring = { seg = "nearest", mirror3 = {}, mirror2 = {} },
+  nnUNetTrainerNoDA = { noda = true, mirror3 = {}, mirror2 = {} },
+  nnUNetTrainer_noDummy2DDA = { nodummy = true },
+  nnUNetTrainerNoDeepSupervision = { ds = false },
+  nnUNetTrainerVanillaAdam = { opt = "adam", lr = 1e-2 },
+  nnUNetTrainerVanillaAdam1en3 = { opt = "adam", lr = 1e-3, sched = { { 0, 1000, 1e-3 } } },
+  nnUNetTrainerVanillaAdam3en4 = { opt = "adam", lr = 3e-4,
+    sched = { { 0, 1000, 3e-4 }, { 500, 1000, 0.00016076601938044396 } } },
+  -- CosineAnnealingLR(T_max = num_epochs).step(e), closed form (Python values)
+  nnUNetTrainerCosAnneal = { sched = { { 0, 1000, 1e-2 }, { 250, 1000, 0.008535533905932738 },
+    { 500, 1000, 0.005 }, { 999, 1000, 2.467399070893439e-08 } } },
+  -- Lin_incr_LRScheduler(1e-2, 50) for e < 50, then PolyLRScheduler_offset(1e-2, 1000, 50)
+  nnUNetTrainer_warmup = { sched = { { 0, 1000, 0.0002 }, { 49, 1000, 0.01 }, { 50, 1000, 0.01 },
+    { 525, 1000, 0.005358867312681466 } } },
+}
+-- initial patch sizes of the reference's get_patch_size (computed with nnunetv2):
+-- (40, 56, 40) 30°: 73 80 64; (8, 160, 160) dummy-2D 180°: 8 188 188 (first axis kept);
+-- (8, 160, 160) 30° without dummy-2D: 102 257 188; 2-D (56, 40) 180°: 65 65
+local P3, P3A, P2 = { 40, 56, 40 }, { 8, 160, 160 }, { 56, 40 }
+local INITIAL = { [P3] = { 73, 80, 64 }, [P3A] = { 8, 188, 188 }, [P2] = { 65, 65 } }
+local INITIAL_NODUMMY = { [P3] = { 73, 80, 64 }, [P3A] = { 102, 257, 188 }, [P2] = { 65, 65 } }
+
+local function list(t) return table.concat(t or {}, ",") end
+local function close(a, b) return a ~= nil and math.abs(a - b) <= 1e-15 * math.max(1, math.abs(b)) end
+
+-- TR.available(): the shipped files and exactly the names above
+do
+  local want = { nnUNetTrainer = true, nnUNetTrainer2018 = true }
+  for n in pairs(EXPECT) do want[n] = true end
+  local got = {}
+  for _, n in ipairs(TR.available()) do
+    got[n] = true
+    check(want[n], "available lists '%s', not a shipped name", n)
+  end
+  for n in pairs(want) do check(got[n], "available lacks '%s'", n) end
+  local ok, err = pcall(TR.load, "nnUNetTrainer_3epochs")
+  local msg = type(err) == "table" and err.message or tostring(err)
+  check(not ok and msg:find("unknown trainer 'nnUNetTrainer_3epochs'", 1, true)
+    and msg:find("nnUNetTrainer_<N>epochs (N = 5, 10, 20, 50, 100, 250, 500, 750, 2000, 4000, 8000)", 1, true)
+    and msg:find("nnUNetTrainer_1epoch,", 1, true) and msg:find("nnUNetTrainerNoMirroring", 1, true),
+    "unknown name lists the families: %s", msg)
+end
+
+local has_aug, AP = pcall(require, "nnunet.augment_pipeline")
+local names = {}
+for n in pairs(EXPECT) do names[#names + 1] = n end
+table.sort(names)
+local stub_net, stub_data = {}, {}
+for _, name in ipairs(names) do
+  local e = EXPECT[name]
+  local ok, def = pcall(TR.load, name)
+  if not check(ok and def.name == name, "%s loads: %s", name, tostring(ok and def.name or def.message or def)) then
+    goto continue
+  end
+  do
+    local o = TR.trainer_options(def)
+    -- the trainer as `nnunet train` builds it (num_epochs 1000 from the command line)
+    o.output_folder, o.net, o.data, o.console = ROOT .. "/opts_" .. name, stub_net, stub_data, false
+    o.num_epochs = 1000
+    local tr = T.new(o)
+    check(tr.trainer_name == name, "%s: trainer_name %s", name, tostring(tr.trainer_name))
+    check(tr.num_epochs == (e.epochs or 1000), "%s: num_epochs %s", name, tostring(tr.num_epochs))
+    check(tr.initial_lr == (e.lr or 1e-2), "%s: initial_lr %s", name, tostring(tr.initial_lr))
+    check(tr.weight_decay == 3e-5 and tr.oversample_foreground_percent == 0.33, "%s: weight decay, oversampling",
+      name)
+    check(tr.enable_deep_supervision == (e.ds ~= false) and def.deep_supervision == (e.ds ~= false),
+      "%s: deep supervision %s", name, tostring(tr.enable_deep_supervision))
+    local op = tr.optimizer
+    if (e.opt or "sgd") == "sgd" then
+      check(op.optimizer == "sgd" and op.momentum == 0.99 and op.nesterov == true and op.clip == 12
+        and op.weight_decay == 3e-5, "%s: SGD 0.99 Nesterov, clip 12", name)
+    else
+      check(op.optimizer == "adam" and op.beta1 == 0.9 and op.beta2 == 0.999 and op.eps == 1e-8
+        and op.amsgrad == false and op.clip == 12 and op.weight_decay == 3e-5,
+        "%s: torch Adam defaults, L2 3e-5, clip 12 (the trainer's train_step)", name)
+    end
+    for _, s in ipairs(e.sched or POLY) do
+      local stub = { initial_lr = tr.initial_lr, num_epochs = s[2] }
+      local lr = def.lr_schedule.lr(stub, def.lr_schedule.init(stub), s[1])
+      check(close(lr, s[3]), "%s: lr at epoch %d of %d: %.17g, reference %.17g", name, s[1], s[2], lr or -1, s[3])
+    end
+    -- -num_epochs other than 1000 wins over the definition's count
+    o.output_folder, o.num_epochs = ROOT .. "/opts7_" .. name, 7
+    check(T.new(o).num_epochs == 7, "%s: -num_epochs 7 wins", name)
+  end
+  if has_aug then
+    for _, patch in ipairs({ P3, P3A, P2 }) do
+      local s = AP.setup { patch = patch, pipeline = def.augmentation }
+      local tag = string.format("%s %s", name, list(patch))
+      local want_m = #patch == 3 and (e.mirror3 or { 0, 1, 2 }) or (e.mirror2 or { 0, 1 })
+      check(list(s.mirror_axes) == list(want_m), "%s: inference mirror axes {%s}, reference {%s}", tag,
+        list(s.mirror_axes), list(want_m))
+      local mirror_step, spatial, kinds = nil, nil, {}
+      for _, st in ipairs(s.train.steps) do
+        kinds[#kinds + 1] = st.kind
+        if st.kind == "mirror" then mirror_step = st end
+        if st.kind == "spatial" then spatial = st end
+      end
+      -- the training MirrorTransform over the same axes (1-based (D, H, W); 2-D is (1, H, W))
+      local want_steps = {}
+      for i, a in ipairs(want_m) do want_steps[i] = a + (#patch == 3 and 1 or 2) end
+      if #want_m == 0 then
+        check(mirror_step == nil, "%s: no MirrorTransform", tag)
+      else
+        check(mirror_step and list(mirror_step.axes) == list(want_steps), "%s: MirrorTransform axes {%s}", tag,
+          list(mirror_step and mirror_step.axes))
+      end
+      if e.noda then
+        check(list(kinds) == "remove_label" and list(s.initial_patch) == list(patch),
+          "%s: NoDA trains with the validation transforms at the patch size: %s / %s", tag, list(kinds),
+          list(s.initial_patch))
+      else
+        check(spatial and spatial.seg == (e.seg or "linear"), "%s: mode_seg %s", tag, tostring(spatial and spatial.seg))
+        check(#kinds == 9 + (#want_m > 0 and 1 or 0), "%s: the v2 transforms: %s", tag, list(kinds))
+        local want_ip = (e.nodummy and INITIAL_NODUMMY or INITIAL)[patch]
+        check(list(s.initial_patch) == list(want_ip), "%s: initial patch %s, reference %s", tag,
+          list(s.initial_patch), list(want_ip))
+        local want_dummy = patch == P3A and not e.nodummy
+        check(s.cfg.dummy_2d == want_dummy, "%s: do_dummy_2d_data_aug %s", tag, tostring(s.cfg.dummy_2d))
+      end
+      local bok, berr = pcall(AP.build, s.train)
+      check(bok, "%s: the pipeline builds: %s", tag, tostring(berr))
+    end
+  end
+  ::continue::
+end
+
+-- ------------------------------------------------------------------ 2. real training steps
+local has_net, netmod = pcall(require, "nnunet.net")
+if has_net then
+  local arch, cube_data = TL.tiny_unet()
+  local function run(name)
+    local def = TR.load(name)
+    local o = TR.trainer_options(def)
+    o.output_folder, o.data = ROOT .. "/real_" .. name, cube_data
+    o.net = netmod.build(arch, { num_input_channels = 1, num_classes = 2, seed = 7, patch_size = { 8, 8, 8 },
+      batch_size = 2, deep_supervision = def.deep_supervision, train = true })
+    o.num_epochs, o.num_iterations_per_epoch, o.num_val_iterations_per_epoch = 2, 3, 1
+    o.identity, o.plans_hash, o.n_classes = "Dataset999_Test/nnUNetPlans/tiny", 7, 1
+    o.console, o.progress_bar, o.fsync, o.plot_width, o.plot_height = false, false, false, 300, 540
+    local tr = T.new(o)
+    tr:run_training()
+    return tr
+  end
+  local t0 = sys.clock()
+  local nods = run("nnUNetTrainerNoDeepSupervision")
+  local st = nods.net:get_state()
+  check(st.optim_steps == 6 and st.optim[1].name == "momentum", "NoDeepSupervision: 6 SGD steps")
+  local out = nods.net:forward(cube_data:train_batch(0), true)
+  check(type(out) == "table" and #out == 1, "NoDeepSupervision: one training output, got %s",
+    type(out) == "table" and #out or type(out))
+  check(nods.logs.train_losses[2] == nods.logs.train_losses[2] and nods.logs.train_losses[2] < 10,
+    "NoDeepSupervision: finite loss %s", tostring(nods.logs.train_losses[2]))
+  local ck = require("nnunet.train").checkpoint_load(ROOT .. "/real_nnUNetTrainerNoDeepSupervision/checkpoint_final.pth")
+  check(ck and ck.trainer == "nnUNetTrainerNoDeepSupervision" and ck.epoch == 2, "NoDeepSupervision: checkpoint")
+
+  local adam = run("nnUNetTrainerVanillaAdam3en4")
+  st = adam.net:get_state()
+  local bufs = {}
+  for i, b in ipairs(st.optim) do bufs[i] = b.name end
+  check(st.optim_steps == 6 and list(bufs):find("exp_avg,exp_avg_sq", 1, true) ~= nil,
+    "VanillaAdam3en4: 6 Adam steps, state %s", list(bufs))
+  check(adam.logs.lrs[1] == 3e-4 and close(adam.logs.lrs[2], 3e-4 * 0.5 ^ 0.9), "VanillaAdam3en4: poly from 3e-4: %s, %s",
+    tostring(adam.logs.lrs[1]), tostring(adam.logs.lrs[2]))
+  check(adam.logs.train_losses[2] == adam.logs.train_losses[2], "VanillaAdam3en4: finite loss")
+  io.stderr:write(string.format("real training steps: %.1f s\n", sys.clock() - t0))
+else
+  print("nnunet.net not built: real training skipped")
+end
+
+-- ------------------------------------------------------------------ 3. nnunet train / predict
+local e2e_modules = { "nnunet.net", "nnunet.loader", "nnunet.augment", "nnunet.export", "nnunet.preproc_case" }
+local have_e2e = true
+for _, m in ipairs(e2e_modules) do if not pcall(require, m) then have_e2e = false end end
+if have_e2e then
+  local nifti = require("nnunet.image")
+  local tensor = require("nnunet.tensor")
+  local raw, pre, res = ROOT .. "/raw", ROOT .. "/pre", ROOT .. "/res"
+  local ds = raw .. "/Dataset993_TrVariants"
+  for _, d in ipairs({ ds .. "/imagesTr", ds .. "/labelsTr", ds .. "/imagesTs", pre, res }) do assert(fs.mkdir(d)) end
+  local N = 16
+  local geo = { spacing_itk = { 1, 1, 1 }, origin = { 0, 0, 0 }, direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } }
+  for i = 1, 10 do
+    local img, lab = {}, {}
+    local o = 3 + (i % 4)
+    for z = 0, N - 1 do for y = 0, N - 1 do for x = 0, N - 1 do
+      local inside = z >= o and z < o + 6 and y >= o and y < o + 7 and x >= 4 and x < 10
+      img[#img + 1] = (inside and 200 or 50) + ((z * 31 + y * 17 + x * 7 + i) % 13)
+      lab[#lab + 1] = inside and 1 or 0
+    end end end
+    local id = string.format("tv_%03d", i)
+    assert(nifti.write(ds .. "/imagesTr/" .. id .. "_0000.nii.gz", tensor.from_table(img, { N, N, N }), geo))
+    assert(nifti.write(ds .. "/labelsTr/" .. id .. ".nii.gz", tensor.from_table(lab, { N, N, N }, "u8"), geo,
+      { segmentation = true }))
+    if i <= 2 then
+      assert(nifti.write(ds .. "/imagesTs/" .. id .. "_0000.nii.gz", tensor.from_table(img, { N, N, N }), geo))
+    end
+  end
+  TL.write_file(ds .. "/dataset.json", json.encode({ channel_names = { ["0"] = "MRI" },
+    labels = { background = 0, cube = 1 }, numTraining = 10, file_ending = ".nii.gz" }))
+  local function nnunet(args)
+    return TL.nnunet({ raw = raw, pre = pre, res = res, env = "nnUNet_n_proc_DA=1" }, args)
+  end
+  local t0 = sys.clock()
+  local code, out = nnunet("plan_and_preprocess -d 993 -c 3d_fullres -np 2 --no_fsync --quiet")
+  if not check(code == 0, "plan_and_preprocess exit %s:\n%s", tostring(code), out) then TL.finish("x", ROOT) end
+
+  -- NoMirroring: no mirror axes in the checkpoint, none at prediction
+  code, out = nnunet("train -d 993 -c 3d_fullres -f 0 -tr nnUNetTrainerNoMirroring -num_epochs 1 "
+    .. "-num_iterations_per_epoch 2 -num_val_iterations 1")
+  check(code == 0, "train NoMirroring exit %s:\n%s", tostring(code), out)
+  local B = res .. "/Dataset993_TrVariants/nnUNetTrainerNoMirroring__nnUNetPlans__3d_fullres"
+  local train = require("nnunet.train")
+  local ck = train.checkpoint_load(B .. "/fold_0/checkpoint_final.pth")
+  local meta = ck and json.decode(ck.meta) or {}
+  check(ck and ck.trainer == "nnUNetTrainerNoMirroring" and ck.epoch == 1, "NoMirroring: checkpoint_final, 1 epoch")
+  check(type(meta.inference_allowed_mirroring_axes) == "table" and #meta.inference_allowed_mirroring_axes == 0,
+    "NoMirroring: the checkpoint allows no inference mirroring: %s", json.encode(meta.inference_allowed_mirroring_axes))
+  check(fs.isfile(B .. "/fold_0/validation/summary.json"), "NoMirroring: final validation")
+  local predictor = require("nnunet.predictor")
+  local model = predictor.load_model(B, "3d_fullres", { folds = { 0 }, device = "cpu", log = function() end })
+  check(model and #model.slide.mirror_axes == 0, "NoMirroring: the predictor mirrors over {%s}",
+    list(model and model.slide.mirror_axes))
+  local function predict(dir, extra)
+    return nnunet(string.format("predict -i %s -o %s -d 993 -c 3d_fullres -f 0 -tr nnUNetTrainerNoMirroring "
+      .. "-device cpu %s", sh(ds .. "/imagesTs"), sh(ROOT .. "/" .. dir), extra))
+  end
+  -- the probabilities (not only the argmax) are identical with and without --disable_tta:
+  -- mirroring would have averaged flipped predictions of an untrained network
+  code, out = predict("pred_tta", "--save_probabilities")
+  check(code == 0, "predict exit %s:\n%s", tostring(code), out)
+  code, out = predict("pred_notta", "--save_probabilities --disable_tta")
+  check(code == 0, "predict --disable_tta exit %s:\n%s", tostring(code), out)
+  local prob = require("nnunet.probabilities")
+  -- number of differing probabilities of case `f` in two prediction folders (nil: unreadable)
+  local function n_differ(d1, d2, f)
+    local a, b = prob.load(ROOT .. "/" .. d1 .. "/" .. f), prob.load(ROOT .. "/" .. d2 .. "/" .. f)
+    if not (a and b and a:numel() == b:numel()) then return nil end
+    local fa, fb = a:contiguous():reshape({ a:numel() }), b:contiguous():reshape({ b:numel() })
+    local n = 0
+    for k = 1, a:numel() do if fa:get(k) ~= fb:get(k) then n = n + 1 end end
+    return n
+  end
+  for i = 1, 2 do
+    local f = string.format("tv_%03d", i)
+    check(n_differ("pred_tta", "pred_notta", f) == 0,
+      "NoMirroring: %s probabilities the same with and without --disable_tta (no mirroring either way)", f)
+    check(fs.isfile(ROOT .. "/pred_tta/" .. f .. ".nii.gz"), "NoMirroring: %s.nii.gz written", f)
+  end
+
+  -- nnUNetTrainer_1epoch without -num_epochs: the definition's 1 epoch, its own folder
+  code, out = nnunet("train -d 993 -c 3d_fullres -f 0 -tr nnUNetTrainer_1epoch -num_iterations_per_epoch 2 "
+    .. "-num_val_iterations 1")
+  check(code == 0, "train 1epoch exit %s:\n%s", tostring(code), out)
+  local B1 = res .. "/Dataset993_TrVariants/nnUNetTrainer_1epoch__nnUNetPlans__3d_fullres/fold_0"
+  ck = train.checkpoint_load(B1 .. "/checkpoint_final.pth")
+  meta = ck and json.decode(ck.meta) or {}
+  check(ck and ck.epoch == 1 and meta.num_epochs == 1 and ck.trainer == "nnUNetTrainer_1epoch",
+    "1epoch: one epoch of one (epoch %s, num_epochs %s)", tostring(ck and ck.epoch), tostring(meta.num_epochs))
+  local dbg = json.decode_file(B1 .. "/debug.json") or {}
+  check(dbg.num_epochs == "1" and dbg.trainer_name == "nnUNetTrainer_1epoch", "1epoch: debug.json num_epochs %s",
+    tostring(dbg.num_epochs))
+  check(#(meta.inference_allowed_mirroring_axes or {}) == 3, "1epoch: mirrors all three axes at inference")
+  -- the control: a model that mirrors gives other probabilities without --disable_tta
+  for _, x in ipairs({ { "ctl_tta", "" }, { "ctl_notta", "--disable_tta" } }) do
+    code, out = nnunet(string.format("predict -i %s -o %s -d 993 -c 3d_fullres -f 0 -tr nnUNetTrainer_1epoch "
+      .. "-device cpu --save_probabilities %s", sh(ds .. "/imagesTs"), sh(ROOT .. "/" .. x[1]), x[2]))
+    check(code == 0, "predict 1epoch %s exit %s:\n%s", x[2], tostring(code), out)
+  end
+  local nd = n_differ("ctl_tta", "ctl_notta", "tv_001")
+  check(nd and nd > 0, "control: mirroring changes the probabilities of a mirroring model (%s differ)", tostring(nd))
+  io.stderr:write(string.format("nnunet train / predict: %.1f s\n", sys.clock() - t0))
+elseif not has_net then
+  print("engine modules not built: end-to-end checks skipped")
+end
+
+TL.finish("test_trainer_variants", ROOT)
