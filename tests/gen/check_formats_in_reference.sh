@@ -2,12 +2,11 @@
 # check_formats_in_reference.sh: datasets in other image formats give the reference's
 # fingerprint and plans. A one-off oracle check (the tests never need Python); result in
 # docs/images.md. The datasets of tests/lua/format_datasets.lua (an RGB PNG dataset, a
-# 3-D TIFF dataset with spacing sidecars, the synthetic spheres as MetaImage and NRRD with
-# a rotated geometry, and as NIfTI for control) are fingerprinted and planned by the
-# reference (nnunetv2 in REFENV)
-# and by this program; printed: per dataset the reader class both chose and every
-# fingerprint or plans value that differs (relative 1e-9; our extra "nnunet_rules" key
-# ignored).
+# 2-D NIfTI dataset, a 3-D TIFF dataset with spacing sidecars, the synthetic spheres as
+# MetaImage and NRRD with a rotated geometry, and as NIfTI for control) are
+# fingerprinted and planned by the reference (nnunetv2 in REFENV) and by this program;
+# printed: per dataset the reader class both chose and every fingerprint or plans value
+# that differs (relative 1e-9; our extra "nnunet_rules" key ignored).
 #   bash tests/gen/check_formats_in_reference.sh [REFENV]     (from the repository root)
 set -eu
 ENV=${1:-/tmp/refenv}
@@ -20,6 +19,7 @@ local image = require("nnunet.image")
 local fs = require("nnunet.fs")
 local raw = "$W/raw"
 FD.rgb_png(raw .. "/Dataset986_RgbPng", { cases = 8 })
+FD.nifti2d(raw .. "/Dataset989_Nifti2d", { cases = 8 })
 FD.tif3d(raw .. "/Dataset987_Tif3d", "$W/tifsrc", { cases = 5, size = 12, spacing = { 3.0, 1.0, 1.0 } })
 local synth = dofile("tests/lua/synth_dataset.lua")
 synth.write("$W/src", { cases = 6, size = 14 })
@@ -37,7 +37,7 @@ FD.convert("$W/src", raw .. "/Dataset982_Mha", ".mha")
 FD.convert("$W/src", raw .. "/Dataset983_Nrrd", ".nrrd")
 LUA
 "$NNUNET" "$W/make.lua"
-for ID in 986 987 981 982 983; do
+for ID in 986 989 987 981 982 983; do
   export nnUNet_raw=$W/raw nnUNet_preprocessed=$W/pre_ref nnUNet_results=$W/res
   "$ENV/bin/nnUNetv2_extract_fingerprint" -d $ID -np 2 > "$W/ref_$ID.log" 2>&1
   "$ENV/bin/nnUNetv2_plan_experiment" -d $ID >> "$W/ref_$ID.log" 2>&1

@@ -8,6 +8,8 @@
 --   FD.rgb_png(folder, {cases = 8, test_cases = 0, test_folder = path}) -> H, W
 --                                  RGB PNG images (one _0000.png holding R, G, B), gray PNG labels
 --                                  (a disc labelled 1); channel_names R, G, B
+--   FD.nifti2d(folder, {cases = 8})  the RGB cases' red channel as 2-D NIfTI files (dim[0] = 2,
+--                                  spacing 0.5 x 0.8 mm), labels likewise: SimpleITKIO's 2-D case
 --   FD.tif3d(folder, scratch, {cases = 5, size = 12, spacing = {s0, s1, s2}})
 --                                  3-D TIFF images and labels (synth_dataset's spheres, made in
 --                                  `scratch` first) with Tiff3DIO spacing sidecars
@@ -81,6 +83,28 @@ function M.rgb_png(folder, o)
     channel_names = { ["0"] = "R", ["1"] = "G", ["2"] = "B" }, labels = { background = 0, road = 1 },
     numTraining = n, file_ending = ".png" }, 4)
   return H, W
+end
+
+function M.nifti2d(folder, o)
+  o = o or {}
+  local n = o.cases or 8
+  for _, d in ipairs({ folder .. "/imagesTr", folder .. "/labelsTr" }) do assert(fs.mkdir(d)) end
+  local geo = { spatial_dims = 2, spacing_itk = { 0.5, 0.8, 1 }, origin = { 3, -4, 0 },
+                direction = { 1, 0, 0, 0, 1, 0, 0, 0, 1 } }
+  for i = 1, n do
+    local id = string.format("slice_%03d", i)
+    local rgb, lab = rgb_case(i)
+    local red <close> = rgb:narrow(3, 1, 1)
+    local img = red:contiguous():reshape({ 1, H, W })
+    assert(image.write(folder .. "/imagesTr/" .. id .. "_0000.nii.gz", img, geo))
+    assert(image.write(folder .. "/labelsTr/" .. id .. ".nii.gz", lab, geo, { segmentation = true }))
+    img:release()
+    rgb:release()
+    lab:release()
+  end
+  write_json(folder .. "/dataset.json", {
+    channel_names = { ["0"] = "red" }, labels = { background = 0, road = 1 }, numTraining = n,
+    file_ending = ".nii.gz" }, 4)
 end
 
 function M.tif3d(folder, scratch, o)
