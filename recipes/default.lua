@@ -39,7 +39,7 @@ local M = {
     { "-c", "configs", "configurations to train (default: every one in the plans)", nargs = "+" },
     { "-f", "folds", "folds to train (0-4, or 'all')", nargs = "+", default = { "0", "1", "2", "3", "4" } },
     { "-tr", "trainer", "trainer", default = "nnUNetTrainer" },
-    { "-num_epochs", "num_epochs", "epochs per fold (reference: 1000)", type = "int", default = 1000 },
+    { "-num_epochs", "num_epochs", "epochs per fold (default: the trainer's; 1000 for nnUNetTrainer)", type = "int" },
     { "-num_iterations_per_epoch", "num_iterations_per_epoch", "training iterations per epoch (reference: 250)",
       type = "int", default = 250 },
     { "-num_val_iterations", "num_val_iterations", "validation iterations per epoch (reference: 50)",
@@ -179,8 +179,9 @@ function M.run(o)
         say("skip: %s fold %s is trained and validated (%s)", c, f, folder)
       else
         local argv = { "-d", name, "-c", c, "-f", tostring(f), "-tr", o.trainer, "--npz", "-device", o.device,
-          "-num_epochs", tostring(o.num_epochs), "-num_iterations_per_epoch", tostring(o.num_iterations_per_epoch),
+          "-num_iterations_per_epoch", tostring(o.num_iterations_per_epoch),
           "-num_val_iterations", tostring(o.num_val_iterations) }
+        if o.num_epochs then argv[#argv + 1] = "-num_epochs"; argv[#argv + 1] = tostring(o.num_epochs) end
         if state == "validate" then argv[#argv + 1] = "--val"
         elseif state == "continue" then argv[#argv + 1] = "--c" end
         step("train", argv)

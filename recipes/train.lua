@@ -25,8 +25,9 @@ local M = {
     { "-d", "dataset", "dataset id (4, 004) or name (Dataset004_Hippocampus)", required = true },
     { "-c", "config", "configuration (2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres, ...)", required = true },
     { "-f", "fold", "fold: 0-4 (or any index of splits_final.json) or 'all'", required = true },
-    { "-tr", "trainer", "trainer: nnUNetTrainer (v2: SGD + poly), nnUNetTrainer2018 (Adam + plateau), or NAME.lua "
-      .. "in $NNUNET_TRAINERS, or a file (docs/training.md)", default = "nnUNetTrainer" },
+    { "-tr", "trainer", "trainer: nnUNetTrainer (v2: SGD + poly), nnUNetTrainer2018 (Adam + plateau), the "
+      .. "reference's variants by name (nnUNetTrainer_250epochs, nnUNetTrainerNoMirroring, ...: the list in "
+      .. "docs/training.md), NAME.lua in $NNUNET_TRAINERS, or a file", default = "nnUNetTrainer" },
     { "-p", "plans", "plans identifier", default = "nnUNetPlans" },
     { "--c", "continue", "continue from checkpoint_final / latest / best (first found)", flag = true },
     { "-pretrained_weights", "pretrained_weights", "checkpoint to start from (fine-tuning): every tensor but the "
@@ -43,7 +44,8 @@ local M = {
       .. "loss scaling as the reference's GradScaler; bf16-act16 / fp16-act16 also keep activations in 16 bits on "
       .. "CUDA: about half the activation memory)",
       choices = { "fp32", "tf32", "bf16", "fp16", "bf16-act16", "fp16-act16" } },
-    { "-num_epochs", "num_epochs", "epochs (reference: 1000)", type = "int", default = 1000 },
+    { "-num_epochs", "num_epochs", "epochs (default: the trainer's; 1000 for nnUNetTrainer, as the reference)",
+      type = "int" },
     { "-num_iterations_per_epoch", "num_iterations_per_epoch", "training iterations per epoch (reference: 250)",
       type = "int", default = 250 },
     { "-num_val_iterations", "num_val_iterations", "validation iterations per epoch (reference: 50)",
@@ -199,10 +201,10 @@ function M.make_data(ctx)
   local bs = math.tointeger(ctx.conf.batch_size)
   local over = ctx.oversample or 0.33
   local tr = loader.new { batch_size = bs, patch = aug.patch, initial_patch = aug.initial_patch, oversample = over,
-    seed = ctx.seed, workers = nproc, pipeline = aug.train, onehot_labels = ctx.onehot_labels,
-    cascade_aug = ctx.onehot_labels ~= nil }
-  local va = loader.new { batch_size = bs, patch = aug.patch, oversample = over, seed = ctx.seed + 1,
-    workers = math.max(1, nproc // 2), pipeline = aug.val, onehot_labels = ctx.onehot_labels }
+    oversample_random = ctx.oversample_random, seed = ctx.seed, workers = nproc, pipeline = aug.train,
+    onehot_labels = ctx.onehot_labels, cascade_aug = ctx.onehot_labels ~= nil and ctx.cascade_augmentation ~= false }
+  local va = loader.new { batch_size = bs, patch = aug.patch, oversample = over, oversample_random = ctx.oversample_random,
+    seed = ctx.seed + 1, workers = math.max(1, nproc // 2), pipeline = aug.val, onehot_labels = ctx.onehot_labels }
   for _, pair in ipairs({ { tr, ctx.train_ids }, { va, ctx.val_ids } }) do
     for _, id in ipairs(pair[2]) do
       local ok, err = pair[1]:add_store(join(ctx.data_dir, id .. ".nnu"), ctx.conf.data_identifier)
@@ -225,6 +227,17 @@ function M.make_data(ctx)
     val_batch = function(_, b) return squeeze(va:batch(b)) end,
     close = function() tr:close(); va:close() end,
   }
+end
+
+-- The fraction of a batch of batch_size the deterministic rule forces to foreground:
+-- samples j >= round(batch_size * (1 - p)) (Python's round: halves to even), as the
+-- reference's nnUNetTrainer_probabilisticOversampling computes it (bs 2, p 0.33 -> 0.5).
+function M.forced_fraction(batch_size, p)
+  local x = batch_size * (1 - p)
+  local r = math.floor(x + 0.5)
+  if r - x == 0.5 and r % 2 == 1 then r = r - 1 end      -- a tie goes to the even neighbour
+  r = math.min(r, batch_size)
+  return (batch_size - r) / batch_size
 end
 
 -- ---------------------------------------------------------------- outputs
@@ -437,6 +450,17 @@ function M.train_fold(o)
   tr:log(string.format("Trainer %s (%s)%s", tdef.name, tdef.path, tdef.summary and (": " .. tdef.summary) or ""))
   for _, s in ipairs(tdef_log) do tr:log(s) end
   ctx.trainer, ctx.augmentation, ctx.deep_supervision = tdef.name, tdef.augmentation, tdef.deep_supervision
+  ctx.cascade_augmentation = tdef.cascade_augmentation
+  if tdef.probabilistic_oversampling then
+    -- each sample forced to foreground with probability p (the loader's oversample_random);
+    -- "matched": p is the fraction the deterministic rule forces at this batch size
+    if tdef.probabilistic_oversampling == "matched" then
+      tr.oversample_foreground_percent = M.forced_fraction(math.tointeger(conf.batch_size), tr.oversample_foreground_percent)
+    end
+    ctx.oversample_random = true
+    tr:log(string.format("probabilistic oversampling: oversample_foreground_percent %s",
+      tostring(tr.oversample_foreground_percent)))
+  end
   ctx.oversample = tr.oversample_foreground_percent
   ctx.aug = M.augmentation(ctx)
   tr:log("do_dummy_2d_data_aug: " .. (ctx.aug.dummy_2d and "True" or "False"))

@@ -29,8 +29,8 @@
 --                                                     e * iterations + i, so a resumed run
 --                                                     draws exactly the batches it would have
 -- Settings use the reference's attribute names (T.DEFAULTS).
--- Trainer definitions (lua/nnunet/trainers.lua, `-tr`) add: definition_num_epochs (the
--- definition's num_epochs, used when num_epochs is the default 1000), optimizer (step options),
+-- Trainer definitions (lua/nnunet/trainers.lua, `-tr`) add their settings (num_epochs of
+-- nnUNetTrainer_250epochs, ...; the command line's values win), optimizer (step options),
 -- schedule ({init, lr, epoch_end}: its state goes into every checkpoint's JSON text, so
 -- --c continues a plateau schedule exactly) and stop (function(tr, state, epoch) -> true
 -- ends the training after that epoch). Without them: poly learning rate, all epochs.
@@ -143,12 +143,6 @@ function M.new(opts)
   local self = setmetatable({}, Trainer)
   for k, v in pairs(M.DEFAULTS) do self[k] = v end
   for k, v in pairs(opts) do self[k] = v end
-  -- a definition's epoch count (nnUNetTrainer_250epochs, lua/nnunet/trainers.lua) unless
-  -- the caller set another than the reference default: `nnunet train` passes its
-  -- -num_epochs default (1000) like any value, so 1000 reads as "not given"
-  if self.definition_num_epochs and self.num_epochs == M.DEFAULTS.num_epochs then
-    self.num_epochs = self.definition_num_epochs
-  end
   assert(self.output_folder, "trainer: output_folder is required")
   assert(self.net and self.data, "trainer: net and data are required")
   self.current_epoch = 0

@@ -34,8 +34,7 @@
 --                   (weight_decay defaults to settings.weight_decay; lr comes from the
 --                   schedule every epoch)
 --   settings.num_epochs: the definition's epoch count (nnUNetTrainer_250epochs); the
---                   command line's -num_epochs wins when it differs from the reference
---                   default 1000 (trainer.new: definition_num_epochs)
+--                   command line's -num_epochs, when given, wins
 --   lr_schedule   = {init = function(tr) -> state, lr = function(tr, state, epoch) -> lr,
 --                    epoch_end = function(tr, state, epoch, train_loss)}; `state` is a
 --                   JSON-able table saved in every checkpoint, so --c continues it
@@ -43,6 +42,10 @@
 --   augmentation  = "v2" | "2018" (lua/nnunet/augment_pipeline.lua) or
 --                   function(AP, cfg) -> training pipeline description
 --   deep_supervision = true | false
+--   probabilistic_oversampling = true | "matched": each sample forced to foreground with
+--                   probability oversample_foreground_percent ("matched": the fraction the
+--                   deterministic rule forces at the plans' batch size), train and validation
+--   cascade_augmentation = false: a cascade stage's previous-stage masks are not augmented
 --   loss          = "dice+ce" (the engine's Dice + CE, §7.4; the only one for now)
 --   configure     = function(def, plans, log): adapt the definition to the plans (e.g. the
 --                   2018 rule set's "nnunet_training" recipe)
@@ -190,9 +193,6 @@ function M.trainer_options(def)
   end
   o.schedule = def.lr_schedule
   o.stop = def.stop
-  -- `nnunet train` always passes num_epochs (its -num_epochs default is 1000), so the
-  -- definition's count travels separately; trainer.new applies it
-  o.definition_num_epochs = o.num_epochs
   o.enable_deep_supervision = def.deep_supervision
   return o
 end
@@ -400,6 +400,7 @@ end
 -- MaskImage), initial patch = patch, no mirroring in training or inference
 -- (data_augmentation/nnUNetTrainerNoDA.py)
 function V.no_da(def)
+  def.cascade_augmentation = false   -- a cascade stage's previous-stage masks are not augmented either
   adapt_augmentation(def, function(_, cfg)
     cfg.mirror_axes, cfg.mirror = {}, {}
     cfg.initial_patch = { table.unpack(cfg.patch) }
@@ -419,6 +420,18 @@ function V.no_dummy_2d(def)
     cfg.dummy_2d, cfg.rotation = false, r
     cfg.initial_patch = require("nnunet.augment").initial_patch_size(cfg.patch, { r, r, r }, 0.85, false)
   end)
+end
+
+-- probabilistic_oversampling = True: each sample of a batch is forced to contain
+-- foreground with probability oversample_foreground_percent (the loader's
+-- oversample_random); without p: the fraction the deterministic rule forces at the
+-- plans' batch size ("matched", recipes/train.lua forced_fraction)
+-- (sampling/nnUNetTrainer_probabilisticOversampling.py)
+function V.probabilistic_oversampling(p)
+  return function(def)
+    def.probabilistic_oversampling = p and true or "matched"
+    if p then def.settings.oversample_foreground_percent = p end
+  end
 end
 
 -- M.VARIANTS[name] = {base =, summary =, mods = {modifier...}}: the reference's class
@@ -465,6 +478,12 @@ variant("nnUNetTrainerVanillaAdam3en4", "nnUNetTrainerVanillaAdam with initial l
   { V.vanilla_adam, V.initial_lr(3e-4) })
 variant("nnUNetTrainerCosAnneal", "nnUNetTrainer with cosine annealing of the lr (T_max = num_epochs)",
   { V.cosine })
+variant("nnUNetTrainer_probabilisticOversampling", "nnUNetTrainer forcing each sample to foreground with the "
+  .. "probability the deterministic rule gives at the batch size (bs 2: 0.5)", { V.probabilistic_oversampling() })
+variant("nnUNetTrainer_probabilisticOversampling_033", "nnUNetTrainer forcing each sample to foreground with "
+  .. "probability 0.33", { V.probabilistic_oversampling(0.33) })
+variant("nnUNetTrainer_probabilisticOversampling_010", "nnUNetTrainer forcing each sample to foreground with "
+  .. "probability 0.1", { V.probabilistic_oversampling(0.1) })
 variant("nnUNetTrainer_warmup", "nnUNetTrainer with a 50-epoch linear lr warmup, then poly over the remaining "
   .. "epochs", { V.warmup })
 

@@ -62,6 +62,11 @@ local EXPECT = {
   -- Lin_incr_LRScheduler(1e-2, 50) for e < 50, then PolyLRScheduler_offset(1e-2, 1000, 50)
   nnUNetTrainer_warmup = { sched = { { 0, 1000, 0.0002 }, { 49, 1000, 0.01 }, { 50, 1000, 0.01 },
     { 525, 1000, 0.005358867312681466 } } },
+  -- sampling/nnUNetTrainer_probabilisticOversampling.py: probabilistic_oversampling = True;
+  -- the base keeps 0.33 here (train.lua turns it into the batch's forced fraction), _033 / _010 set it
+  nnUNetTrainer_probabilisticOversampling = { prob = "matched" },
+  nnUNetTrainer_probabilisticOversampling_033 = { prob = true, over = 0.33 },
+  nnUNetTrainer_probabilisticOversampling_010 = { prob = true, over = 0.1 },
 }
 -- initial patch sizes of the reference's get_patch_size (computed with nnunetv2):
 -- (40, 56, 40) 30°: 73 80 64; (8, 160, 160) dummy-2D 180°: 8 188 188 (first axis kept);
@@ -104,15 +109,16 @@ for _, name in ipairs(names) do
   end
   do
     local o = TR.trainer_options(def)
-    -- the trainer as `nnunet train` builds it (num_epochs 1000 from the command line)
+    -- the trainer as `nnunet train` builds it without -num_epochs
     o.output_folder, o.net, o.data, o.console = ROOT .. "/opts_" .. name, stub_net, stub_data, false
-    o.num_epochs = 1000
     local tr = T.new(o)
     check(tr.trainer_name == name, "%s: trainer_name %s", name, tostring(tr.trainer_name))
     check(tr.num_epochs == (e.epochs or 1000), "%s: num_epochs %s", name, tostring(tr.num_epochs))
     check(tr.initial_lr == (e.lr or 1e-2), "%s: initial_lr %s", name, tostring(tr.initial_lr))
-    check(tr.weight_decay == 3e-5 and tr.oversample_foreground_percent == 0.33, "%s: weight decay, oversampling",
-      name)
+    check(tr.weight_decay == 3e-5 and tr.oversample_foreground_percent == (e.over or 0.33),
+      "%s: weight decay, oversampling %s", name, tostring(tr.oversample_foreground_percent))
+    check(def.probabilistic_oversampling == e.prob, "%s: probabilistic oversampling %s", name,
+      tostring(def.probabilistic_oversampling))
     check(tr.enable_deep_supervision == (e.ds ~= false) and def.deep_supervision == (e.ds ~= false),
       "%s: deep supervision %s", name, tostring(tr.enable_deep_supervision))
     local op = tr.optimizer
@@ -129,9 +135,11 @@ for _, name in ipairs(names) do
       local lr = def.lr_schedule.lr(stub, def.lr_schedule.init(stub), s[1])
       check(close(lr, s[3]), "%s: lr at epoch %d of %d: %.17g, reference %.17g", name, s[1], s[2], lr or -1, s[3])
     end
-    -- -num_epochs other than 1000 wins over the definition's count
-    o.output_folder, o.num_epochs = ROOT .. "/opts7_" .. name, 7
-    check(T.new(o).num_epochs == 7, "%s: -num_epochs 7 wins", name)
+    -- a given -num_epochs wins over the definition's count, 1000 too
+    for _, n in ipairs({ 7, 1000 }) do
+      o.output_folder, o.num_epochs = ROOT .. "/opts" .. n .. "_" .. name, n
+      check(T.new(o).num_epochs == n, "%s: -num_epochs %d wins", name, n)
+    end
   end
   if has_aug then
     for _, patch in ipairs({ P3, P3A, P2 }) do
@@ -319,9 +327,37 @@ if have_e2e then
   end
   local nd = n_differ("ctl_tta", "ctl_notta", "tv_001")
   check(nd and nd > 0, "control: mirroring changes the probabilities of a mirroring model (%s differ)", tostring(nd))
+
+  -- probabilistic oversampling: the loaders draw with oversample_random, p = the forced
+  -- fraction of the plans' batch size (logged)
+  code, out = nnunet("train -d 993 -c 3d_fullres -f 0 -tr nnUNetTrainer_probabilisticOversampling -num_epochs 1 "
+    .. "-num_iterations_per_epoch 2 -num_val_iterations 1")
+  check(code == 0, "train probabilisticOversampling exit %s:\n%s", tostring(code), out)
+  local pplans = json.decode_file(pre .. "/Dataset993_TrVariants/nnUNetPlans.json")
+  local bs = math.tointeger(pplans.configurations["3d_fullres"].batch_size)
+  local want = dofile("recipes/train.lua").forced_fraction(bs, 0.33)
+  local BP = res .. "/Dataset993_TrVariants/nnUNetTrainer_probabilisticOversampling__nnUNetPlans__3d_fullres/fold_0"
+  local logtext = ""
+  for _, n in ipairs(fs.listdir(BP) or {}) do
+    if n:match("^training_log") then logtext = logtext .. (TL.read_file(BP .. "/" .. n) or "") end
+  end
+  check(logtext:find("probabilistic oversampling: oversample_foreground_percent " .. tostring(want), 1, true),
+    "probabilisticOversampling: p = %s logged for batch size %d", tostring(want), bs)
+  check(fs.isfile(BP .. "/checkpoint_final.pth"), "probabilisticOversampling: trained")
   io.stderr:write(string.format("nnunet train / predict: %.1f s\n", sys.clock() - t0))
 elseif not has_net then
   print("engine modules not built: end-to-end checks skipped")
+end
+
+-- the forced fraction of the deterministic rule, as the reference's
+-- np.mean([not j < round(bs * (1 - p)) for j in range(bs)]) (Python's round halves to even)
+do
+  local ff = dofile("recipes/train.lua").forced_fraction
+  for _, c in ipairs({ { 2, 0.33, 0.5 }, { 9, 0.33, 3 / 9 }, { 1, 0.33, 0 }, { 4, 0.5, 0.5 }, { 5, 0.5, 0.6 },
+                       { 7, 0.5, 3 / 7 }, { 12, 0.33, 4 / 12 }, { 2, 0.1, 0 } }) do
+    check(math.abs(ff(c[1], c[2]) - c[3]) < 1e-12, "forced fraction bs %d p %s: %s, want %s", c[1], c[2],
+      tostring(ff(c[1], c[2])), tostring(c[3]))
+  end
 end
 
 TL.finish("test_trainer_variants", ROOT)
