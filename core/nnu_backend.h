@@ -177,6 +177,8 @@ typedef struct nnu_adam_params {
     float   lr, beta1, beta2, eps, weight_decay;
     int     amsgrad;
     int     step;
+    int     decoupled;   /* 1: AdamW (torch.optim.AdamW): w *= 1 - lr*wd first, the moments see
+                            g alone; 0: torch.optim.Adam, the decay added to the gradient */
 } nnu_adam_params;
 
 /* ---- op signatures ---- */

@@ -1095,7 +1095,7 @@ nnu_status nnu_net_sgd_step(nnu_net *net, const nnu_sgd_config *c, double *grad_
         if ((frozen || i == net->ntensors) && at > run) {
             if (c->optimizer == NNU_OPTIM_ADAM) {
                 nnu_adam_params ap = {at - run, c->lr, c->beta1, c->beta2, c->eps,
-                                      c->weight_decay, c->amsgrad, net->sgd_steps + 1};
+                                      c->weight_decay, c->amsgrad, net->sgd_steps + 1, c->decoupled};
                 NNU_TRY(be->adam_step(be, net->params + run, net->grads + run,
                                       net->adam[0] + run, net->adam[1] + run,
                                       net->adam[2] + run, &ap));

@@ -99,6 +99,7 @@ typedef struct nnu_sgd_config {
     float clip_norm;       /* SGD: 12; Adam: 0; <= 0: no clipping */
     float beta1, beta2, eps;   /* Adam: 0.9, 0.999, 1e-8 */
     int   amsgrad;         /* Adam: 1 */
+    int   decoupled;       /* Adam: 1 = AdamW's decoupled weight decay (default 0) */
 } nnu_sgd_config;
 
 /* the reference v2 SGD settings (lr 1e-2) */

@@ -7,7 +7,8 @@
  *   sgd_step    d = g + wd*w; buf = first ? d : m*buf + d; w -= lr*(nesterov ? d + m*buf : buf)
  *   adam_step   d = g + wd*w; m = b1*m + (1-b1)*d; v = b2*v + (1-b2)*d^2;
  *               vmax = max(vmax, v) (amsgrad); w -= step * m / (sqrt(v|vmax)/bc2 + eps)
- *               (step = lr/(1-b1^t), bc2 = sqrt(1-b2^t) in double on the host, as adam.c)
+ *               (step = lr/(1-b1^t), bc2 = sqrt(1-b2^t) in double on the host, as adam.c);
+ *               decoupled (AdamW): w *= shrink = 1 - lr*wd first and d = g
  *   axpy        y += a*x     scale  x *= a     sumsq  *out = sum x^2 (double, host value)
  * Arithmetic uses __fmul_rn/__fadd_rn where nvcc would contract to an FMA, so
  * the results are bit-identical to the CPU's (tested exactly). Grid-stride loops; concat is two strided copies (cudaMemcpy2DAsync), since in
@@ -59,8 +60,10 @@ __global__ void k_sgd(float *w, const float *g, float *buf, float lr, float m, f
 }
 
 __global__ void k_adam(float *w, const float *g, float *m, float *v, float *vmax, float b1,
-                       float b2, float wd, float eps, float step, float bc2, int ams, int64_t n) {
+                       float b2, float wd, float eps, float step, float bc2, int ams, int dec,
+                       float shrink, int64_t n) {
     GRID_LOOP(i, n) {   /* _rn: the CPU's separate roundings (adam.c, no contraction) */
+        if (dec) w[i] = __fmul_rn(w[i], shrink);
         float d = __fadd_rn(g[i], __fmul_rn(wd, w[i]));
         float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(1.0f - b1, d));
         float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(1.0f - b2, d), d));
@@ -226,9 +229,10 @@ nnu_status nnu_adam_step_cuda(const nnu_backend *be, float *w, const float *g, f
     /* bias corrections once per call in double, rounded to float: as adam.c */
     const float step = (float)(p->lr / (1.0 - pow((double)p->beta1, p->step)));
     const float bc2 = (float)sqrt(1.0 - pow((double)p->beta2, p->step));
+    const float shrink = p->decoupled ? (float)(1.0 - (double)p->lr * p->weight_decay) : 1.0f;
     k_adam<<<nnu_cuda_blocks(p->numel), NNU_CUDA_THREADS, 0, nnu_cuda_ctx_get()->stream>>>(
-        w, g, m, v, vmax, p->beta1, p->beta2, p->weight_decay, p->eps, step, bc2, p->amsgrad,
-        p->numel);
+        w, g, m, v, vmax, p->beta1, p->beta2, p->decoupled ? 0.0f : p->weight_decay, p->eps, step, bc2,
+        p->amsgrad, p->decoupled, shrink, p->numel);
     NNU_CU_LAUNCH("k_adam");
     return NNU_STATUS_OK;
 }

@@ -534,7 +534,8 @@ static int l_net_zero_grad(lua_State *L) {
 }
 
 /* opts: a number (the learning rate of SGD) or {optimizer = "sgd" | "adam", lr=,
- * momentum=, weight_decay=, nesterov=, clip=, beta1=, beta2=, eps=, amsgrad=};
+ * momentum=, weight_decay=, nesterov=, clip=, beta1=, beta2=, eps=, amsgrad=,
+ * decoupled_weight_decay= (Adam: AdamW's decay)};
  * absent fields keep the optimizer's reference defaults (nnu_net.h) */
 static void sgd_opts(lua_State *L, int arg, nnu_sgd_config *c) {
     nnu_sgd_config_default(c);
@@ -558,6 +559,7 @@ static void sgd_opts(lua_State *L, int arg, nnu_sgd_config *c) {
     c->beta2 = (float)field_num(L, arg, "beta2", c->beta2);
     c->eps = (float)field_num(L, arg, "eps", c->eps);
     c->amsgrad = field_bool(L, arg, "amsgrad", c->amsgrad);
+    c->decoupled = field_bool(L, arg, "decoupled_weight_decay", c->decoupled);
 }
 
 static int l_net_sgd_step(lua_State *L) {

@@ -437,7 +437,7 @@ static void test_sgd(void) {
 /* ---- Adam (amsgrad) against hand-computed values (§7.9, PyTorch semantics) ---- */
 static void test_adam(void) {
     float w[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f}, m[2] = {0}, v[2] = {0}, vm[2] = {0};
-    nnu_adam_params p = {2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1};
+    nnu_adam_params p = {2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1, 0};
     CHECK_OK(be->adam_step(be, w, g, m, v, vm, &p));
     /* step 1: m/(1-b1) = d and sqrt(v/(1-b2)) = |d|, so w -= lr * sign(d) */
     CHECK_CLOSE(w[0], 0.9, 1e-6, 0);
@@ -458,6 +458,33 @@ static void test_adam(void) {
     }
     p.step = 0;
     CHECK_FAILS(be->adam_step(be, w, g2, m, v, vm, &p), NNU_STATUS_ERR_ARG, "1-based");
+
+    /* AdamW (torch.optim.AdamW, amsgrad: the reference's nnUNetTrainerAdam): w *= 1 - lr*wd,
+     * then the Adam step on g alone; two steps against the formula in double */
+    float aw[2] = {1.0f, -2.0f}, am[2] = {0}, av[2] = {0}, avm[2] = {0};
+    double ew[2] = {1.0, -2.0}, em[2] = {0}, ev[2] = {0}, evm[2] = {0};
+    const float *ag[2] = {g, g2};
+    nnu_adam_params q = {2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1, 1};
+    for (int step = 1; step <= 2; step++) {
+        q.step = step;
+        CHECK_OK(be->adam_step(be, aw, ag[step - 1], am, av, avm, &q));
+        for (int i = 0; i < 2; i++) {
+            double gi = ag[step - 1][i];
+            ew[i] *= 1.0 - (double)0.1f * (double)0.01f;
+            em[i] = 0.9 * em[i] + 0.1 * gi;
+            ev[i] = 0.999 * ev[i] + 0.001 * gi * gi;
+            evm[i] = fmax(evm[i], ev[i]);
+            ew[i] -= (double)0.1f / (1 - pow(0.9, step)) * em[i] / (sqrt(evm[i]) / sqrt(1 - pow(0.999, step)) + 1e-8);
+            CHECK_CLOSE(aw[i], ew[i], TOL_SGD.atol, TOL_SGD.rtol);
+            CHECK_CLOSE(am[i], em[i], 1e-7, 1e-5);
+        }
+    }
+    /* the decay shrinks w but is not in the moments: with g = 0 the moments stay 0 */
+    float zw[1] = {2.0f}, zg[1] = {0.0f}, zm[1] = {0}, zv[1] = {0}, zvm[1] = {0};
+    nnu_adam_params z = {1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.5f, 1, 1, 1};
+    CHECK_OK(be->adam_step(be, zw, zg, zm, zv, zvm, &z));
+    CHECK(zm[0] == 0.0f && zv[0] == 0.0f, "AdamW: moments of a zero gradient stay 0 (%g, %g)", zm[0], zv[0]);
+    CHECK_CLOSE(zw[0], 2.0 * (1.0 - 0.1 * 0.5), 1e-6, 0);
     COVER(adam_step);
 }
 

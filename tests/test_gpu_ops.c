@@ -460,22 +460,29 @@ static void test_eltwise(void) {
     }
     COVER(sgd_step);
 
-    /* Adam (amsgrad and not): three steps from zero state; same fp32 formula, the bias
+    /* Adam (amsgrad and not) and AdamW (decoupled decay, amsgrad: the reference's
+     * nnUNetTrainerAdam): three steps from zero state; same fp32 formula, the bias
      * corrections in double on the host on both sides. Expected exact; checked with
      * the softmax row (1e-6 of the scale) since CPU vector sqrt/div and the device's
      * _rn intrinsics are each correctly rounded but the CPU compiler may reassociate */
-    for (int ams = 0; ams <= 1; ams++) {
+    for (int ams = 0; ams <= 2; ams++) {
+        const int dec = ams == 2;               /* 2: AdamW with amsgrad */
+        const char *tag = dec ? "adamw amsgrad" : ams ? "adam amsgrad" : "adam";
+        char name[64];
         float *w = ref_falloc(n), *m = ref_falloc(n), *v = ref_falloc(n), *vm = ref_falloc(n);
         ref_fill(w, n, -1, 1);
         float *dw = dev_from(w, n), *dm = dev_alloc(n), *dv = dev_alloc(n), *dvm = dev_alloc(n);
         for (int step = 1; step <= 3; step++) {
-            nnu_adam_params ap = {n, 3e-4f, 0.9f, 0.999f, 1e-8f, 3e-5f, ams, step};
+            nnu_adam_params ap = {n, dec ? 1e-2f : 3e-4f, 0.9f, 0.999f, 1e-8f, 3e-5f, ams != 0, step, dec};
             CHECK_OK(cpu->adam_step(cpu, w, g, m, v, ams ? vm : NULL, &ap));
             CHECK_OK(gpu->adam_step(gpu, dw, dg, dm, dv, ams ? dvm : NULL, &ap));
         }
-        dev_to(h, dw, n); cmp(ams ? "adam amsgrad w" : "adam w", h, w, n, T_SOFT);
-        dev_to(h, dm, n); cmp(ams ? "adam amsgrad m" : "adam m", h, m, n, T_SOFT);
-        dev_to(h, dv, n); cmp(ams ? "adam amsgrad v" : "adam v", h, v, n, T_SOFT);
+        snprintf(name, sizeof name, "%s w", tag);
+        dev_to(h, dw, n); cmp(name, h, w, n, T_SOFT);
+        snprintf(name, sizeof name, "%s m", tag);
+        dev_to(h, dm, n); cmp(name, h, m, n, T_SOFT);
+        snprintf(name, sizeof name, "%s v", tag);
+        dev_to(h, dv, n); cmp(name, h, v, n, T_SOFT);
         dev_free(dw); dev_free(dm); dev_free(dv); dev_free(dvm);
         free(w); free(m); free(v); free(vm);
     }

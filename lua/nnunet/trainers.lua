@@ -349,6 +349,16 @@ function V.vanilla_adam(def)
   def.lr_schedule = M.poly { exponent = 0.9 }
 end
 
+-- configure_optimizers -> torch.optim.AdamW(lr = initial_lr, weight_decay, amsgrad = True)
+-- (decoupled decay: w *= 1 - lr*wd before each step; betas 0.9/0.999, eps 1e-8) and the
+-- PolyLRScheduler; train_step still clips the gradient norm to 12
+-- (optimizer/nnUNetTrainerAdam.py:nnUNetTrainerAdam)
+function V.adamw(def)
+  def.optimizer = { optimizer = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8, amsgrad = true,
+                    decoupled_weight_decay = true, clip = 12 }
+  def.lr_schedule = M.poly { exponent = 0.9 }
+end
+
 -- configure_optimizers -> the same SGD, CosineAnnealingLR(T_max = num_epochs)
 -- (lr_schedule/nnUNetTrainerCosAnneal.py)
 function V.cosine(def) def.lr_schedule = M.cosine() end
@@ -470,6 +480,10 @@ variant("nnUNetTrainerNoDA", "nnUNetTrainer without data augmentation (validatio
 variant("nnUNetTrainer_noDummy2DDA", "nnUNetTrainer without dummy-2D augmentation (anisotropic 3-D patches rotate "
   .. "±30° in 3-D)", { V.no_dummy_2d })
 variant("nnUNetTrainerNoDeepSupervision", "nnUNetTrainer without deep supervision", { V.no_deep_supervision })
+variant("nnUNetTrainerAdam", "nnUNetTrainer with AdamW (lr 1e-2, decoupled weight decay 3e-5, amsgrad) + poly lr",
+  { V.adamw })
+variant("nnUNetTrainerAdam1en3", "nnUNetTrainerAdam with initial lr 1e-3", { V.adamw, V.initial_lr(1e-3) })
+variant("nnUNetTrainerAdam3en4", "nnUNetTrainerAdam with initial lr 3e-4", { V.adamw, V.initial_lr(3e-4) })
 variant("nnUNetTrainerVanillaAdam", "nnUNetTrainer with Adam (lr 1e-2, L2 weight decay 3e-5, no amsgrad) + poly lr",
   { V.vanilla_adam })
 variant("nnUNetTrainerVanillaAdam1en3", "nnUNetTrainerVanillaAdam with initial lr 1e-3",

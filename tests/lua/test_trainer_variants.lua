@@ -52,6 +52,10 @@ local EXPECT = {
   nnUNetTrainerNoDA = { noda = true, mirror3 = {}, mirror2 = {} },
   nnUNetTrainer_noDummy2DDA = { nodummy = true },
   nnUNetTrainerNoDeepSupervision = { ds = false },
+  -- optimizer/nnUNetTrainerAdam.py: AdamW(lr, weight_decay, amsgrad=True) + poly
+  nnUNetTrainerAdam = { opt = "adamw", lr = 1e-2 },
+  nnUNetTrainerAdam1en3 = { opt = "adamw", lr = 1e-3, sched = { { 0, 1000, 1e-3 } } },
+  nnUNetTrainerAdam3en4 = { opt = "adamw", lr = 3e-4, sched = { { 0, 1000, 3e-4 } } },
   nnUNetTrainerVanillaAdam = { opt = "adam", lr = 1e-2 },
   nnUNetTrainerVanillaAdam1en3 = { opt = "adam", lr = 1e-3, sched = { { 0, 1000, 1e-3 } } },
   nnUNetTrainerVanillaAdam3en4 = { opt = "adam", lr = 3e-4,
@@ -125,9 +129,13 @@ for _, name in ipairs(names) do
     if (e.opt or "sgd") == "sgd" then
       check(op.optimizer == "sgd" and op.momentum == 0.99 and op.nesterov == true and op.clip == 12
         and op.weight_decay == 3e-5, "%s: SGD 0.99 Nesterov, clip 12", name)
+    elseif e.opt == "adamw" then
+      check(op.optimizer == "adam" and op.beta1 == 0.9 and op.beta2 == 0.999 and op.eps == 1e-8
+        and op.amsgrad == true and op.decoupled_weight_decay == true and op.clip == 12 and op.weight_decay == 3e-5,
+        "%s: torch AdamW, amsgrad, decoupled 3e-5, clip 12 (the trainer's train_step)", name)
     else
       check(op.optimizer == "adam" and op.beta1 == 0.9 and op.beta2 == 0.999 and op.eps == 1e-8
-        and op.amsgrad == false and op.clip == 12 and op.weight_decay == 3e-5,
+        and op.amsgrad == false and not op.decoupled_weight_decay and op.clip == 12 and op.weight_decay == 3e-5,
         "%s: torch Adam defaults, L2 3e-5, clip 12 (the trainer's train_step)", name)
     end
     for _, s in ipairs(e.sched or POLY) do
@@ -221,6 +229,30 @@ if has_net then
   check(adam.logs.lrs[1] == 3e-4 and close(adam.logs.lrs[2], 3e-4 * 0.5 ^ 0.9), "VanillaAdam3en4: poly from 3e-4: %s, %s",
     tostring(adam.logs.lrs[1]), tostring(adam.logs.lrs[2]))
   check(adam.logs.train_losses[2] == adam.logs.train_losses[2], "VanillaAdam3en4: finite loss")
+  -- AdamW (amsgrad): the max buffer exists, and the same run without the decoupled decay
+  -- (plain Adam with L2, amsgrad) ends with other weights
+  local adamw = run("nnUNetTrainerAdam3en4")
+  st = adamw.net:get_state()
+  bufs = {}
+  for i, b in ipairs(st.optim) do bufs[i] = b.name end
+  check(st.optim_steps == 6 and list(bufs):find("max_exp_avg_sq", 1, true) ~= nil,
+    "Adam3en4 (AdamW): 6 amsgrad steps, state %s", list(bufs))
+  check(adamw.logs.train_losses[2] == adamw.logs.train_losses[2], "Adam3en4: finite loss")
+  local coupled = TR.load("nnUNetTrainerAdam3en4")
+  coupled.optimizer.decoupled_weight_decay = false
+  local o2 = TR.trainer_options(coupled)
+  o2.output_folder, o2.data = ROOT .. "/real_coupled", cube_data
+  o2.net = netmod.build(arch, { num_input_channels = 1, num_classes = 2, seed = 7, patch_size = { 8, 8, 8 },
+    batch_size = 2, deep_supervision = true, train = true })
+  o2.num_epochs, o2.num_iterations_per_epoch, o2.num_val_iterations_per_epoch = 2, 3, 1
+  o2.identity, o2.plans_hash, o2.n_classes = "Dataset999_Test/nnUNetPlans/tiny", 7, 1
+  o2.console, o2.progress_bar, o2.fsync, o2.plot_width, o2.plot_height = false, false, false, 300, 540
+  local tr2 = T.new(o2)
+  tr2:run_training()
+  local pa, pb = st.params:totable(), tr2.net:get_state().params:totable()   -- flat tensors
+  local differ = 0
+  for k = 1, math.min(#pa, 2000) do if pa[k] ~= pb[k] then differ = differ + 1 end end
+  check(differ > 0, "AdamW's decoupled decay changes the weights (vs Adam + L2): %d of the first 2000 differ", differ)
   io.stderr:write(string.format("real training steps: %.1f s\n", sys.clock() - t0))
 else
   print("nnunet.net not built: real training skipped")
