@@ -178,6 +178,26 @@ for i = 1, 2 do
   end
 end
 
+-- probabilities of two predictions ensembled: the 2-D geometry travels through the
+-- properties files, the result is a PNG equal to the single model's segmentation
+local ens = {}
+for k = 1, 2 do
+  ens[k] = ROOT .. "/png_prob" .. k
+  run_ok(string.format("predict -i %s -o %s -d 986 -c 2d -f 0 --save_probabilities --disable_tta", sh(png_ts),
+    sh(ens[k])), "predict png with probabilities")
+end
+run_ok(string.format("ensemble -i %s %s -o %s", sh(ens[1]), sh(ens[2]), sh(ROOT .. "/png_ens")), "ensemble png")
+for i = 1, 2 do
+  local n = string.format("road_%03d.png", i)
+  local a = image.read(ens[1] .. "/" .. n)
+  local b, info = image.read(ROOT .. "/png_ens/" .. n)
+  if check(a and b, "ensembled %s", n) then
+    check(info.format == "PNG" and table.concat(b:shape(), ",") == "1," .. H .. "," .. W
+      and values_equal(a, b), "ensemble of a model with itself = its segmentation (%s)", n)
+    a:release(); b:release()
+  end
+end
+
 -- ---------------------------------------------------------------- 4. 3-D TIFF with sidecars
 local tif = raw .. "/Dataset987_Tif3d"
 FD.tif3d(tif, raw .. "/Dataset988_TifSrc", { cases = 5, size = 12, spacing = { 3.0, 1.0, 1.0 } })
