@@ -11,7 +11,8 @@
 --      verify_dataset counts the channels in the file; `nnunet default` writes .png
 --      predictions of the input's size.
 --   4. A 3-D TIFF dataset with spacing sidecars: Tiff3DIO is chosen and the fingerprint
---      has the sidecar's spacing; preprocessing resamples by it.
+--      has the sidecar's spacing; a short training and a prediction whose .tif gets a
+--      sidecar with the input's spacing. (3. also ensembles PNG probabilities.)
 -- Skips (77) when a pipeline module is not built.
 local fs = require("nnunet.fs")
 local json = require("nnunet.json")
@@ -207,5 +208,23 @@ check(tplans.image_reader_writer == "Tiff3DIO", "tif reader %s", tostring(tplans
 local tfp = json.decode_file(pre .. "/Dataset987_Tif3d/dataset_fingerprint.json")
 check(tfp.spacings[1][1] == 3 and tfp.spacings[1][2] == 1 and tfp.spacings[1][3] == 1,
   "tif spacing from the sidecar: %s", table.concat(tfp.spacings[1], ","))
+-- a short training, then a prediction: the .tif output gets Tiff3DIO's sidecar with the
+-- input's spacing (the final validation writes them too)
+local tif_in, tif_out = ROOT .. "/imagesTs_tif", ROOT .. "/pred_tif"
+assert(fs.mkdir(tif_in))
+assert(fs.copy(tif .. "/imagesTr/sph_001_0000.tif", tif_in .. "/sph_001_0000.tif"))
+assert(fs.copy(tif .. "/imagesTr/sph_001.json", tif_in .. "/sph_001.json"))
+run_ok("train -d 987 -c 3d_fullres -f 0 -num_epochs 1 -num_iterations_per_epoch 2 -num_val_iterations 1 --npz",
+  "Tiff3DIO train")
+run_ok(string.format("predict -i %s -o %s -d 987 -c 3d_fullres -f 0 --disable_tta", sh(tif_in), sh(tif_out)),
+  "Tiff3DIO predict")
+local pt, pinfo = image.read(tif_out .. "/sph_001.tif", { reader = "Tiff3DIO", seg = true })
+if check(pt, "tif prediction: %s", tostring(pinfo)) then
+  check(table.concat(pt:shape(), ",") == "12,12,12" and close_lists(pinfo.spacing, { 3, 1, 1 }, 0),
+    "tif prediction shape %s, spacing from its sidecar %s", table.concat(pt:shape(), ","),
+    table.concat(pinfo.spacing, ","))
+  pt:release()
+end
+check(fs.isfile(tif_out .. "/sph_001.json"), "tif prediction's sidecar written")
 
 TL.finish("test_image_formats", ROOT)
