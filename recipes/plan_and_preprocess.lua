@@ -1,6 +1,6 @@
 -- fingerprint, plan and preprocess a dataset (nnUNetv2_plan_and_preprocess)
 --
--- nnunet plan_and_preprocess -d ID [-c CONFIGS ...] [-np N ...] [--verify_dataset_integrity]
+-- nnunet plan_and_preprocess -d ID [ID ...] [-c CONFIGS ...] [-np N ...] [-npfp N] [--verify_dataset_integrity]
 --                            [-pl RULE_SET] [--explain] [-gpu_memory_target GB] [-overwrite_plans_name NAME] [--set KEY=VALUE ...]
 --                            [--clean] [--no_pp] [--fp16] [--quiet]
 --
@@ -8,17 +8,22 @@
 -- 2. the fingerprint (recipes/extract_fingerprint.lua; kept if present unless --clean);
 -- 3. the plans (recipes/plan_experiment.lua) -> $nnUNet_preprocessed/DatasetXXX_Name/nnUNetPlans.json;
 -- 4. preprocessing of the configurations (recipes/preprocess.lua), unless --no_pp.
+-- Several datasets (-d 4 5 ...) are done one after the other, each completely.
 local dataset = require("nnunet.dataset")
 local sys = require("nnunet.sys")
 
 local M = {
   summary = "fingerprint, plan and preprocess a dataset (nnUNetv2_plan_and_preprocess)",
   options = {
-    { "-d", "dataset", "dataset id (4, 004), name (Dataset004_Hippocampus) or folder path", required = true },
+    { "-d", "datasets", "dataset ids (4, 004), names (Dataset004_Hippocampus) or folder paths, done in turn",
+      nargs = "+", required = true },
     { "-c", "configs", "configurations to preprocess", nargs = "+", default = { "2d", "3d_fullres", "3d_lowres" } },
     { "-np", "num_processes", "worker threads, one value or one per configuration (0: all CPUs)",
       nargs = "+", type = "int", default = { 0 } },
+    { "-npfp", "npfp", "fingerprint worker threads (default: the first -np value)", type = "int" },
     { "--verify_dataset_integrity", "verify", "check the raw dataset first", flag = true },
+    { "-fpe", "fpe", "fingerprint extractor (only DatasetFingerprintExtractor, the reference's default)" },
+    { "-preprocessor_name", "preprocessor_name", "preprocessor (only DefaultPreprocessor, the reference's default)" },
     { "-pl", "planner", "rule set: ExperimentPlanner (default), nnUNetPlannerResEncM, nnUNetPlannerResEncL, "
       .. "nnUNetPlannerResEncXL, 2018, or a folder of rule files" },
     { "-gpu_memory_target", "gpu_memory_target", "GPU memory budget in GB (default 8)", type = "number" },
@@ -41,7 +46,8 @@ end
 
 local function recipe(name) return dofile(sys.home .. "/recipes/" .. name .. ".lua") end
 
-function M.run(opts)
+-- one dataset: opts.dataset
+local function run_one(opts)
   if opts.verify then
     local verify = recipe("verify_dataset")
     local n_valid, problems = verify.verify(opts.dataset, { quiet = opts.quiet,
@@ -57,7 +63,8 @@ function M.run(opts)
   if not ds then user_error("%s", err) end
 
   local fp_path, computed = recipe("extract_fingerprint").extract(ds, {
-    num_processes = opts.num_processes and opts.num_processes[1] or 0, clean = opts.clean, quiet = opts.quiet })
+    num_processes = opts.npfp or (opts.num_processes and opts.num_processes[1]) or 0, clean = opts.clean,
+    quiet = opts.quiet })
   if computed and not opts.quiet then print(string.format("wrote %s", fp_path)) end
 
   local plan_exp = recipe("plan_experiment")
@@ -75,6 +82,26 @@ function M.run(opts)
     configs = opts.configs, num_processes = opts.num_processes, plans_name = plans.plans_name,
     fp16 = opts.fp16, no_fsync = opts.no_fsync, quiet = opts.quiet,
   })
+  return 0
+end
+
+function M.run(opts)
+  -- the reference's class options: only their defaults exist here
+  if opts.fpe and opts.fpe ~= "DatasetFingerprintExtractor" then
+    user_error("-fpe %s: this program has the reference's DatasetFingerprintExtractor only", opts.fpe)
+  end
+  if opts.preprocessor_name and opts.preprocessor_name ~= "DefaultPreprocessor" then
+    user_error("-preprocessor_name %s: this program has the reference's DefaultPreprocessor only",
+      opts.preprocessor_name)
+  end
+  local list = type(opts.datasets) == "table" and opts.datasets or { opts.datasets or opts.dataset }
+  for _, d in ipairs(list) do
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.dataset = d
+    local st = run_one(o)
+    if st ~= 0 then return st end
+  end
   return 0
 end
 

@@ -79,9 +79,14 @@ end
 local P0 = pre .. "/Dataset981_NiftiSrc"
 local fp0 = read_text(P0 .. "/dataset_fingerprint.json")
 local plans0 = read_text(P0 .. "/nnUNetPlans.json"):gsub("Dataset981_NiftiSrc", "X")
+-- both in one command, as the reference's -d 982 983 (one after the other; -npfp sets
+-- the fingerprint's workers); -fpe / -preprocessor_name other than the defaults are refused
+run_ok("plan_and_preprocess -c 3d_fullres 2d -np 2 -npfp 1 --no_fsync --quiet -d 982 983 -fpe DatasetFingerprintExtractor",
+  ".mha and .nrrd plan_and_preprocess")
+local rcode, rlog = nnunet("plan_and_preprocess -d 982 -preprocessor_name MyPreprocessor --no_pp --quiet")
+check(rcode ~= 0 and rlog:find("DefaultPreprocessor only", 1, true), "-preprocessor_name refused:\n%s", rlog)
 for _, f in ipairs(formats) do
   local name = f[2]
-  run_ok(PP .. f[1], f[3] .. " plan_and_preprocess")
   local P = pre .. "/" .. name
   check(read_text(P .. "/dataset_fingerprint.json") == fp0, "%s: fingerprint differs from the NIfTI one", f[3])
   local plans = read_text(P .. "/nnUNetPlans.json"):gsub(name, "X")
