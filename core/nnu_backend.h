@@ -133,14 +133,23 @@ nnu_status nnu_pool_params_init(nnu_pool_params *p, int64_t n, int64_t c, const 
 /* Dice + CE loss (reference §7.4, label case): loss = CE + soft Dice, Dice over
  * classes >= 1 (do_bg = 0), smooth 1e-5, denominator clipped at 1e-8; batch_dice
  * sums the statistics over the batch. Voxels whose target equals ignore_label
- * (>= 0; -1 = none) are excluded from both terms. */
+ * (>= 0; -1 = none) are excluded from both terms. `terms` keeps one of the two
+ * (the reference's nnUNetTrainerCELoss / nnUNetTrainerDiceLoss): the value and the
+ * gradient are those of the kept term alone, computed exactly as in the sum. */
+enum {
+    NNU_LOSS_DICE_AND_CE = 0,   /* CE (BCE for regions) + soft Dice: nnUNetTrainer */
+    NNU_LOSS_CE_ONLY     = 1,   /* the CE (BCE) term alone */
+    NNU_LOSS_DICE_ONLY   = 2    /* the soft-Dice term alone */
+};
 typedef struct nnu_loss_params {
     int64_t n, k, s;        /* logits plain (N, K, S); target (N, S) int32 labels */
     int     batch_dice;
     int     do_bg;          /* 0 in the reference */
     int     ignore_label;   /* -1: none */
-    float   smooth;         /* 1e-5 */
+    float   smooth;         /* 1e-5 (nnUNetTrainerDiceCELoss_noSmooth: 0) */
     float   weight;         /* bwd: gradient is scaled by this (deep-supervision weight) */
+    int     terms;          /* NNU_LOSS_DICE_AND_CE (0: positional initialisers of the
+                               fields above keep the sum) | _CE_ONLY | _DICE_ONLY */
 } nnu_loss_params;
 
 /* bytes of the loss workspace (probabilities and per-(sample,class) sums) */
@@ -253,6 +262,16 @@ void       nnu_loss_dice_coef(const double *stats, int64_t N, int64_t K, int64_t
                               int batch_dice, double smooth, double G, double w, float *a,
                               float *b);
 nnu_status nnu_loss_region_check(const nnu_loss_region_params *p);
+/* ERR_ARG unless p->terms is one of NNU_LOSS_DICE_AND_CE, _CE_ONLY, _DICE_ONLY (op names
+ * the op in the message); the checks of both label twins and of nnu_loss_region_check */
+nnu_status nnu_loss_terms_check(const nnu_loss_params *p, const char *op);
+/* the CE (BCE) and the Dice term's factor in the sum: 1 when p->terms keeps it, else 0 */
+static inline double nnu_loss_ce_factor(const nnu_loss_params *p) {
+    return p->terms == NNU_LOSS_DICE_ONLY ? 0.0 : 1.0;
+}
+static inline double nnu_loss_dice_factor(const nnu_loss_params *p) {
+    return p->terms == NNU_LOSS_CE_ONLY ? 0.0 : 1.0;
+}
 
 /* the region twins: logits (N,R,S), target (N,S) labels mapped through label_regions */
 typedef nnu_status (*nnu_loss_dice_bce_fwd_fn)(const nnu_backend *be, const float *logits,

@@ -142,6 +142,13 @@ static nnu_status check_config(const nnu_net_config *c) {
               c->n_labels >= 2 && c->n_labels <= NNU_LOSS_MAX_LABELS), NNU_STATUS_ERR_ARG,
               "net: %d regions over %d labels with %d heads (regions = heads <= 32, 2..%d labels)",
               c->n_regions, c->n_labels, c->num_classes, NNU_LOSS_MAX_LABELS);
+    NNU_CHECK(c->loss_terms == NNU_LOSS_DICE_AND_CE || c->loss_terms == NNU_LOSS_CE_ONLY ||
+              c->loss_terms == NNU_LOSS_DICE_ONLY, NNU_STATUS_ERR_ARG,
+              "net: loss_terms %d (dice+ce %d, ce %d, dice %d)", c->loss_terms,
+              NNU_LOSS_DICE_AND_CE, NNU_LOSS_CE_ONLY, NNU_LOSS_DICE_ONLY);
+    NNU_CHECK(!c->loss_smooth_set || (c->loss_smooth >= 0.0f && isfinite(c->loss_smooth)),
+              NNU_STATUS_ERR_ARG, "net: loss_smooth %g (a finite value >= 0)",
+              (double)c->loss_smooth);
     NNU_CHECK(c->arch == NNU_NET_PLAIN || c->arch == NNU_NET_RESENC, NNU_STATUS_ERR_ARG,
               "net: arch %d (PlainConvUNet %d or ResidualEncoderUNet %d)", c->arch,
               NNU_NET_PLAIN, NNU_NET_RESENC);
@@ -643,7 +650,8 @@ static nnu_status plan_layers(nnu_net *net, carver *cv, int train) {
         NNU_TRY(nnu_conv_params_init(&d->hp, N, F, c->num_classes, net->sp[r], one, one, 0, L, 1));
         d->hp.f32_out = 1;      /* the head writes fp32 logits in every activation storage */
         d->lp = (nnu_loss_params){N, c->num_classes, S, c->batch_dice, 0, c->ignore_label,
-                                  1e-5f, 1.0f};
+                                  c->loss_smooth_set ? c->loss_smooth : 1e-5f, 1.0f,
+                                  c->loss_terms};
         if (!train) {   /* only the full-resolution head runs */
             d->logits = t == n - 2 ? carve(cv, N * c->num_classes * S) : NULL;
             d->glogits = NULL;

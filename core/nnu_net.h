@@ -69,6 +69,11 @@ typedef struct nnu_net_config {
     /* loss */
     int     batch_dice;
     int     ignore_label;                       /* -1: none */
+    int     loss_terms;                         /* NNU_LOSS_DICE_AND_CE (0) | NNU_LOSS_CE_ONLY
+                                                   | NNU_LOSS_DICE_ONLY (nnu_loss_params.terms;
+                                                   regions: BCE for CE) */
+    int     loss_smooth_set;                    /* 0: the soft Dice's smooth is 1e-5 */
+    float   loss_smooth;                        /* the smooth when loss_smooth_set (>= 0) */
     /* region-based training (§7.4, Appendix B): n_regions > 0 makes num_classes ==
      * n_regions sigmoid heads trained with Dice + BCE; label_regions[l] has bit r set
      * when label l (0 .. n_labels-1) belongs to region r. 0: softmax labels, Dice + CE. */

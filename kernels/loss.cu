@@ -14,7 +14,9 @@
  *           a host value, so it synchronises).
  * loss bwd  a tiny kernel turns the workspace sums into the per-(n, c) Dice
  *           coefficients a_c, b_c (times the deep-supervision weight), then one
- *           thread per voxel writes glogits = p*(g - <p,g>) + (w/M)(p - y). */
+ *           thread per voxel writes glogits = p*(g - <p,g>) + (w/M)(p - y).
+ * p->terms  (NNU_LOSS_CE_ONLY / _DICE_ONLY) drops a term from the host scalar and its
+ *           part of the gradient in k_loss_coef (a_c = b_c = 0, or w/M = 0), as the CPU. */
 #include <math.h>
 
 #include "cuda_common.h"
@@ -86,7 +88,7 @@ static nnu_status check(const nnu_loss_params *p) {
               "loss_dice_ce: %lld classes (max %d)", (long long)p->k, LOSS_MAX_K);
     NNU_CHECK(p->n <= 65535, NNU_STATUS_ERR_UNSUPPORTED, "loss_dice_ce on cuda: batch %lld",
               (long long)p->n);
-    return NNU_STATUS_OK;
+    return nnu_loss_terms_check(p, "loss_dice_ce");
 }
 
 __device__ __forceinline__ double warp_sum(double v) {
@@ -225,19 +227,22 @@ nnu_status nnu_loss_dice_ce_fwd_cuda(const nnu_backend *be, const float *logits,
               (long long)(bad - 1));
     /* the scalar, in double as core/ops/loss_dice_ce.c */
     const double m_sum = h[N * K * 3], ce = m_sum > 0.0 ? h[nstats] / m_sum : 0.0;
-    *loss = ce - nnu_loss_dice_mean(h, N, K, p->do_bg ? 0 : 1, p->batch_dice, p->smooth);
+    const double dice = nnu_loss_dice_factor(p) > 0.0
+        ? nnu_loss_dice_mean(h, N, K, p->do_bg ? 0 : 1, p->batch_dice, p->smooth) : 0.0;
+    *loss = (nnu_loss_ce_factor(p) > 0.0 ? ce : 0.0) - dice;
     return NNU_STATUS_OK;
 }
 
-/* coef[(n*K + c)*2 + {0,1}] = (a_c, b_c) for sample n, times the weight; coef[N*K*2] = w/M */
+/* coef[(n*K + c)*2 + {0,1}] = (a_c, b_c) for sample n, times the weight; coef[N*K*2] = w/M;
+ * use_dice = 0: a_c = b_c = 0, use_ce = 0: w/M = 0 (p->terms) */
 __global__ void k_loss_coef(const double *stats, float *coef, int64_t N, int64_t K, int batch_dice,
-                            int do_bg, float smooth, float w) {
+                            int do_bg, float smooth, float w, int use_ce, int use_dice) {
     const int64_t c0 = do_bg ? 0 : 1;
     const double G = (double)((K - c0) * (batch_dice ? 1 : N));
     for (int64_t i = threadIdx.x; i < N * K; i += blockDim.x) {
         const int64_t n = i / K, c = i % K;
         float a = 0.0f, b = 0.0f;
-        if (c >= c0) {
+        if (use_dice && c >= c0) {
             double I = 0, Sp = 0, Sy = 0;
             for (int64_t m = batch_dice ? 0 : n; m < (batch_dice ? N : n + 1); m++) {
                 I += stats[(m * K + c) * 3];
@@ -253,7 +258,7 @@ __global__ void k_loss_coef(const double *stats, float *coef, int64_t N, int64_t
     }
     if (threadIdx.x == 0) {
         const double M = stats[N * K * 3];
-        coef[N * K * 2] = M > 0.0 ? (float)(w / M) : 0.0f;
+        coef[N * K * 2] = use_ce && M > 0.0 ? (float)(w / M) : 0.0f;
     }
 }
 
@@ -295,7 +300,8 @@ nnu_status nnu_loss_dice_ce_bwd_cuda(const nnu_backend *be, const float *logits,
     NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_SCRATCH, (size_t)(N * K * 2 + 1) * sizeof(float), &scr));
     float *coef = (float *)scr;
     k_loss_coef<<<1, 256, 0, st>>>(stats, coef, N, K, p->batch_dice, p->do_bg, p->smooth,
-                                   p->weight);
+                                   p->weight, nnu_loss_ce_factor(p) > 0.0,
+                                   nnu_loss_dice_factor(p) > 0.0);
     NNU_CU_LAUNCH("k_loss_coef");
     k_loss_bwd<<<nnu_cuda_blocks(N * S), NNU_CUDA_THREADS, 0, st>>>(prob, target, coef, glogits,
                                                                    N, K, S, p->ignore_label);

@@ -11,7 +11,9 @@
  *      (deterministic). The scalar is assembled on the host in double as the CPU does.
  * bwd  a tiny kernel makes the per-(n, r) Dice coefficients (a_r, b_r), times the
  *      weight, and the BCE factor w / D; then one thread per voxel writes
- *      g_r = p (1 - p) (a_r y_r + b_r) + (w / D)(p - y_r), 0 on ignored voxels. */
+ *      g_r = p (1 - p) (a_r y_r + b_r) + (w / D)(p - y_r), 0 on ignored voxels.
+ * base.terms (NNU_LOSS_CE_ONLY / _DICE_ONLY) drops a term from the host scalar and its part
+ *      of the gradient in k_bce_coef (a_r = b_r = 0, or w / D = 0), as the CPU. */
 #include <math.h>
 
 #include "cuda_common.h"
@@ -178,13 +180,16 @@ nnu_status nnu_loss_dice_bce_fwd_cuda(const nnu_backend *be, const float *logits
               "loss_dice_bce: target label outside [0, %d) at flat index %lld", rp->n_labels,
               (long long)(bad - 1));
     /* the scalar, in double as core/ops/loss_dice_bce.c */
-    *loss = h[nstats] / h[N * R * 3] - nnu_loss_dice_mean(h, N, R, 0, p->batch_dice, p->smooth);
+    const double dice = nnu_loss_dice_factor(p) > 0.0
+        ? nnu_loss_dice_mean(h, N, R, 0, p->batch_dice, p->smooth) : 0.0;
+    *loss = (nnu_loss_ce_factor(p) > 0.0 ? h[nstats] / h[N * R * 3] : 0.0) - dice;
     return NNU_STATUS_OK;
 }
 
-/* coef[(n*R + r)*2 + {0,1}] = (a_r, b_r) for sample n, times the weight; coef[N*R*2] = w/D */
+/* coef[(n*R + r)*2 + {0,1}] = (a_r, b_r) for sample n, times the weight; coef[N*R*2] = w/D;
+ * use_dice = 0: a_r = b_r = 0, use_ce = 0: w/D = 0 (base.terms) */
 __global__ void k_bce_coef(const double *stats, float *coef, int64_t N, int64_t R, int batch_dice,
-                           float smooth, float w) {
+                           float smooth, float w, int use_ce, int use_dice) {
     const double G = (double)(R * (batch_dice ? 1 : N));
     for (int64_t i = threadIdx.x; i < N * R; i += blockDim.x) {
         const int64_t n = i / R, r = i % R;
@@ -195,10 +200,10 @@ __global__ void k_bce_coef(const double *stats, float *coef, int64_t N, int64_t 
             Sy += stats[(m * R + r) * 3 + 2];
         }
         double raw = Sp + Sy + smooth, den = fmax(raw, 1e-8), num = 2.0 * I + smooth;
-        coef[i * 2] = (float)(w * -2.0 / (G * den));
-        coef[i * 2 + 1] = raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
+        coef[i * 2] = use_dice ? (float)(w * -2.0 / (G * den)) : 0.0f;
+        coef[i * 2 + 1] = use_dice && raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
     }
-    if (threadIdx.x == 0) coef[N * R * 2] = (float)(w / stats[N * R * 3]);
+    if (threadIdx.x == 0) coef[N * R * 2] = use_ce ? (float)(w / stats[N * R * 3]) : 0.0f;
 }
 
 __global__ void k_bce_bwd(const float *prob, const int32_t *target, const float *coef,
@@ -233,7 +238,8 @@ nnu_status nnu_loss_dice_bce_bwd_cuda(const nnu_backend *be, const float *logits
     void *scr;
     NNU_TRY(nnu_cuda_buffer(NNU_CUDA_BUF_SCRATCH, (size_t)(N * R * 2 + 1) * sizeof(float), &scr));
     float *coef = (float *)scr;
-    k_bce_coef<<<1, 256, 0, st>>>(stats, coef, N, R, p->batch_dice, p->smooth, p->weight);
+    k_bce_coef<<<1, 256, 0, st>>>(stats, coef, N, R, p->batch_dice, p->smooth, p->weight,
+                                  nnu_loss_ce_factor(p) > 0.0, nnu_loss_dice_factor(p) > 0.0);
     NNU_CU_LAUNCH("k_bce_coef");
     k_bce_bwd<<<nnu_cuda_blocks(N * S), NNU_CUDA_THREADS, 0, st>>>(
         prob, target, coef, glogits, N, R, S, p->ignore_label, rp->n_labels, make_table(rp));

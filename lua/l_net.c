@@ -13,10 +13,14 @@
  *             are refused); any other class is an error naming it
  *       opts: {num_input_channels=, num_classes=, deep_supervision=true, batch_dice=false,
  *              ignore_label=nil, seed=12345, patch_size={..}, batch_size=n, train=,
- *              device="cpu"|"cuda"|"auto", precision=, regions=, loss_scale=}
+ *              device="cpu"|"cuda"|"auto", precision=, regions=, loss_scale=,
+ *              loss_terms="dice+ce", loss_smooth=1e-5}
  *             regions: region-based training: {{1, 2, 3}, {2, 3}, 3} (a label or a list of
  *             labels per region, declaration order); num_classes = #regions sigmoid
  *             heads trained with Dice + BCE
+ *             loss_terms: "dice+ce" (default: Dice + CE, regions Dice + BCE) | "ce" (the
+ *             CE, regions BCE, alone) | "dice" (the soft Dice alone); loss_smooth: the
+ *             soft Dice's smooth (default 1e-5, the reference's; >= 0) (§7.4)
  *             device: "cpu" (default), "cuda" (nnu_backend_cuda; an error without a
  *             GPU or CUDA build), "auto" (CUDA when available, else the CPU with the
  *             one-line message "no CUDA GPU found: using the CPU" on stderr).
@@ -64,7 +68,8 @@
  *       copied from path (ours or PyTorch's; same names and shapes required)
  *   Net:info() -> {num_params=, num_tensors=, arena_bytes=, layout_block=, dim=,
  *       num_classes=, device="cpu"|"cuda", precision=, backend=,
- *       arch="PlainConvUNet"|"ResidualEncoderUNet"}
+ *       arch="PlainConvUNet"|"ResidualEncoderUNet", loss_terms="dice+ce"|"ce"|"dice",
+ *       loss_smooth=}
  * The Net's metatable carries "__nnu_slide_predict" (l_infer.h): infer.sliding_window(img,
  * opts, net) calls the C forward (nnu_net_slide_predict) per batch of windows.
  * Programming errors raise; expected failures (I/O, checkpoint mismatch) return nil, msg. */
@@ -266,6 +271,34 @@ static void region_opts(lua_State *L, int t, nnu_net_config *c) {
     c->n_labels = maxl + 1;   /* every foreground label is in a region (Appendix B) */
 }
 
+/* opts.loss_terms ("dice+ce" | "ce" | "dice") and opts.loss_smooth (a number >= 0):
+ * which terms of the training loss Net:loss computes, and the soft Dice's smooth */
+static void loss_opts(lua_State *L, int t, nnu_net_config *c) {
+    static const char *const names[] = {"dice+ce", "ce", "dice", NULL};
+    static const int terms[] = {NNU_LOSS_DICE_AND_CE, NNU_LOSS_CE_ONLY, NNU_LOSS_DICE_ONLY};
+    lua_getfield(L, t, "loss_terms");
+    if (!lua_isnil(L, -1)) {
+        const char *s = lua_tostring(L, -1);
+        int i = 0;
+        while (s && names[i] && strcmp(s, names[i])) i++;
+        if (!s || !names[i])
+            luaL_error(L, "build: loss_terms must be 'dice+ce', 'ce' or 'dice', got '%s'",
+                       s ? s : luaL_typename(L, -1));
+        c->loss_terms = terms[i];
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "loss_smooth");
+    if (!lua_isnil(L, -1)) {
+        int isnum;
+        lua_Number v = lua_tonumberx(L, -1, &isnum);
+        if (!isnum || !(v >= 0) || v > 1e30)
+            luaL_error(L, "build: loss_smooth must be a number >= 0");
+        c->loss_smooth_set = 1;
+        c->loss_smooth = (float)v;
+    }
+    lua_pop(L, 1);
+}
+
 /* opts.loss_scale: nil = dynamic loss scaling for fp16 on CUDA (the reference's
  * GradScaler; fp16 gradients underflow without it), off otherwise; false = off; true or
  * "dynamic" = on with GradScaler's defaults; a number = on from that scale; a table
@@ -395,6 +428,7 @@ static int l_net_build(lua_State *L) {
     c.batch_dice = field_bool(L, 2, "batch_dice", 0);
     c.ignore_label = (int)field_int(L, 2, "ignore_label", -1, 0);
     region_opts(L, 2, &c);
+    loss_opts(L, 2, &c);
     uint64_t seed = (uint64_t)field_int(L, 2, "seed", 12345, 0);
     int plan_train = field_bool(L, 2, "train", c.deep_supervision);
     const nnu_backend *be = pick_backend(L, 2);
@@ -892,6 +926,12 @@ static int l_net_info(lua_State *L) {
     lua_setfield(L, -2, "num_classes");
     lua_pushstring(L, c->arch == NNU_NET_RESENC ? "ResidualEncoderUNet" : "PlainConvUNet");
     lua_setfield(L, -2, "arch");
+    lua_pushstring(L, c->loss_terms == NNU_LOSS_CE_ONLY     ? "ce"
+                      : c->loss_terms == NNU_LOSS_DICE_ONLY ? "dice"
+                                                            : "dice+ce");
+    lua_setfield(L, -2, "loss_terms");
+    lua_pushnumber(L, c->loss_smooth_set ? c->loss_smooth : 1e-5f);
+    lua_setfield(L, -2, "loss_smooth");
     const nnu_loss_scaler *ls = nnu_net_loss_scaler(net);
     if (ls->enabled) {   /* absent when off */
         lua_pushnumber(L, ls->scale);

@@ -158,7 +158,9 @@ end
 -- trainer definition's optimizer options, lr included, as third argument, val_step,
 -- get_state, set_state; ctx.deep_supervision = false for the 2018 trainer). ctx.device
 -- ("cpu" | "cuda" | "auto" | nil = auto) is resolved here (nnunet.predictor.choose_device)
--- and ctx.device / ctx.precision hold what the network runs on afterwards.
+-- and ctx.device / ctx.precision hold what the network runs on afterwards. ctx.loss_terms
+-- and ctx.loss_smooth (nil: Dice + CE, smooth 1e-5) are the definition's loss
+-- (nnunet.trainers net_loss_options).
 function M.make_net(ctx)
   local netmod = need("nnunet.net", "the network engine")
   ctx.device = require("nnunet.predictor").choose_device(ctx.device or "auto", netmod, ctx.log)
@@ -171,6 +173,7 @@ function M.make_net(ctx)
     patch_size = patch, batch_size = math.tointeger(ctx.conf.batch_size),
     device = ctx.device, precision = ctx.precision,
     regions = ctx.regions,   -- region datasets: sigmoid heads, Dice + BCE (§7.4)
+    loss_terms = ctx.loss_terms, loss_smooth = ctx.loss_smooth,   -- the trainer's loss
   })
   ctx.precision = net:info().precision
   return net
@@ -391,6 +394,10 @@ function M.train_fold(o)
     tdef_log[1] = string.format("NOTE: these plans record a training recipe (nnunet_training, optimizer %s) that "
       .. "trainer %s does not use; -tr nnUNetTrainer2018 follows it", tostring(plans.nnunet_training.optimizer), tdef.name)
   end
+  -- its loss for this dataset (nnUNetTrainerCELoss refuses regions, as the reference), before
+  -- anything is written
+  local loss_opts = require("nnunet.trainers").net_loss_options(tdef,
+    { has_regions = lm.has_regions, ignore_label = lm.ignore_label })
   local base = join(dataset.results_dir(name), string.format("%s__%s__%s", tdef.name, o.plans, o.config))
   local folder = join(base, "fold_" .. tostring(fold))
   assert(fs.mkdir(folder))
@@ -406,6 +413,7 @@ function M.train_fold(o)
     pre_dir = pre_dir, data_dir = data_dir, device = o.device, precision = o.precision, seed = o.seed, npz = o.npz,
     num_input_channels = nch, num_heads = lm.has_regions and #lm.regions_or_labels or (#lm.regions_or_labels + 1),
     ignore_label = lm.ignore_label, regions = lm.has_regions and lm.regions_or_labels or nil,
+    loss_terms = loss_opts.loss_terms, loss_smooth = loss_opts.loss_smooth,
     weight_decay = T.DEFAULTS.weight_decay, model_base = base, reader = dataset.plans_reader(plans),
   }
   -- cascade hooks (lua/nnunet/cascade.lua): a stage with previous_stage gets one input
@@ -449,6 +457,11 @@ function M.train_fold(o)
   ctx.train_ids, ctx.val_ids = tr_ids, val_ids
   tr:log(string.format("Trainer %s (%s)%s", tdef.name, tdef.path, tdef.summary and (": " .. tdef.summary) or ""))
   for _, s in ipairs(tdef_log) do tr:log(s) end
+  if loss_opts.loss_terms ~= "dice+ce" or loss_opts.loss_smooth ~= 1e-5 then
+    tr:log(string.format("loss: %s (soft Dice smooth %s)", loss_opts.loss_terms == "ce"
+      and (lm.has_regions and "BCE alone" or "CE alone") or loss_opts.loss_terms == "dice" and "soft Dice alone"
+      or (lm.has_regions and "Dice + BCE" or "Dice + CE"), tostring(loss_opts.loss_smooth)))
+  end
   ctx.trainer, ctx.augmentation, ctx.deep_supervision = tdef.name, tdef.augmentation, tdef.deep_supervision
   ctx.cascade_augmentation = tdef.cascade_augmentation
   if tdef.probabilistic_oversampling then

@@ -199,7 +199,17 @@ static inline void ref_softmax(int64_t N, int64_t C, int64_t S, const double *x,
         }
 }
 
-/* the reference DC_and_CE_loss written out literally (nnunet-behaviour.md §7.4) */
+/* the terms p->terms keeps, from the CE (BCE) value and the Dice value (-mean dc):
+ * DC_and_CE_loss / DC_and_BCE_loss add both, nnUNetTrainerCELoss's RobustCrossEntropyLoss
+ * is the CE alone, nnUNetTrainerDiceLoss's MemoryEfficientSoftDiceLoss the Dice alone */
+static inline double ref_loss_select(const nnu_loss_params *p, double ce, double dice) {
+    if (p->terms == NNU_LOSS_CE_ONLY) return ce;
+    if (p->terms == NNU_LOSS_DICE_ONLY) return dice;
+    return ce + dice;
+}
+
+/* the reference DC_and_CE_loss written out literally (nnunet-behaviour.md §7.4); with
+ * p->terms the CE or the Dice alone (ref_loss_select), p->smooth as given (0: noSmooth) */
 static inline double ref_loss(const nnu_loss_params *p, const double *z, const int32_t *t) {
     const int64_t N = p->n, K = p->k, S = p->s;
     double *pr = ref_dalloc(N * K * S);
@@ -235,7 +245,7 @@ static inline double ref_loss(const nnu_loss_params *p, const double *z, const i
         }
     }
     free(pr); free(I); free(Sp); free(Sy);
-    return ce - dsum / (double)G;
+    return ref_loss_select(p, ce, -dsum / (double)G);
 }
 
 /* the reference DC_and_BCE_loss (region case, §7.4) written out literally: region
@@ -280,7 +290,7 @@ static inline double ref_loss_bce(const nnu_loss_region_params *rp, const double
         }
     }
     free(I); free(Sp); free(Sy);
-    return bce - dsum / (double)G;
+    return ref_loss_select(p, bce, -dsum / (double)G);
 }
 
 #endif

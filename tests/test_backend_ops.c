@@ -300,14 +300,18 @@ static void test_softmax(void) {
 }
 
 /* ---- loss: forward against the literal reference; gradient by central
- * differences of the double reference (h = 1e-6) ---- */
-static void loss_case(const char *label, int batch_dice, int ignore) {
+ * differences of the double reference (h = 1e-6). terms / smooth: the trainer variants'
+ * settings (CE alone, Dice alone, smooth 0); void_first: every voxel of sample 0 is the
+ * ignore label (its per-sample Dice groups are empty: with smooth 0 the 1e-8 clip acts) ---- */
+static void loss_case(const char *label, int batch_dice, int ignore, int terms, float smooth,
+                      int void_first) {
     const int64_t N = 2, K = 3, S = 19, n = N * K * S;
-    nnu_loss_params p = {N, K, S, batch_dice, 0, ignore, 1e-5f, 0.75f};
+    nnu_loss_params p = {N, K, S, batch_dice, 0, ignore, smooth, 0.75f, terms};
     float *z = ref_falloc(n), *g = ref_falloc(n);
     int32_t t[2 * 19];
     ref_fill(z, n, -3, 3);
     for (int64_t i = 0; i < N * S; i++) t[i] = (int32_t)(ref_uniform() * (ignore >= 0 ? 4 : 3));
+    for (int64_t i = 0; void_first && i < S; i++) t[i] = ignore;
     void *ws = malloc(nnu_loss_ws_size(&p));
     double loss;
     CHECK_OK(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p));
@@ -331,41 +335,82 @@ static void loss_case(const char *label, int batch_dice, int ignore) {
 }
 
 static void test_loss(void) {
-    loss_case("dice+ce", 0, -1);
-    loss_case("dice+ce batch_dice", 1, -1);
-    loss_case("dice+ce ignore=3", 0, 3);
+    const float s5 = 1e-5f;
+    loss_case("dice+ce", 0, -1, NNU_LOSS_DICE_AND_CE, s5, 0);
+    loss_case("dice+ce batch_dice", 1, -1, NNU_LOSS_DICE_AND_CE, s5, 0);
+    loss_case("dice+ce ignore=3", 0, 3, NNU_LOSS_DICE_AND_CE, s5, 0);
+    loss_case("ce only", 0, -1, NNU_LOSS_CE_ONLY, s5, 0);
+    loss_case("ce only ignore=3", 0, 3, NNU_LOSS_CE_ONLY, s5, 0);
+    loss_case("dice only", 0, -1, NNU_LOSS_DICE_ONLY, s5, 0);
+    loss_case("dice only batch_dice ignore=3", 1, 3, NNU_LOSS_DICE_ONLY, s5, 0);
+    loss_case("dice+ce smooth 0", 0, -1, NNU_LOSS_DICE_AND_CE, 0.0f, 0);
+    loss_case("dice+ce smooth 0 ignore=3", 0, 3, NNU_LOSS_DICE_AND_CE, 0.0f, 0);
+    loss_case("dice+ce smooth 0 ignore=3, sample 0 all ignored", 0, 3, NNU_LOSS_DICE_AND_CE, 0.0f, 1);
+    loss_case("dice only smooth 0 batch_dice ignore=3", 1, 3, NNU_LOSS_DICE_ONLY, 0.0f, 0);
     COVER(loss_dice_ce_fwd); COVER(loss_dice_ce_bwd);
     /* exact: 2 classes, logits equal -> p = 1/2; targets (1, 0):
      * CE = log 2; I = 1/2, Sp = 1, Sy = 1 -> dc = (1 + s)/(2 + s) */
-    float z[4] = {0, 0, 0, 0};
+    float z[4] = {0, 0, 0, 0}, g[4];
     int32_t t[2] = {1, 0};
-    nnu_loss_params p = {1, 2, 2, 0, 0, -1, 1e-5f, 1.0f};
+    nnu_loss_params p = {1, 2, 2, 0, 0, -1, 1e-5f, 1.0f, NNU_LOSS_DICE_AND_CE};
     char ws[512];
     double loss;
     CHECK_OK(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p));
     CHECK_CLOSE(loss, log(2.0) - (1 + 1e-5) / (2 + 1e-5), 1e-7, 0);
+    /* the terms alone: CE = log 2, Dice = -(1 + s)/(2 + s); smooth 0: Dice = -1/2 */
+    p.terms = NNU_LOSS_CE_ONLY;
+    CHECK_OK(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p));
+    CHECK_CLOSE(loss, log(2.0), 1e-7, 0);
+    /* dCE/dz_k = (p_k - y_k)/M, M = 2 (layout [k][s]): v0 (t=1) (1/4, -1/4), v1 (t=0) (-1/4, 1/4) */
+    CHECK_OK(be->loss_dice_ce_bwd(be, z, t, ws, g, &p));
+    CHECK(g[0] == 0.25f && g[2] == -0.25f && g[1] == -0.25f && g[3] == 0.25f,
+          "ce only grad (%g %g %g %g), want (0.25 -0.25 -0.25 0.25)", g[0], g[1], g[2], g[3]);
+    p.terms = NNU_LOSS_DICE_ONLY;
+    CHECK_OK(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p));
+    CHECK_CLOSE(loss, -(1 + 1e-5) / (2 + 1e-5), 1e-7, 0);
+    /* smooth 0, Dice of class 1 alone: den = 2, num = 1 -> dDice/dp_1 = -y + 1/4;
+     * v0 (y = 1): g = (0, -3/4), <p, g> = -3/8 -> dz = (3/16, -3/16);
+     * v1 (y = 0): g = (0, 1/4), <p, g> = 1/8 -> dz = (-1/16, 1/16) */
+    p.smooth = 0.0f;
+    CHECK_OK(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p));
+    CHECK_CLOSE(loss, -0.5, 1e-12, 0);
+    CHECK_OK(be->loss_dice_ce_bwd(be, z, t, ws, g, &p));
+    CHECK(g[0] == 0.1875f && g[2] == -0.1875f && g[1] == -0.0625f && g[3] == 0.0625f,
+          "dice only smooth 0 grad (%g %g %g %g), want (3/16 -1/16 -3/16 1/16)", g[0], g[1], g[2],
+          g[3]);
+    p.terms = NNU_LOSS_DICE_AND_CE;
+    CHECK_OK(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p));
+    CHECK_CLOSE(loss, log(2.0) - 0.5, 1e-12, 0);
+    p.smooth = 1e-5f;
     int32_t bad[2] = {1, 5};
     CHECK_FAILS(be->loss_dice_ce_fwd(be, z, bad, ws, &loss, &p), NNU_STATUS_ERR_ARG, "label 5");
+    p.terms = 3;
+    CHECK_FAILS(be->loss_dice_ce_fwd(be, z, t, ws, &loss, &p), NNU_STATUS_ERR_ARG, "terms 3");
 }
 
 /* ---- Dice + BCE (regions): the literal reference, central differences, exact values ---- */
 /* BraTS-like: labels 0..3 (+ ignore 4), regions {1,2,3}, {2,3}, {3} */
 static nnu_loss_region_params brats_regions(int64_t N, int64_t S, int batch_dice, int ignore,
                                             float weight) {
-    nnu_loss_region_params rp = {{N, 3, S, batch_dice, 1, ignore, 1e-5f, weight}, 5, {0}};
+    nnu_loss_region_params rp = {{N, 3, S, batch_dice, 1, ignore, 1e-5f, weight,
+                                  NNU_LOSS_DICE_AND_CE}, 5, {0}};
     rp.label_regions[1] = 1u;                 /* whole tumour */
     rp.label_regions[2] = 1u | 2u;            /* + tumour core */
     rp.label_regions[3] = 1u | 2u | 4u;       /* + enhancing */
     return rp;
 }
 
-static void loss_bce_case(const char *label, int batch_dice, int ignore) {
+static void loss_bce_case(const char *label, int batch_dice, int ignore, int terms, float smooth,
+                          int void_first) {
     const int64_t N = 2, R = 3, S = 19, n = N * R * S;
     nnu_loss_region_params rp = brats_regions(N, S, batch_dice, ignore, 0.75f);
+    rp.base.terms = terms;
+    rp.base.smooth = smooth;
     float *z = ref_falloc(n), *g = ref_falloc(n);
     int32_t t[2 * 19];
     ref_fill(z, n, -3, 3);
     for (int64_t i = 0; i < N * S; i++) t[i] = (int32_t)(ref_uniform() * (ignore >= 0 ? 5 : 4));
+    for (int64_t i = 0; void_first && i < S; i++) t[i] = ignore;
     void *ws = malloc(nnu_loss_ws_size(&rp.base));
     double loss;
     CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
@@ -389,19 +434,54 @@ static void loss_bce_case(const char *label, int batch_dice, int ignore) {
 }
 
 static void test_loss_bce(void) {
-    loss_bce_case("dice+bce", 0, -1);
-    loss_bce_case("dice+bce batch_dice", 1, -1);
-    loss_bce_case("dice+bce ignore=4", 0, 4);
+    const float s5 = 1e-5f;
+    loss_bce_case("dice+bce", 0, -1, NNU_LOSS_DICE_AND_CE, s5, 0);
+    loss_bce_case("dice+bce batch_dice", 1, -1, NNU_LOSS_DICE_AND_CE, s5, 0);
+    loss_bce_case("dice+bce ignore=4", 0, 4, NNU_LOSS_DICE_AND_CE, s5, 0);
+    loss_bce_case("bce only", 0, -1, NNU_LOSS_CE_ONLY, s5, 0);
+    loss_bce_case("bce only ignore=4", 0, 4, NNU_LOSS_CE_ONLY, s5, 0);
+    loss_bce_case("dice only (sigmoid, do_bg)", 0, -1, NNU_LOSS_DICE_ONLY, s5, 0);
+    loss_bce_case("dice only batch_dice ignore=4", 1, 4, NNU_LOSS_DICE_ONLY, s5, 0);
+    loss_bce_case("dice+bce smooth 0", 0, -1, NNU_LOSS_DICE_AND_CE, 0.0f, 0);
+    loss_bce_case("dice+bce smooth 0 ignore=4", 0, 4, NNU_LOSS_DICE_AND_CE, 0.0f, 0);
+    loss_bce_case("dice+bce smooth 0 ignore=4, sample 0 all ignored", 0, 4, NNU_LOSS_DICE_AND_CE,
+                  0.0f, 1);
     COVER(loss_dice_bce_fwd); COVER(loss_dice_bce_bwd);
     /* exact: logits 0 -> p = 1/2, BCE = log 2 everywhere; labels (3, 0) over S = 2:
      * every region has y = (1, 0): I = 1/2, Sp = 1, Sy = 1 -> dc = (1 + s)/(2 + s) */
-    float z[6] = {0};
+    float z[6] = {0}, g[6];
     int32_t t[2] = {3, 0};
     nnu_loss_region_params rp = brats_regions(1, 2, 0, -1, 1.0f);
     char ws[512];
     double loss;
     CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
     CHECK_CLOSE(loss, log(2.0) - (1 + 1e-5) / (2 + 1e-5), 1e-7, 0);
+    /* the terms alone: BCE = log 2, its gradient (p - y)/(N R S) = (-1/12, 1/12) for
+     * y = (1, 0) in every region; Dice = -(1 + s)/(2 + s); smooth 0: Dice = -1/2 and
+     * dDice/dp_r = (-2y/den + num/den^2)/G with den 2, num 1, G = 3 groups = (-y + 1/4)/3,
+     * times p (1 - p) = 1/4: (-1/16, 1/48) */
+    rp.base.terms = NNU_LOSS_CE_ONLY;
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
+    CHECK_CLOSE(loss, log(2.0), 1e-7, 0);
+    CHECK_OK(be->loss_dice_bce_bwd(be, z, t, ws, g, &rp));
+    for (int r = 0; r < 3; r++)
+        CHECK(fabsf(g[r * 2] + 1.0f / 12) < 1e-7f && fabsf(g[r * 2 + 1] - 1.0f / 12) < 1e-7f,
+              "bce only grad region %d (%g %g), want (-1/12 1/12)", r, g[r * 2], g[r * 2 + 1]);
+    rp.base.terms = NNU_LOSS_DICE_ONLY;
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
+    CHECK_CLOSE(loss, -(1 + 1e-5) / (2 + 1e-5), 1e-7, 0);
+    rp.base.smooth = 0.0f;
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
+    CHECK_CLOSE(loss, -0.5, 1e-12, 0);
+    CHECK_OK(be->loss_dice_bce_bwd(be, z, t, ws, g, &rp));
+    for (int r = 0; r < 3; r++)
+        CHECK(fabsf(g[r * 2] + 0.0625f) < 1e-7f && fabsf(g[r * 2 + 1] - 1.0f / 48) < 1e-7f,
+              "dice only smooth 0 grad region %d (%g %g), want (-1/16 1/48)", r, g[r * 2],
+              g[r * 2 + 1]);
+    rp.base.terms = NNU_LOSS_DICE_AND_CE;
+    CHECK_OK(be->loss_dice_bce_fwd(be, z, t, ws, &loss, &rp));
+    CHECK_CLOSE(loss, log(2.0) - 0.5, 1e-12, 0);
+    rp.base.smooth = 1e-5f;
     /* with ignore label 4 on the second voxel: BCE = 3 log 2 / 1 voxel (the reference
      * divides the channel sum by the voxel count); Dice I = 1/2, Sp = 1/2, Sy = 1 */
     int32_t ti[2] = {3, 4};

@@ -69,7 +69,7 @@ static void setup(run *r, const nnu_backend *be, const float *params, const floa
     r->n1 = (nnu_norm_params){N, F1, S1, 1, 1e-5f, 0.01f};
     r->n2 = (nnu_norm_params){N, F2, S2, 1, 1e-5f, 0.01f};
     r->cc = (nnu_concat_params){N, F1, F1, S1, 1};
-    r->lp = (nnu_loss_params){N, K, S1, 0, 0, -1, 1e-5f, 1.0f};
+    r->lp = (nnu_loss_params){N, K, S1, 0, 0, -1, 1e-5f, 1.0f, NNU_LOSS_DICE_AND_CE};
     r->prm = balloc(r, NPARAM); r->grd = balloc(r, NPARAM); r->mom = balloc(r, NPARAM);
     r->x = balloc(r, N * CI * S1);
     r->pre1 = balloc(r, N * F1 * S1); r->a1 = balloc(r, N * F1 * S1); r->st1 = balloc(r, N * F1 * 2);

@@ -598,9 +598,10 @@ static void test_softmax(void) {
     free(x); free(y); free(gy); free(gx); free(h);
 }
 
+/* terms / smooth: the loss variants' settings (CE alone, Dice alone, smooth 0) */
 static void loss_case(const char *label, int64_t N, int64_t K, int64_t S, int batch_dice,
-                      int ignore) {
-    nnu_loss_params p = {N, K, S, batch_dice, 0, ignore, 1e-5f, 0.75f};
+                      int ignore, int terms, float smooth) {
+    nnu_loss_params p = {N, K, S, batch_dice, 0, ignore, smooth, 0.75f, terms};
     const int64_t n = N * K * S;
     float *z = ref_falloc(n), *g = ref_falloc(n), *h = ref_falloc(n);
     int32_t *t = malloc((size_t)(N * S) * sizeof *t);
@@ -631,8 +632,9 @@ static void loss_case(const char *label, int64_t N, int64_t K, int64_t S, int ba
 /* region Dice + BCE (loss_bce.cu vs core/ops/loss_dice_bce.c): BraTS-like regions
  * {1,2,3}, {2,3}, {3} over labels 0..3 (+ ignore 4); same tolerances as Dice + CE (the
  * same double sums of fp32 terms; device expf vs glibc) */
-static void loss_bce_case(const char *label, int64_t N, int64_t S, int batch_dice, int ignore) {
-    nnu_loss_region_params p = {{N, 3, S, batch_dice, 1, ignore, 1e-5f, 0.75f}, 5, {0}};
+static void loss_bce_case(const char *label, int64_t N, int64_t S, int batch_dice, int ignore,
+                          int terms, float smooth) {
+    nnu_loss_region_params p = {{N, 3, S, batch_dice, 1, ignore, smooth, 0.75f, terms}, 5, {0}};
     p.label_regions[1] = 1u;
     p.label_regions[2] = 3u;
     p.label_regions[3] = 7u;
@@ -668,21 +670,29 @@ static void loss_bce_case(const char *label, int64_t N, int64_t S, int batch_dic
 }
 
 static void test_loss(void) {
-    loss_bce_case("dice+bce regions S=1001", 2, 1001, 0, -1);
-    loss_bce_case("dice+bce regions batch_dice", 3, 777, 1, -1);
-    loss_bce_case("dice+bce regions ignore=4", 2, 513, 0, 4);
-    loss_bce_case("dice+bce regions S=89600", 2, 40 * 56 * 40, 0, -1);
+    const int DC = NNU_LOSS_DICE_AND_CE, CE = NNU_LOSS_CE_ONLY, DO = NNU_LOSS_DICE_ONLY;
+    const float s5 = 1e-5f;
+    loss_bce_case("dice+bce regions S=1001", 2, 1001, 0, -1, DC, s5);
+    loss_bce_case("dice+bce regions batch_dice", 3, 777, 1, -1, DC, s5);
+    loss_bce_case("dice+bce regions ignore=4", 2, 513, 0, 4, DC, s5);
+    loss_bce_case("dice+bce regions S=89600", 2, 40 * 56 * 40, 0, -1, DC, s5);
+    loss_bce_case("bce only regions ignore=4", 2, 513, 0, 4, CE, s5);
+    loss_bce_case("dice only regions batch_dice ignore=4", 3, 777, 1, 4, DO, s5);
+    loss_bce_case("dice+bce regions smooth 0 ignore=4", 2, 1001, 0, 4, DC, 0.0f);
     COVER(loss_dice_bce_fwd); COVER(loss_dice_bce_bwd);
-    loss_case("dice+ce 2x3 S=1001", 2, 3, 1001, 0, -1);
-    loss_case("dice+ce batch_dice", 3, 3, 777, 1, -1);
-    loss_case("dice+ce ignore=4 K=4", 2, 4, 513, 0, 4);
-    loss_case("dice+ce K=2 S=89600", 2, 2, 40 * 56 * 40, 0, -1);
+    loss_case("dice+ce 2x3 S=1001", 2, 3, 1001, 0, -1, DC, s5);
+    loss_case("dice+ce batch_dice", 3, 3, 777, 1, -1, DC, s5);
+    loss_case("dice+ce ignore=4 K=4", 2, 4, 513, 0, 4, DC, s5);
+    loss_case("dice+ce K=2 S=89600", 2, 2, 40 * 56 * 40, 0, -1, DC, s5);
+    loss_case("ce only ignore=4 K=4", 2, 4, 513, 0, 4, CE, s5);
+    loss_case("dice only batch_dice ignore=4 K=4", 3, 4, 777, 1, 4, DO, s5);
+    loss_case("dice+ce smooth 0 ignore=4 K=4", 2, 4, 1001, 0, 4, DC, 0.0f);
     COVER(loss_dice_ce_fwd); COVER(loss_dice_ce_bwd);
 
     /* a label outside [0, K) is an error with the index, not a crash */
     int32_t bad[3] = {1, 7, 0}, *dt = gpu->mem->alloc(sizeof bad, gpu->mem->ctx);
     float z[6] = {0}, *dz = dev_from(z, 6);
-    nnu_loss_params p = {1, 2, 3, 0, 0, -1, 1e-5f, 1.0f};
+    nnu_loss_params p = {1, 2, 3, 0, 0, -1, 1e-5f, 1.0f, NNU_LOSS_DICE_AND_CE};
     void *dws = gpu->mem->alloc(nnu_loss_ws_size(&p), gpu->mem->ctx);
     CHECK_OK(gpu->memcpy_(gpu, dt, bad, sizeof bad));
     double l;

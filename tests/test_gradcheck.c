@@ -438,8 +438,9 @@ static void loss_an(gc_model *m, float **g) {
     CHECK_OK(be->loss_dice_ce_bwd(be, m->in[0], m->target, ws, g[0], p));
     free(ws);
 }
-static void gc_loss(const char *name, int batch_dice, int ignore) {
-    nnu_loss_params p = {2, 3, 15, batch_dice, 0, ignore, 1e-5f, 1.0f};
+/* terms / smooth: the loss variants (CE alone, Dice alone, smooth 0) */
+static void gc_loss(const char *name, int batch_dice, int ignore, int terms, float smooth) {
+    nnu_loss_params p = {2, 3, 15, batch_dice, 0, ignore, smooth, 1.0f, terms};
     int32_t t[30];
     for (int i = 0; i < 30; i++) t[i] = (int32_t)(ref_uniform() * (ignore >= 0 ? 4 : 3));
     gc_model m = {.name = name, .nin = 1, .in_name = {"logits"}, .p = &p, .target = t,
@@ -470,8 +471,8 @@ static void lossb_an(gc_model *m, float **g) {
     free(ws);
 }
 /* overlapping regions {1,2}, {2} of labels 0..2 (+ ignore 3) */
-static void gc_loss_bce(const char *name, int batch_dice, int ignore) {
-    nnu_loss_region_params p = {{2, 2, 15, batch_dice, 1, ignore, 1e-5f, 1.0f}, 4, {0}};
+static void gc_loss_bce(const char *name, int batch_dice, int ignore, int terms, float smooth) {
+    nnu_loss_region_params p = {{2, 2, 15, batch_dice, 1, ignore, smooth, 1.0f, terms}, 4, {0}};
     p.label_regions[1] = 1u;
     p.label_regions[2] = 3u;
     int32_t t[30];
@@ -558,11 +559,19 @@ int main(void) {
     gc_pool("avgpool s2", 2, 2, (const int64_t[]){2, 4, 6}, s2);
     gc_pool("avgpool s122", 1, 3, (const int64_t[]){3, 4, 2}, s122);
     gc_resenc_net();
-    gc_loss("dice+ce", 0, -1);
-    gc_loss("dice+ce batch_dice", 1, -1);
-    gc_loss("dice+ce ignore=3", 0, 3);
-    gc_loss_bce("dice+bce regions", 0, -1);
-    gc_loss_bce("dice+bce regions batch_dice", 1, -1);
-    gc_loss_bce("dice+bce regions ignore=3", 0, 3);
+    const int DC = NNU_LOSS_DICE_AND_CE, CE = NNU_LOSS_CE_ONLY, DO = NNU_LOSS_DICE_ONLY;
+    gc_loss("dice+ce", 0, -1, DC, 1e-5f);
+    gc_loss("dice+ce batch_dice", 1, -1, DC, 1e-5f);
+    gc_loss("dice+ce ignore=3", 0, 3, DC, 1e-5f);
+    gc_loss("ce only ignore=3", 0, 3, CE, 1e-5f);
+    gc_loss("dice only ignore=3", 0, 3, DO, 1e-5f);
+    gc_loss("dice only batch_dice", 1, -1, DO, 1e-5f);
+    gc_loss("dice+ce smooth 0 ignore=3", 0, 3, DC, 0.0f);
+    gc_loss_bce("dice+bce regions", 0, -1, DC, 1e-5f);
+    gc_loss_bce("dice+bce regions batch_dice", 1, -1, DC, 1e-5f);
+    gc_loss_bce("dice+bce regions ignore=3", 0, 3, DC, 1e-5f);
+    gc_loss_bce("bce only regions ignore=3", 0, 3, CE, 1e-5f);
+    gc_loss_bce("dice only regions ignore=3", 0, 3, DO, 1e-5f);
+    gc_loss_bce("dice+bce regions smooth 0 ignore=3", 0, 3, DC, 0.0f);
     return check_report();
 }

@@ -74,7 +74,7 @@ static size_t r64(size_t b) { return (b + 63) & ~(size_t)63; }
 /* the sizes of the header comment for A bytes per activation element (resenc: the
  * ResidualEncoderUNet variant) */
 static size_t want_train(size_t A, int resenc) {
-    nnu_loss_params lp = {2, 2, 64, 0, 0, -1, 1e-5f, 1.0f};
+    nnu_loss_params lp = {2, 2, 64, 0, 0, -1, 1e-5f, 1.0f, NNU_LOSS_DICE_AND_CE};
     size_t ws = nnu_loss_ws_size(&lp);
     if (resenc) return 10048 * A + 3200 + r64((ws + 3) / 4 * 4);
     return 7040 * A + 2816 + r64((ws + 3) / 4 * 4);

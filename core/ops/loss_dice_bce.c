@@ -11,11 +11,14 @@
  *     I = sum m p_r y_r,  Sp = sum m p_r,  Sy = sum m y_r
  *     dc = (2I + smooth) / max(Sp + Sy + smooth, 1e-8);   Dice = -mean_g dc
  *   loss = CE + Dice
+ *   base.terms keeps one term: NNU_LOSS_CE_ONLY loss = CE (the BCE above alone),
+ *   NNU_LOSS_DICE_ONLY loss = Dice (nnUNetTrainerDiceLoss: sigmoid, do_bg = True).
  *
  * Gradient (bwd, scaled by base.weight), per valid voxel and region:
  *   dCE/dz_r   = (p_r - y_r) / D     (D the CE denominator above)
  *   dDice/dp_r = a_r y_r + b_r with a_r = -(2/G)/den, b_r = (1/G) num/den^2 (b_r = 0 where
  *                the 1e-8 clip is active), and dp/dz = p (1 - p); ignored voxels get 0.
+ *   (CE only: a_r = b_r = 0; Dice only: the 1/D term is 0)
  *
  * Workspace: nnu_loss_ws_size(&p->base) with base.k = R: the sigmoids p (N*R*S floats), then
  * doubles I, Sp, Sy per (n, r) and the CE denominator. */
@@ -92,7 +95,9 @@ nnu_status nnu_loss_dice_bce_fwd_cpu(const nnu_backend *be, const float *logits,
               (int)target[bad], (long long)bad, rp->n_labels);
     const double denom = p->ignore_label >= 0 ? fmax(m_sum, 1e-8) : m_sum * (double)R;
     stats[N * R * 3] = denom;
-    *loss = bce_sum / denom - nnu_loss_dice_mean(stats, N, R, 0, p->batch_dice, p->smooth);
+    const double dice = nnu_loss_dice_factor(p) > 0.0
+        ? nnu_loss_dice_mean(stats, N, R, 0, p->batch_dice, p->smooth) : 0.0;
+    *loss = (nnu_loss_ce_factor(p) > 0.0 ? bce_sum / denom : 0.0) - dice;
     return NNU_STATUS_OK;
 }
 
@@ -108,10 +113,12 @@ nnu_status nnu_loss_dice_bce_bwd_cpu(const nnu_backend *be, const float *logits,
     const double *stats = (const double *)((const char *)ws + prob_bytes(p));
     const double G = (double)(R * (p->batch_dice ? 1 : N));
     const double w = p->weight;
-    const float cw = (float)(w / stats[N * R * 3]);
+    /* the BCE part of the gradient; the Dice part is a[], b[] (both 0 without that term) */
+    const float cw = nnu_loss_ce_factor(p) > 0.0 ? (float)(w / stats[N * R * 3]) : 0.0f;
+    const int dice = nnu_loss_dice_factor(p) > 0.0;
     for (int64_t n = 0; n < N; n++) {
-        float a[MAX_REGIONS], b[MAX_REGIONS];   /* dDice/dp coefficients, times weight */
-        for (int64_t r = 0; r < R; r++)
+        float a[MAX_REGIONS] = {0}, b[MAX_REGIONS] = {0};   /* dDice/dp coefficients, times weight */
+        for (int64_t r = 0; dice && r < R; r++)
             nnu_loss_dice_coef(stats, N, R, n, r, p->batch_dice, p->smooth, G, w, &a[r], &b[r]);
 #pragma omp parallel for schedule(static) if (R * S > NNU_OMP_MIN)
         for (int64_t s = 0; s < S; s++) {

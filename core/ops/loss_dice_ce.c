@@ -7,12 +7,16 @@
  *     I = sum m p_c y_c,  Sp = sum m p_c,  Sy = sum m y_c
  *     dc = (2I + smooth) / max(Sp + Sy + smooth, 1e-8)
  *   Dice = -mean_g dc;  loss = CE + Dice
+ *   p->terms keeps one term: NNU_LOSS_CE_ONLY loss = CE (RobustCrossEntropyLoss of
+ *   nnUNetTrainerCELoss), NNU_LOSS_DICE_ONLY loss = Dice (MemoryEfficientSoftDiceLoss of
+ *   nnUNetTrainerDiceLoss, do_bg as given); the other term's gradient part is left out.
  *
  * Gradient (bwd, scaled by p->weight), per valid voxel:
  *   dCE/dz_k   = (p_k - y_k) / M
  *   dDice/dp_c = m * (a_c * y_c + b_c) with a_c = -(2/G)/den, b_c = (1/G) num/den^2
  *                (b_c = 0 where the 1e-8 clip is active; bg: 0 unless do_bg)
  *   through the softmax: dz_k = p_k * (g_k - sum_j p_j g_j)
+ *   (CE only: a_c = b_c = 0; Dice only: the 1/M term is 0)
  *
  * Workspace (nnu_loss_ws_size): probabilities p (N*K*S floats), then doubles
  * I, Sp, Sy per (n, k) and M. */
@@ -36,7 +40,7 @@ static nnu_status check(const nnu_loss_params *p) {
               (long long)p->k, (long long)p->s);
     NNU_CHECK(p->k <= 64, NNU_STATUS_ERR_UNSUPPORTED, "loss_dice_ce: %lld classes (max 64)",
               (long long)p->k);
-    return NNU_STATUS_OK;
+    return nnu_loss_terms_check(p, "loss_dice_ce");
 }
 
 nnu_status nnu_loss_dice_ce_fwd_cpu(const nnu_backend *be, const float *logits,
@@ -99,7 +103,9 @@ nnu_status nnu_loss_dice_ce_fwd_cpu(const nnu_backend *be, const float *logits,
     stats[N * K * 3] = m_sum;
     double ce = m_sum > 0.0 ? ce_sum / m_sum : 0.0;
 
-    *loss = ce - nnu_loss_dice_mean(stats, N, K, p->do_bg ? 0 : 1, p->batch_dice, p->smooth);
+    const double dice = nnu_loss_dice_factor(p) > 0.0
+        ? nnu_loss_dice_mean(stats, N, K, p->do_bg ? 0 : 1, p->batch_dice, p->smooth) : 0.0;
+    *loss = (nnu_loss_ce_factor(p) > 0.0 ? ce : 0.0) - dice;
     return NNU_STATUS_OK;
 }
 
@@ -116,11 +122,13 @@ nnu_status nnu_loss_dice_ce_bwd_cpu(const nnu_backend *be, const float *logits,
     const int64_t c0 = p->do_bg ? 0 : 1;
     const double G = (double)((K - c0) * (p->batch_dice ? 1 : N));
     const double w = p->weight;
-    const float inv_m = M > 0.0 ? (float)(w / M) : 0.0f;
+    /* the CE part of the gradient; the Dice part is a[], b[] (both 0 without that term) */
+    const float inv_m = M > 0.0 && nnu_loss_ce_factor(p) > 0.0 ? (float)(w / M) : 0.0f;
+    const int dice = nnu_loss_dice_factor(p) > 0.0;
     for (int64_t n = 0; n < N; n++) {
         /* per-class coefficients of dDice/dp for this sample (already times weight) */
         float a[64] = {0}, b[64] = {0};
-        for (int64_t c = c0; c < K; c++)
+        for (int64_t c = c0; dice && c < K; c++)
             nnu_loss_dice_coef(stats, N, K, n, c, p->batch_dice, p->smooth, G, w, &a[c], &b[c]);
 #pragma omp parallel for schedule(static) if (K * S > NNU_OMP_MIN)
         for (int64_t s = 0; s < S; s++) {

@@ -1,8 +1,8 @@
 /* loss_terms.c: the pieces the loss twins share (CPU core/ops/loss_dice_ce.c,
  * loss_dice_bce.c; CUDA kernels/loss.cu, loss_bce.cu assemble their scalar on the host):
  * the soft-Dice mean over per-(sample, class) sums, the Dice gradient coefficients of
- * the CPU backwards, and the region loss's parameter checks. One definition, so the
- * implementations cannot drift apart. */
+ * the CPU backwards, the term selection's and the region loss's parameter checks. One
+ * definition, so the implementations cannot drift apart. */
 #include <math.h>
 
 #include "nnu_backend.h"
@@ -45,8 +45,17 @@ void nnu_loss_dice_coef(const double *stats, int64_t N, int64_t K, int64_t n, in
     *b = raw > 1e-8 ? (float)(w * num / (G * den * den)) : 0.0f;
 }
 
+nnu_status nnu_loss_terms_check(const nnu_loss_params *p, const char *op) {
+    NNU_CHECK(p->terms == NNU_LOSS_DICE_AND_CE || p->terms == NNU_LOSS_CE_ONLY ||
+              p->terms == NNU_LOSS_DICE_ONLY, NNU_STATUS_ERR_ARG,
+              "%s: terms %d (NNU_LOSS_DICE_AND_CE %d, _CE_ONLY %d or _DICE_ONLY %d)", op,
+              p->terms, NNU_LOSS_DICE_AND_CE, NNU_LOSS_CE_ONLY, NNU_LOSS_DICE_ONLY);
+    return NNU_STATUS_OK;
+}
+
 nnu_status nnu_loss_region_check(const nnu_loss_region_params *rp) {
     const nnu_loss_params *p = &rp->base;
+    NNU_TRY(nnu_loss_terms_check(p, "loss_dice_bce"));
     NNU_CHECK(p->n > 0 && p->k >= 1 && p->s > 0, NNU_STATUS_ERR_SHAPE,
               "loss_dice_bce: bad sizes n=%lld regions=%lld s=%lld", (long long)p->n,
               (long long)p->k, (long long)p->s);

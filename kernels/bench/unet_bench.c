@@ -155,7 +155,8 @@ static void net_build(net *n, const nnu_backend *be, const cfg *c, int64_t batch
         if (train && d->w > 0) {
             d->glogit = dalloc(n, batch * c->classes * Sr);
             d->ghtmp = dalloc(n, batch * fr * Sr);
-            d->lp = (nnu_loss_params){batch, c->classes, Sr, 0, 0, -1, 1e-5f, (float)d->w};
+            d->lp = (nnu_loss_params){batch, c->classes, Sr, 0, 0, -1, 1e-5f, (float)d->w,
+                                      NNU_LOSS_DICE_AND_CE};
             d->ws = be->mem->alloc(nnu_loss_ws_size(&d->lp), be->mem->ctx);
             d->tgt = be->mem->alloc((size_t)(batch * Sr) * sizeof(int32_t), be->mem->ctx);
             int32_t *h = malloc((size_t)(batch * Sr) * sizeof *h);

@@ -19,10 +19,10 @@
 -- M.VARIANTS below (nnUNetTrainer_<N>epochs and nnUNetTrainer_<N>epochs_NoMirroring for
 -- the reference's N values, nnUNetTrainerNoMirroring, nnUNetTrainerNoDA,
 -- nnUNetTrainerNoDeepSupervision, nnUNetTrainerVanillaAdam*, nnUNetTrainerCosAnneal,
--- nnUNetTrainer_warmup, ...). They load, list and name their results folder like files
--- do; a user file of the same name in $NNUNET_TRAINERS takes precedence. Variants the
--- engine cannot reproduce (AdamW, BatchNorm, other losses, ...) are not listed:
--- docs/training.md says which and why.
+-- nnUNetTrainer_warmup, nnUNetTrainerCELoss, nnUNetTrainerDiceLoss, ...). They load, list
+-- and name their results folder like files do; a user file of the same name in
+-- $NNUNET_TRAINERS takes precedence. Variants the engine cannot reproduce (BatchNorm,
+-- the top-k losses, ...) are not listed: docs/training.md says which and why.
 --
 -- Definition fields (all but name optional; see trainers/nnUNetTrainer.lua):
 --   name          = the file's base name (the results folder <name>__<plans>__<config>)
@@ -46,7 +46,13 @@
 --                   probability oversample_foreground_percent ("matched": the fraction the
 --                   deterministic rule forces at the plans' batch size), train and validation
 --   cascade_augmentation = false: a cascade stage's previous-stage masks are not augmented
---   loss          = "dice+ce" (the engine's Dice + CE, §7.4; the only one for now)
+--   loss          = "dice+ce" (default: the reference's DC_and_CE_loss, regions
+--                   DC_and_BCE_loss, §7.4) | "ce" (the CE term alone; regions: the BCE)
+--                   | "dice" (the soft Dice alone: softmax without background for labels,
+--                   sigmoid over every region), or a table {terms = one of those,
+--                   smooth = the soft Dice's smooth (default 1e-5; >= 0), regions = false
+--                   (refuse region datasets), ignore_label = false (refuse datasets with
+--                   an ignore label)}; M.net_loss_options turns it into Net build options
 --   configure     = function(def, plans, log): adapt the definition to the plans (e.g. the
 --                   2018 rule set's "nnunet_training" recipe)
 local fs = require("nnunet.fs")
@@ -143,8 +149,17 @@ local function check_def(def, path)
   if a ~= nil and a ~= "v2" and a ~= "2018" and type(a) ~= "function" then
     bad("augmentation must be 'v2', '2018' or a function(AP, cfg), got %s", tostring(a))
   end
-  if def.loss ~= nil and def.loss ~= "dice+ce" then
-    bad("loss '%s' is not available (the engine computes Dice + CE: 'dice+ce')", tostring(def.loss))
+  if def.loss ~= nil then
+    local l = type(def.loss) == "table" and def.loss or { terms = def.loss }
+    if not M.LOSS_TERMS[l.terms or "dice+ce"] then
+      bad("loss '%s' is not available (the engine computes 'dice+ce', 'ce' or 'dice')", tostring(l.terms))
+    end
+    if l.smooth ~= nil and not (type(l.smooth) == "number" and l.smooth >= 0 and l.smooth < math.huge) then
+      bad("loss.smooth must be a number >= 0, got %s", tostring(l.smooth))
+    end
+    for _, k in ipairs({ "regions", "ignore_label" }) do
+      if l[k] ~= nil and type(l[k]) ~= "boolean" then bad("loss.%s must be true or false", k) end
+    end
   end
   if def.settings ~= nil and type(def.settings) ~= "table" then bad("settings must be a table") end
 end
@@ -177,6 +192,29 @@ function M.load(name)
   if def.deep_supervision == nil then def.deep_supervision = true end
   def.loss = def.loss or "dice+ce"
   return def
+end
+
+-- the loss terms a definition may ask for (Net build option loss_terms)
+M.LOSS_TERMS = { ["dice+ce"] = true, ce = true, dice = true }
+
+-- The Net build options of a definition's loss for a dataset ({has_regions =,
+-- ignore_label = nil | label}, the label manager's): {loss_terms =, loss_smooth =}; a
+-- dataset the definition refuses (loss.regions / loss.ignore_label = false) is a user
+-- error naming the trainer and the reason.
+function M.net_loss_options(def, dataset)
+  local l = type(def.loss) == "table" and def.loss or { terms = def.loss }
+  local terms = l.terms or "dice+ce"
+  if dataset.has_regions and l.regions == false then
+    user_error("trainer %s: regions not supported by this trainer (%s)", def.name, terms == "ce"
+      and "the reference asserts it: its RobustCrossEntropyLoss takes label maps only" or "loss.regions = false")
+  end
+  if dataset.ignore_label ~= nil and l.ignore_label == false then
+    user_error("trainer %s: datasets with an ignore label (label %s) are not supported by this trainer (%s)",
+      def.name, tostring(dataset.ignore_label), terms == "dice"
+      and "the reference's MemoryEfficientSoftDiceLoss gets no loss mask: it fails on the ignore label of a "
+        .. "label map and misreads the ignore channel of region targets" or "loss.ignore_label = false")
+  end
+  return { loss_terms = terms, loss_smooth = l.smooth or 1e-5 }
 end
 
 -- The fields trainer.new takes from a definition: settings (copied), then
@@ -432,6 +470,22 @@ function V.no_dummy_2d(def)
   end)
 end
 
+-- _build_loss -> RobustCrossEntropyLoss(ignore_index = the ignore label) alone (mean over
+-- the annotated voxels), deep supervision weights as before; asserts that the dataset has
+-- no regions (loss/nnUNetTrainerCELoss.py:nnUNetTrainerCELoss)
+function V.ce_loss(def) def.loss = { terms = "ce", regions = false } end
+
+-- _build_loss -> MemoryEfficientSoftDiceLoss(batch_dice, do_bg = has_regions, smooth 1e-5,
+-- softmax for labels | sigmoid for regions) alone, called without a loss mask: a label
+-- map's ignore label is out of range of its one-hot scatter (an error) and region targets
+-- carry the ignore channel the Dice misreads, so datasets with an ignore label are refused
+-- (loss/nnUNetTrainerDiceLoss.py:nnUNetTrainerDiceLoss)
+function V.dice_loss(def) def.loss = { terms = "dice", ignore_label = false } end
+
+-- DC_and_CE_loss (labels) / DC_and_BCE_loss (regions) with the soft Dice's smooth = 0; the
+-- denominator's clip at 1e-8 stays (loss/nnUNetTrainerDiceLoss.py:nnUNetTrainerDiceCELoss_noSmooth)
+function V.no_smooth(def) def.loss = { terms = "dice+ce", smooth = 0 } end
+
 -- probabilistic_oversampling = True: each sample of a batch is forced to contain
 -- foreground with probability oversample_foreground_percent (the loader's
 -- oversample_random); without p: the fraction the deterministic rule forces at the
@@ -498,6 +552,13 @@ variant("nnUNetTrainer_probabilisticOversampling_033", "nnUNetTrainer forcing ea
   .. "probability 0.33", { V.probabilistic_oversampling(0.33) })
 variant("nnUNetTrainer_probabilisticOversampling_010", "nnUNetTrainer forcing each sample to foreground with "
   .. "probability 0.1", { V.probabilistic_oversampling(0.1) })
+variant("nnUNetTrainerCELoss", "nnUNetTrainer with the cross-entropy loss alone (no Dice; label datasets only)",
+  { V.ce_loss })
+variant("nnUNetTrainerCELoss_5epochs", "nnUNetTrainerCELoss with num_epochs = 5", { V.ce_loss, V.epochs(5) })
+variant("nnUNetTrainerDiceLoss", "nnUNetTrainer with the soft Dice loss alone (no CE; no ignore label)",
+  { V.dice_loss })
+variant("nnUNetTrainerDiceCELoss_noSmooth", "nnUNetTrainer with Dice + CE (regions: + BCE), the Dice's smooth = 0",
+  { V.no_smooth })
 variant("nnUNetTrainer_warmup", "nnUNetTrainer with a 50-epoch linear lr warmup, then poly over the remaining "
   .. "epochs", { V.warmup })
 

@@ -6,12 +6,19 @@
 --      axes (training and inference), initial patch, pipeline steps; TR.available()
 --      lists exactly these names besides the shipped files; the epoch count of a
 --      definition applies unless the command line asks for another;
+--      the loss variants' Net options for label / region datasets with and without an
+--      ignore label (nnUNetTrainerCELoss refuses regions as the reference asserts);
 --   2. real training steps of a tiny U-Net with nnUNetTrainerNoDeepSupervision and
---      nnUNetTrainerVanillaAdam3en4 (trainer.lua's loop, the engine's network);
+--      nnUNetTrainerVanillaAdam3en4 (trainer.lua's loop, the engine's network); the loss
+--      of a training forward for each loss setting equals the CE alone / soft Dice alone /
+--      sum (smooth 1e-5 or 0) computed here from the network's logits; nnUNetTrainerCELoss
+--      and nnUNetTrainerDiceLoss train, and their train_step's loss is that value;
 --   3. end to end through `nnunet train`: nnUNetTrainerNoMirroring writes a checkpoint
 --      without inference mirror axes, the predictor loads it without mirroring and
 --      `nnunet predict` gives the same segmentation with and without --disable_tta;
---      nnUNetTrainer_1epoch without -num_epochs trains 1 epoch into its own folder.
+--      nnUNetTrainer_1epoch without -num_epochs trains 1 epoch into its own folder;
+--      nnUNetTrainerCELoss trains with the CE alone (logged); on a region dataset it is
+--      refused and nnUNetTrainerDiceLoss trains the sigmoid Dice alone.
 -- Skips parts 2 and 3 (77 when nothing ran) when the engine modules are not built.
 local T = require("nnunet.trainer")
 local TR = require("nnunet.trainers")
@@ -30,7 +37,10 @@ local ROOT = TL.temp_root("_trvariants")
 -- triples of the variant's scheduler), ds (enable_deep_supervision), mirror3 / mirror2
 -- (inference_allowed_mirroring_axes for a 3-D / 2-D patch; {} = None), seg (SpatialTransform
 -- mode_seg), noda (training transforms = validation transforms, initial patch = patch),
--- nodummy (do_dummy_2d_data_aug False).
+-- nodummy (do_dummy_2d_data_aug False), loss (the loss's terms: "ce" RobustCrossEntropyLoss alone,
+-- "dice" MemoryEfficientSoftDiceLoss alone; nil = DC_and_CE_loss / DC_and_BCE_loss), smooth (the
+-- soft Dice's; nil = 1e-5), noregions (asserts not has_regions), noignore (refuses an ignore label:
+-- the reference's Dice gets no mask and fails on it).
 local POLY = { { 0, 1000, 1e-2 }, { 500, 1000, 0.005358867312681466 } }
 local EXPECT = {
   nnUNetTrainer_1epoch = { epochs = 1 }, nnUNetTrainer_5epochs = { epochs = 5 },
@@ -71,6 +81,11 @@ local EXPECT = {
   nnUNetTrainer_probabilisticOversampling = { prob = "matched" },
   nnUNetTrainer_probabilisticOversampling_033 = { prob = true, over = 0.33 },
   nnUNetTrainer_probabilisticOversampling_010 = { prob = true, over = 0.1 },
+  -- loss/nnUNetTrainerCELoss.py, loss/nnUNetTrainerDiceLoss.py
+  nnUNetTrainerCELoss = { loss = "ce", noregions = true },
+  nnUNetTrainerCELoss_5epochs = { loss = "ce", noregions = true, epochs = 5 },
+  nnUNetTrainerDiceLoss = { loss = "dice", noignore = true },
+  nnUNetTrainerDiceCELoss_noSmooth = { smooth = 0 },
 }
 -- initial patch sizes of the reference's get_patch_size (computed with nnunetv2):
 -- (40, 56, 40) 30°: 73 80 64; (8, 160, 160) dummy-2D 180°: 8 188 188 (first axis kept);
@@ -98,6 +113,23 @@ do
     and msg:find("nnUNetTrainer_<N>epochs (N = 5, 10, 20, 50, 100, 250, 500, 750, 2000, 4000, 8000)", 1, true)
     and msg:find("nnUNetTrainer_1epoch,", 1, true) and msg:find("nnUNetTrainerNoMirroring", 1, true),
     "unknown name lists the families: %s", msg)
+end
+
+-- malformed loss fields of user definitions are named
+do
+  assert(fs.mkdir(ROOT .. "/defs"))
+  for _, c in ipairs({ { 'loss = "topk"', "topk" }, { 'loss = { terms = "ce", smooth = -1 }', "smooth" },
+                       { 'loss = { terms = "dice", regions = "no" }', "regions" } }) do
+    local p = ROOT .. "/defs/BadLoss.lua"
+    TL.write_file(p, "return { " .. c[1] .. " }\n")
+    local ok, err = pcall(TR.load, p)
+    local msg = type(err) == "table" and err.message or tostring(err)
+    check(not ok and msg:find(c[2], 1, true), "bad loss field '%s' named: %s", c[1], msg)
+  end
+  local p = ROOT .. "/defs/UserDice0.lua"
+  TL.write_file(p, 'return { loss = { terms = "dice", smooth = 0 } }\n')
+  local lo = TR.net_loss_options(TR.load(p), { has_regions = true, ignore_label = 2 })
+  check(lo.loss_terms == "dice" and lo.loss_smooth == 0, "a user definition's Dice-only loss, smooth 0")
 end
 
 local has_aug, AP = pcall(require, "nnunet.augment_pipeline")
@@ -142,6 +174,23 @@ for _, name in ipairs(names) do
       local stub = { initial_lr = tr.initial_lr, num_epochs = s[2] }
       local lr = def.lr_schedule.lr(stub, def.lr_schedule.init(stub), s[1])
       check(close(lr, s[3]), "%s: lr at epoch %d of %d: %.17g, reference %.17g", name, s[1], s[2], lr or -1, s[3])
+    end
+    -- the loss for label / region datasets, with and without an ignore label
+    for _, ds in ipairs({ { has_regions = false }, { has_regions = true }, { has_regions = false, ignore_label = 3 },
+                          { has_regions = true, ignore_label = 4 } }) do
+      local tag = string.format("%s (%s%s)", name, ds.has_regions and "regions" or "labels",
+        ds.ignore_label and ", ignore label" or "")
+      local lok, lo = pcall(TR.net_loss_options, def, ds)
+      local lmsg = type(lo) == "table" and lo.message or tostring(lo)
+      if (e.noregions and ds.has_regions) or (e.noignore and ds.ignore_label) then
+        check(not lok and type(lo) == "table" and lo.user_error and lmsg:find(name, 1, true)
+          and lmsg:find(ds.has_regions and e.noregions and "regions not supported by this trainer"
+            or "ignore label", 1, true), "%s: refused with a clear message: %s", tag, lmsg)
+      else
+        check(lok and lo.loss_terms == (e.loss or "dice+ce") and lo.loss_smooth == (e.smooth or 1e-5),
+          "%s: loss %s smooth %s, reference %s %s", tag, tostring(lok and lo.loss_terms or lmsg),
+          tostring(lok and lo.loss_smooth), e.loss or "dice+ce", tostring(e.smooth or 1e-5))
+      end
     end
     -- a given -num_epochs wins over the definition's count, 1000 too
     for _, n in ipairs({ 7, 1000 }) do
@@ -198,9 +247,11 @@ if has_net then
   local function run(name)
     local def = TR.load(name)
     local o = TR.trainer_options(def)
+    local lo = TR.net_loss_options(def, { has_regions = false })
     o.output_folder, o.data = ROOT .. "/real_" .. name, cube_data
     o.net = netmod.build(arch, { num_input_channels = 1, num_classes = 2, seed = 7, patch_size = { 8, 8, 8 },
-      batch_size = 2, deep_supervision = def.deep_supervision, train = true })
+      batch_size = 2, deep_supervision = def.deep_supervision, train = true,
+      loss_terms = lo.loss_terms, loss_smooth = lo.loss_smooth })
     o.num_epochs, o.num_iterations_per_epoch, o.num_val_iterations_per_epoch = 2, 3, 1
     o.identity, o.plans_hash, o.n_classes = "Dataset999_Test/nnUNetPlans/tiny", 7, 1
     o.console, o.progress_bar, o.fsync, o.plot_width, o.plot_height = false, false, false, 300, 540
@@ -253,6 +304,68 @@ if has_net then
   local differ = 0
   for k = 1, math.min(#pa, 2000) do if pa[k] ~= pb[k] then differ = differ + 1 end end
   check(differ > 0, "AdamW's decoupled decay changes the weights (vs Adam + L2): %d of the first 2000 differ", differ)
+
+  -- The loss of the tiny U-Net's training forward (one output, full resolution, weight 1),
+  -- written out here from its logits (2, 2, 8, 8, 8): p = softmax over the 2 classes;
+  -- CE = mean over the voxels of -log p_t (RobustCrossEntropyLoss); Dice = -mean over the
+  -- samples of (2 I + smooth) / max(Sp + Sy + smooth, 1e-8) of class 1 (do_bg False,
+  -- batch_dice False; MemoryEfficientSoftDiceLoss); DC_and_CE_loss = CE + Dice.
+  local function lua_loss(logits, target, terms, smooth)
+    local Z = logits:contiguous():reshape({ logits:numel() }):totable()
+    local Y = target:contiguous():reshape({ target:numel() }):totable()
+    local N, S = 2, 512
+    local ce, dsum = 0, 0
+    for n = 0, N - 1 do
+      local I, Sp, Sy = 0, 0, 0
+      for s = 1, S do
+        local z0, z1, t = Z[2 * n * S + s], Z[(2 * n + 1) * S + s], math.tointeger(Y[n * S + s])
+        local m = math.max(z0, z1)
+        local se = math.exp(z0 - m) + math.exp(z1 - m)
+        local p1 = math.exp(z1 - m) / se
+        ce = ce - ((t == 1 and z1 or z0) - m - math.log(se))
+        Sp = Sp + p1
+        if t == 1 then I, Sy = I + p1, Sy + 1 end
+      end
+      dsum = dsum + (2 * I + smooth) / math.max(Sp + Sy + smooth, 1e-8)
+    end
+    local CE, DICE = ce / (N * S), -dsum / N
+    if terms == "ce" then return CE elseif terms == "dice" then return DICE end
+    return CE + DICE
+  end
+  local function near(a, b) return a ~= nil and math.abs(a - b) <= 2e-5 * math.max(1, math.abs(b)) end
+  local x0, y0 = cube_data:train_batch(0)
+  local seen = {}
+  for _, c in ipairs({ { "ce", 1e-5 }, { "dice", 1e-5 }, { "dice+ce", 1e-5 }, { "dice+ce", 0 }, { "dice", 0 } }) do
+    local net = netmod.build(arch, { num_input_channels = 1, num_classes = 2, seed = 7, patch_size = { 8, 8, 8 },
+      batch_size = 2, train = true, loss_terms = c[1], loss_smooth = c[2] })
+    local info = net:info()
+    check(info.loss_terms == c[1] and math.abs(info.loss_smooth - c[2]) < 1e-12, "Net:info loss %s %s", info.loss_terms,
+      tostring(info.loss_smooth))
+    local out = net:forward(x0, true)
+    local got, want = net:loss(y0), lua_loss(out[1], y0, c[1], c[2])
+    check(near(got, want), "loss %s smooth %s of a training forward: net %.9g, computed from its logits %.9g", c[1],
+      tostring(c[2]), got, want)
+    seen[#seen + 1] = got
+  end
+  check(seen[1] > 0 and seen[2] < 0 and seen[2] > -1 and near(seen[3], seen[1] + seen[2]) and seen[4] ~= seen[3],
+    "CE > 0, -1 < Dice < 0, Dice + CE their sum, smooth 0 changes it: %s", table.concat(seen, ", "))
+  -- nnUNetTrainerCELoss / nnUNetTrainerDiceLoss train; afterwards a training forward's loss
+  -- and the train_step's loss (before its update) are the CE alone / Dice alone
+  for _, c in ipairs({ { "nnUNetTrainerCELoss", "ce" }, { "nnUNetTrainerDiceLoss", "dice" } }) do
+    local tr = run(c[1])
+    local tl = tr.logs.train_losses
+    check(tr.net:get_state().optim_steps == 6 and #tl == 2 and tl[2] == tl[2], "%s: 6 steps, finite losses %s", c[1],
+      table.concat(tl, ", "))
+    check(c[2] == "ce" and tl[1] > 0 and tl[2] > 0 or c[2] == "dice" and tl[1] < 0 and tl[1] > -1 and tl[2] < 0
+      and tl[2] > -1, "%s: train losses in the term's range: %s", c[1], table.concat(tl, ", "))
+    local out = tr.net:forward(x0, true)
+    local want = lua_loss(out[1], y0, c[2], 1e-5)
+    local got = tr.net:loss(y0)
+    check(near(got, want), "%s: loss %.9g, %s computed from the logits %.9g", c[1], got, c[2], want)
+    local step = tr.net:train_step(x0, y0, 1e-3)
+    check(near(step, want), "%s: train_step loss %.9g, %s alone %.9g", c[1], step, c[2], want)
+    check(not near(step, lua_loss(out[1], y0, "dice+ce", 1e-5)), "%s: differs from Dice + CE", c[1])
+  end
   io.stderr:write(string.format("real training steps: %.1f s\n", sys.clock() - t0))
 else
   print("nnunet.net not built: real training skipped")
@@ -376,6 +489,44 @@ if have_e2e then
   check(logtext:find("probabilistic oversampling: oversample_foreground_percent " .. tostring(want), 1, true),
     "probabilisticOversampling: p = %s logged for batch size %d", tostring(want), bs)
   check(fs.isfile(BP .. "/checkpoint_final.pth"), "probabilisticOversampling: trained")
+
+  -- nnUNetTrainerCELoss through `nnunet train`: the loss reaches the network (logged; the
+  -- epoch's train loss is a CE, > 0)
+  code, out = nnunet("train -d 993 -c 3d_fullres -f 0 -tr nnUNetTrainerCELoss -num_epochs 1 "
+    .. "-num_iterations_per_epoch 2 -num_val_iterations 1")
+  check(code == 0, "train CELoss exit %s:\n%s", tostring(code), out)
+  local BC = res .. "/Dataset993_TrVariants/nnUNetTrainerCELoss__nnUNetPlans__3d_fullres/fold_0"
+  logtext = ""
+  for _, n in ipairs(fs.listdir(BC) or {}) do
+    if n:match("^training_log") then logtext = logtext .. (TL.read_file(BC .. "/" .. n) or "") end
+  end
+  local tl = tonumber(logtext:match("train_loss (%-?[%d%.]+)"))
+  check(logtext:find("loss: CE alone", 1, true) and tl and tl > 0, "CELoss: 'loss: CE alone' logged, train_loss %s",
+    tostring(tl))
+
+  -- a region dataset (whole = [1, 2], core = 2): nnUNetTrainerCELoss is refused before
+  -- anything is written, as the reference asserts; nnUNetTrainerDiceLoss trains the sigmoid
+  -- soft Dice over every region alone (a loss in (-1, 0))
+  dofile("tests/lua/synth_dataset.lua").write(raw .. "/Dataset994_TrVariantRegions", { cases = 6, size = 16,
+    regions = true })
+  code, out = nnunet("plan_and_preprocess -d 994 -c 3d_fullres -np 2 --no_fsync --quiet")
+  check(code == 0, "plan_and_preprocess regions exit %s:\n%s", tostring(code), out)
+  code, out = nnunet("train -d 994 -c 3d_fullres -f 0 -tr nnUNetTrainerCELoss -num_epochs 1 "
+    .. "-num_iterations_per_epoch 2 -num_val_iterations 1")
+  check(code ~= 0 and out:find("trainer nnUNetTrainerCELoss: regions not supported by this trainer", 1, true)
+    and not fs.isdir(res .. "/Dataset994_TrVariantRegions/nnUNetTrainerCELoss__nnUNetPlans__3d_fullres"),
+    "CELoss on regions refused (exit %s), no results folder:\n%s", tostring(code), out)
+  code, out = nnunet("train -d 994 -c 3d_fullres -f 0 -tr nnUNetTrainerDiceLoss -num_epochs 1 "
+    .. "-num_iterations_per_epoch 2 -num_val_iterations 1 --no_plot")
+  check(code == 0, "train DiceLoss on regions exit %s:\n%s", tostring(code), out)
+  local BD = res .. "/Dataset994_TrVariantRegions/nnUNetTrainerDiceLoss__nnUNetPlans__3d_fullres/fold_0"
+  logtext = ""
+  for _, n in ipairs(fs.listdir(BD) or {}) do
+    if n:match("^training_log") then logtext = logtext .. (TL.read_file(BD .. "/" .. n) or "") end
+  end
+  tl = tonumber(logtext:match("train_loss (%-?[%d%.]+)"))
+  check(logtext:find("loss: soft Dice alone", 1, true) and tl and tl < 0 and tl > -1,
+    "DiceLoss on regions: 'loss: soft Dice alone' logged, train_loss %s", tostring(tl))
   io.stderr:write(string.format("nnunet train / predict: %.1f s\n", sys.clock() - t0))
 elseif not has_net then
   print("engine modules not built: end-to-end checks skipped")
