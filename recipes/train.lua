@@ -37,6 +37,8 @@ local M = {
     { "--val_best", "val_best", "validate with checkpoint_best instead of checkpoint_final", flag = true },
     { "--npz", "npz", "also save the validation softmax (CASE.npz) for ensembling", flag = true },
     { "--disable_checkpointing", "disable_checkpointing", "write no checkpoints (testing only)", flag = true },
+    { "-num_gpus", "num_gpus", "GPUs for one training: 1 (multi-GPU training is not supported)", type = "int",
+      default = 1 },
     { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
       choices = { "cpu", "cuda", "auto" } },
     { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
@@ -519,6 +521,10 @@ function M.load_pretrained(tr, path)
 end
 
 function M.run(o)
+  if o.num_gpus ~= 1 then
+    user_error("-num_gpus %d: this program trains on one GPU (or the CPU); run the folds side by side on several "
+      .. "GPUs instead (CUDA_VISIBLE_DEVICES=k nnunet train ... -f k)", o.num_gpus)
+  end
   M.train_fold(o)
   return 0
 end

@@ -106,6 +106,11 @@ check(code == 0, "--val exit %s:\n%s", tostring(code), out)
 check(read(F .. "/checkpoint_final.pth") == before, "--val leaves checkpoint_final untouched")
 check(fs.isfile(F .. "/validation/summary.json"), "--val writes summary.json")
 if not os.getenv("KEEP") then os.execute("rm -rf " .. sh(ROOT)) end
+-- -num_gpus above 1 (the reference's DDP) is refused before anything is written
+code, out = nnunet("train -d 991 -c 3d_fullres -f 1 -num_gpus 2")
+check(code ~= 0 and out:find("-num_gpus 2", 1, true) and not fs.exists(res .. "/Dataset991_TrainSmoke/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1"),
+  "-num_gpus 2 refused, no fold folder:\n%s", out)
+
 if TL.failures > 0 then
   io.stderr:write(TL.failures .. " failure(s)\n")
   os.exit(1)
