@@ -33,7 +33,8 @@ local M = {
     { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
       choices = { "cpu", "cuda", "auto" } },
     { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
-      .. "CUDA, bf16-act16 or fp16-act16 for 16-bit activations on CUDA (default: fp32 on the CPU, bf16 on CUDA)",
+      .. "CUDA, bf16-act16 or fp16-act16 for 16-bit activations on CUDA (default: fp32 on the CPU, bf16-act16 on "
+      .. "CUDA)",
       choices = { "fp32", "tf32", "bf16", "fp16", "bf16-act16", "fp16-act16" } },
     { "--continue_prediction", "continue_prediction", "keep cases whose output exists and predict only the others", flag = true },
     { "-num_parts", "num_parts", "split the cases into this many parts (cases[part_id::num_parts])", type = "int", default = 1 },

@@ -42,7 +42,7 @@ local M = {
     { "-device", "device", "cpu, cuda or auto (auto: CUDA when a GPU is present)", default = "auto",
       choices = { "cpu", "cuda", "auto" } },
     { "-precision", "precision", "convolution precision: fp32 or bf16 on the CPU; fp32, tf32, bf16 or fp16 on "
-      .. "CUDA (default: fp32 on the CPU, bf16 on CUDA; weights and optimizer stay fp32; fp16 trains with dynamic "
+      .. "CUDA (default: fp32 on the CPU, bf16-act16 on CUDA; weights and optimizer stay fp32; fp16 trains with dynamic "
       .. "loss scaling as the reference's GradScaler; bf16-act16 / fp16-act16 also keep activations in 16 bits on "
       .. "CUDA: about half the activation memory)",
       choices = { "fp32", "tf32", "bf16", "fp16", "bf16-act16", "fp16-act16" } },

@@ -51,7 +51,7 @@
  *    bf16-act16 (the bf16 limits). Not yet run on a device.
  *
  * Modes: test_gpu_net                     the tests above
- *        test_gpu_net --bench PREC ITERS  time nnu_net training iterations and
+ *        test_gpu_net --bench PREC ITERS [large]  time nnu_net training iterations and
  *                                         inference for the Hippocampus 3d_fullres
  *                                         plan (features 32..256, patch 40x56x40,
  *                                         batch 9) on the GPU; one "bench" line
@@ -338,6 +338,19 @@ static void hippo_config(nnu_net_config *c) {
     }
 }
 
+/* the large plan of kernels/bench/unet_bench.c: Dataset003 (Liver) 3d_fullres, F 32..320,
+ * 6 stages, strides 1,2,2,2,2,2, patch 128^3, batch 2 */
+static void large_config(nnu_net_config *c) {
+    small_config(c, 1);
+    c->n_stages = 6;
+    const int f[6] = {32, 64, 128, 256, 320, 320}, s[6] = {1, 2, 2, 2, 2, 2};
+    for (int i = 0; i < 6; i++) {
+        c->features[i] = f[i];
+        for (int a = 0; a < 3; a++) { c->kernel[i][a] = 3; c->stride[i][a] = s[i]; }
+        c->n_conv_enc[i] = c->n_conv_dec[i] = 2;
+    }
+}
+
 /* NNU_CUDA_PROFILE=1 (a CUDA table): drop the warm-ups' op times, or print the
  * timed iterations' per-op report */
 static void profile_mark(const nnu_backend *be, const char *report_phase) {
@@ -354,10 +367,12 @@ static void profile_mark(const nnu_backend *be, const char *report_phase) {
 #endif
 }
 
-static int bench(const nnu_backend *be, int iters) {
+static int bench(const nnu_backend *be, int iters, int large) {
     nnu_net_config c;
-    hippo_config(&c);
-    const int64_t B = 9, P[3] = {40, 56, 40}, S = P[0] * P[1] * P[2];
+    if (large) large_config(&c);
+    else hippo_config(&c);
+    const int64_t B = large ? 2 : 9, P[3] = {large ? 128 : 40, large ? 128 : 56, large ? 128 : 40};
+    const int64_t S = P[0] * P[1] * P[2];
     nnu_net *net = NULL, *inf = NULL;
     CHECK_OK(nnu_net_create(be, &c, 12345, &net));
     c.deep_supervision = 0;
@@ -409,8 +424,8 @@ static int bench(const nnu_backend *be, int iters) {
     nnu_cuda_get_mem_stats(&ms);
     if (nnu_cuda_precision_of(be) >= 0) peak = (double)ms.peak_in_use / (1 << 20);
 #endif
-    printf("bench nnu_net plan=hippo backend=%s train_ms=%.2f infer_ms=%.2f loss=%.4f "
-           "train_arena_mib=%.1f peak_mib=%.1f iters=%d skipped=%lld\n", be->name, tt[iters / 2],
+    printf("bench nnu_net plan=%s backend=%s train_ms=%.2f infer_ms=%.2f loss=%.4f "
+           "train_arena_mib=%.1f peak_mib=%.1f iters=%d skipped=%lld\n", large ? "large" : "hippo", be->name, tt[iters / 2],
            ti[iters / 2], loss, (double)nnu_net_arena_bytes(net) / (1 << 20), peak, iters,
            (long long)nnu_net_loss_scaler(net)->skipped);
     free(tt); free(ti); free(x);
@@ -503,7 +518,7 @@ int main(int argc, char **argv) {
             {"bf16", getenv("NNU_SELFTEST_BF16") ? nnu_backend_cpu_bf16() : NULL,
              {2e-2, 0.25, 0, 0}, 5e-2, 0.1, 0}};
         if (benchmode || (argc > 2 && !strcmp(argv[2], "--bench")))
-            return bench(nnu_backend_cpu(), 1);
+            return bench(nnu_backend_cpu(), 1, 0);
         return run_tests(cases, 2);
     }
 #ifndef NNUNET_HAVE_CUDA
@@ -523,14 +538,15 @@ int main(int argc, char **argv) {
         nnu_cuda_precision p;
         if (!nnu_cuda_precision_from_name(argv[2], &p)) {
             fprintf(stderr, "usage: test_gpu_net --bench fp32|tf32|bf16|fp16|bf16-act16|fp16-act16 "
-                            "ITERS\n");
+                            "ITERS [large]\n");
             return 2;
         }
         const nnu_backend *be = NULL;
         CHECK_OK(nnu_backend_cuda(p, &be));
         if (!be) return check_report();
         printf("device: %s\n", nnu_cuda_device_info());
-        return conv_api_check(bench(be, atoi(argv[3]) > 0 ? atoi(argv[3]) : 10));
+        return conv_api_check(bench(be, atoi(argv[3]) > 0 ? atoi(argv[3]) : 10,
+                                    argc > 4 && !strcmp(argv[4], "large")));
     }
     const nnu_backend *f32 = NULL, *b16 = NULL, *b16a = NULL, *f16a = NULL;
     CHECK_OK(nnu_backend_cuda(NNU_CUDA_FP32, &f32));

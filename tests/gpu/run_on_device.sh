@@ -9,12 +9,15 @@
 # e2e_summary.txt) and packed into $OUT/logs.tgz after every phase; $OUT also gets
 # summary.txt (written as it goes, so a run killed at its limit still returns it) and
 # e2e_progress.png. Every test prints one PASS/FAIL/SKIP line.
-#   bash tests/gpu/run_on_device.sh [next|full|quick|net|e2e] [BUDGET_S]
+#   bash tests/gpu/run_on_device.sh [next|confirm|full|quick|net|e2e] [BUDGET_S]
 #     next  the run prepared for the next GPU session (2026-11-28), by priority, each
 #           step skipped when the budget is short: op/net/profiler tests (legacy cuDNN
 #           API), nnu_net timing of bf16 vs bf16-act16/fp16-act16 and PyTorch, the
 #           end-to-end nnunet run (4 x 50), the tests on the graph API, graph-API
 #           timing of fp32/tf32/bf16-act16 and a per-op profile, the large plan
+#     confirm  after the defaults flip: op and net tests with the defaults, their
+#           timing (hippo), the large plan through nnu_net (act16 and fp32 storage)
+#           with PyTorch, the end-to-end run at the default precision
 #     full  tests, nnu_net timing, unet_bench + PyTorch for hippo and large,
 #                     then the end-to-end run (tests/gpu/e2e.sh) if 150 s are left
 #     quick           the same with hippo only, no end-to-end run
@@ -57,12 +60,13 @@ runtest() {   # name, timeout, [args...]
   local r=FAIL; [ $rc -eq 0 ] && r=PASS; [ $rc -eq 77 ] && r=SKIP
   echo "$r $name $* (rc=$rc, $((SECONDS - t0)) s)" | tee -a "$SUMMARY"
 }
-netbench() {  # prec, iters, timeout [api]: the api (legacy|graph) goes into NNU_CUDNN_API
-  local api=${4:-legacy}
-  fits 20 "nnu_net bench $1 ($api)" || return 0
+netbench() {  # prec, iters, timeout [api [plan]]: the api (legacy|graph|auto) goes into
+              # NNU_CUDNN_API; plan hippo (default) or large
+  local api=${4:-legacy} plan=${5:-hippo}
+  fits 20 "nnu_net bench $plan $1 ($api)" || return 0
   local to=$3; [ "$to" -gt "$(( $(left) - 5 ))" ] && to=$(( $(left) - 5 ))
-  echo "### test_gpu_net --bench $1 $2 (NNU_CUDNN_API=$api)" >> "$OUT/net_bench.log"
-  NNU_CUDNN_API=$api timeout "$to" "$BUNDLE/bin/test_gpu_net" --bench "$1" "$2" > "$OUT/b.tmp" 2>&1
+  echo "### test_gpu_net --bench $1 $2 $plan (NNU_CUDNN_API=$api)" >> "$OUT/net_bench.log"
+  NNU_CUDNN_API=$api timeout "$to" "$BUNDLE/bin/test_gpu_net" --bench "$1" "$2" "$plan" > "$OUT/b.tmp" 2>&1
   local rc=$?
   cat "$OUT/b.tmp" >> "$OUT/net_bench.log"
   if [ $rc -eq 0 ]; then grep '^bench' "$OUT/b.tmp" | sed "s/\$/ api=$api/" >> "$SUMMARY"
@@ -142,6 +146,30 @@ if [ "$MODE" = next ]; then
   pack
   echo "== E. large plan (unet_bench, fp32 activations) and PyTorch" | tee -a "$SUMMARY"
   NNU_CUDNN_API=graph bench large bf16 6 90 120
+elif [ "$MODE" = confirm ]; then
+  # after the first H200 run (2026-11-28) flipped the defaults (bf16-act16, cuDNN API
+  # auto = graph for tf32/16-bit, legacy for fp32): the op test with its fix, the
+  # network tests, the defaults' timing, the large plan through nnu_net, the program
+  export NNU_CUDNN_GRAPH_CANDIDATES=${NNU_CUDNN_GRAPH_CANDIDATES:-2}
+  echo "== A. correctness with the defaults (API auto)" | tee -a "$SUMMARY"
+  runtest test_gpu_ops 120
+  runtest test_gpu_net 60
+  grep -E "^(RESULT|PASS|FAIL|device|conv api)|FAIL:" "$OUT/tests.log" | head -40 >> "$SUMMARY"
+  pack
+  export NNU_CUDNN_GRAPH_CANDIDATES=4
+  echo "== B. nnu_net timing, hippo 3d_fullres batch 9, API auto" | tee -a "$SUMMARY"
+  netbench bf16-act16 15 60 auto
+  netbench tf32 10 60 auto
+  netbench fp32 10 60 auto
+  pack
+  echo "== C. large plan (128^3, batch 2, F 32..320) through nnu_net, and PyTorch" | tee -a "$SUMMARY"
+  netbench bf16-act16 6 120 auto large
+  netbench bf16 6 120 auto large
+  fits 60 "torch bench large" && PYTHONUNBUFFERED=1 timeout 120 python3 tests/gpu/bench_torch.py \
+    large bf16 6 2>&1 | tee -a "$OUT/bench.log" | grep -E '^(bench|torch)' >> "$SUMMARY"
+  pack
+  echo "== D. the nnunet program end to end on cuda, default precision (4 x 50)" | tee -a "$SUMMARY"
+  E2E_PRECISION=bf16-act16 E2E_EPOCHS=4 e2e 60 120
 elif [ "$MODE" = e2e ]; then
   e2e 60
 elif [ "$MODE" = net ]; then
