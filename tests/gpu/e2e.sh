@@ -17,7 +17,8 @@
 #                 whose Dice on the CPU the README gives; 4 validation iterations).
 #                 A training stopped by the budget gets SIGINT, writes
 #                 checkpoint_latest, and the predictions use that checkpoint
-#   env: E2E_PRECISION (default bf16: -precision of train and the first predict),
+#   env: E2E_PRECISION (-precision of train and the first predict; default: the
+#        program's CUDA default bf16-act16 on cuda, bf16 on the CPU),
 #        E2E_WORK (default /tmp/nnu_e2e: nnUNet_raw/_preprocessed/_results, deleted
 #        first), OUT (default /tmp/nnu_out), nnUNet_n_proc_DA (loader workers).
 # Writes $OUT/e2e.log (every command's output), $OUT/e2e_summary.txt (one line per
@@ -25,7 +26,7 @@
 # $OUT/e2e_progress.png (the training's progress plot); prints the summary last.
 set -u
 DEVICE=${1:-cuda}; BUDGET=${2:-170}; EPOCHS=${3:-12}; ITERS=${4:-50}
-PREC=${E2E_PRECISION:-bf16}
+if [ "$DEVICE" = cpu ]; then PREC=${E2E_PRECISION:-bf16}; else PREC=${E2E_PRECISION:-bf16-act16}; fi
 OUT=${OUT:-/tmp/nnu_out}; mkdir -p "$OUT"
 WORK=${E2E_WORK:-/tmp/nnu_e2e}
 LOG=$OUT/e2e.log; SUM=$OUT/e2e_summary.txt
