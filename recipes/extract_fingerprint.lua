@@ -18,7 +18,7 @@ local preprocess = require("nnunet.preprocess")
 local M = {
   summary = "compute a dataset's fingerprint (nnUNetv2_extract_fingerprint)",
   options = {
-    { "-d", "dataset", "dataset id (4, 004), name (Dataset004_Hippocampus) or folder path", required = true },
+    require("nnunet.recipe").DATASETS_OPTION,
     { "-np", "num_processes", "worker threads (0: number of CPUs)", type = "int", default = 0 },
     { "--clean", "clean", "recompute even if dataset_fingerprint.json exists", flag = true },
     { "--quiet", "quiet", "no progress bar", flag = true },
@@ -70,12 +70,15 @@ function M.extract(ds, opts)
   return path, true
 end
 
-function M.run(opts)
+local function run_one(opts)
   local ds, err = dataset.open(opts.dataset)
   if not ds then user_error("%s", err) end
   local path, computed = M.extract(ds, opts)
   if computed and not opts.quiet then print(string.format("wrote %s (%d cases)", path, #ds.cases)) end
   return 0
 end
+
+-- several datasets (-d 4 5 ...) in turn, as the reference
+function M.run(opts) return require("nnunet.recipe").for_each_dataset(opts, run_one) end
 
 return M

@@ -15,8 +15,7 @@ local sys = require("nnunet.sys")
 local M = {
   summary = "fingerprint, plan and preprocess a dataset (nnUNetv2_plan_and_preprocess)",
   options = {
-    { "-d", "datasets", "dataset ids (4, 004), names (Dataset004_Hippocampus) or folder paths, done in turn",
-      nargs = "+", required = true },
+    require("nnunet.recipe").DATASETS_OPTION,
     { "-c", "configs", "configurations to preprocess", nargs = "+", default = { "2d", "3d_fullres", "3d_lowres" } },
     { "-np", "num_processes", "worker threads, one value or one per configuration (0: all CPUs)",
       nargs = "+", type = "int", default = { 0 } },
@@ -94,15 +93,7 @@ function M.run(opts)
     user_error("-preprocessor_name %s: this program has the reference's DefaultPreprocessor only",
       opts.preprocessor_name)
   end
-  local list = type(opts.datasets) == "table" and opts.datasets or { opts.datasets or opts.dataset }
-  for _, d in ipairs(list) do
-    local o = {}
-    for k, v in pairs(opts) do o[k] = v end
-    o.dataset = d
-    local st = run_one(o)
-    if st ~= 0 then return st end
-  end
-  return 0
+  return require("nnunet.recipe").for_each_dataset(opts, run_one)
 end
 
 return M

@@ -24,7 +24,7 @@ local rules = require("nnunet.rules")
 local M = {
   summary = "plan the experiment (nnUNetv2_plan_experiment): fingerprint -> nnUNetPlans.json",
   options = {
-    { "-d", "dataset", "dataset id (4, 004), name (Dataset004_Hippocampus) or folder path", required = true },
+    require("nnunet.recipe").DATASETS_OPTION,
     { "-pl", "planner", "rule set: ExperimentPlanner (default), nnUNetPlannerResEncM, nnUNetPlannerResEncL, "
       .. "nnUNetPlannerResEncXL, 2018, or a folder of rule files" },
     { "-gpu_memory_target", "gpu_memory_target", "GPU memory budget in GB (default 8)", type = "number" },
@@ -132,7 +132,7 @@ function M.summary_lines(plans)
   return lines
 end
 
-function M.run(opts)
+local function run_one(opts)
   local ds, err = dataset.open(opts.dataset)
   if not ds then user_error("%s", err) end
   local path, plans, trace = M.plan(ds, opts)
@@ -145,5 +145,8 @@ function M.run(opts)
   end
   return 0
 end
+
+-- several datasets (-d 4 5 ...) in turn, as the reference
+function M.run(opts) return require("nnunet.recipe").for_each_dataset(opts, run_one) end
 
 return M

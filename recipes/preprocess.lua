@@ -22,7 +22,7 @@ local sys = require("nnunet.sys")
 local M = {
   summary = "preprocess the training cases for the planned configurations (nnUNetv2_preprocess)",
   options = {
-    { "-d", "dataset", "dataset id (4, 004), name (Dataset004_Hippocampus) or folder path", required = true },
+    require("nnunet.recipe").DATASETS_OPTION,
     { "-c", "configs", "configurations to preprocess", nargs = "+", default = { "2d", "3d_fullres", "3d_lowres" } },
     { "-np", "num_processes", "worker threads, one value or one per configuration (0: all CPUs)",
       nargs = "+", type = "int", default = { 0 } },
@@ -242,11 +242,14 @@ function M.preprocess(ds, opts)
   return report
 end
 
-function M.run(opts)
+local function run_one(opts)
   local ds, err = dataset.open(opts.dataset)
   if not ds then user_error("%s", err) end
   M.preprocess(ds, opts)
   return 0
 end
+
+-- several datasets (-d 4 5 ...) in turn, as the reference
+function M.run(opts) return require("nnunet.recipe").for_each_dataset(opts, run_one) end
 
 return M

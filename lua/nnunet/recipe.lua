@@ -25,6 +25,25 @@ function M.load(name)
   return r
 end
 
+-- The reference's dataset commands take several datasets (-d 4 5 ...) and do them in
+-- turn: the option spec for it (opts.datasets) ...
+M.DATASETS_OPTION = { "-d", "datasets", "dataset ids (4, 004), names (Dataset004_Hippocampus) or folder paths, "
+  .. "done one after the other", nargs = "+", required = true }
+
+-- ... and the loop: run_one(o) for each of opts.datasets (or the single opts.dataset of a
+-- programmatic call), o = opts with o.dataset set; stops at the first non-zero status.
+function M.for_each_dataset(opts, run_one)
+  local list = type(opts.datasets) == "table" and opts.datasets or { opts.dataset }
+  for _, d in ipairs(list) do
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.dataset = d
+    local st = run_one(o)
+    if st ~= 0 then return st end
+  end
+  return 0
+end
+
 -- Runs a recipe with command-line style arguments; returns its exit status.
 function M.call(name, argv)
   local r = M.load(name)
