@@ -9,7 +9,6 @@
  * sees the arrays and spacings the reference's preprocessing sees. */
 #include "nnu_image.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,17 +26,17 @@
 
 /* ---- names ---- */
 
-static int ends_with_ci(const char *s, const char *suffix) {
+int nnu_image_ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
 nnu_image_format nnu_image_format_of(const char *path) {
-    if (ends_with_ci(path, ".nii") || ends_with_ci(path, ".nii.gz")) return NNU_IMAGE_FORMAT_NIFTI;
-    if (ends_with_ci(path, ".mha") || ends_with_ci(path, ".mhd")) return NNU_IMAGE_FORMAT_METAIMAGE;
-    if (ends_with_ci(path, ".nrrd") || ends_with_ci(path, ".nhdr")) return NNU_IMAGE_FORMAT_NRRD;
-    if (ends_with_ci(path, ".png")) return NNU_IMAGE_FORMAT_PNG;
-    if (ends_with_ci(path, ".tif") || ends_with_ci(path, ".tiff")) return NNU_IMAGE_FORMAT_TIFF;
+    if (nnu_image_ends_with(path, ".nii") || nnu_image_ends_with(path, ".nii.gz")) return NNU_IMAGE_FORMAT_NIFTI;
+    if (nnu_image_ends_with(path, ".mha") || nnu_image_ends_with(path, ".mhd")) return NNU_IMAGE_FORMAT_METAIMAGE;
+    if (nnu_image_ends_with(path, ".nrrd") || nnu_image_ends_with(path, ".nhdr")) return NNU_IMAGE_FORMAT_NRRD;
+    if (nnu_image_ends_with(path, ".png")) return NNU_IMAGE_FORMAT_PNG;
+    if (nnu_image_ends_with(path, ".tif") || nnu_image_ends_with(path, ".tiff")) return NNU_IMAGE_FORMAT_TIFF;
     return NNU_IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -79,7 +78,7 @@ int nnu_image_reader_supports(nnu_image_reader r, const char *path) {
         return f == NNU_IMAGE_FORMAT_NIFTI || f == NNU_IMAGE_FORMAT_METAIMAGE || f == NNU_IMAGE_FORMAT_NRRD;
     case NNU_IMAGE_READER_NIBABEL: return f == NNU_IMAGE_FORMAT_NIFTI;
     case NNU_IMAGE_READER_NATURAL2D:   /* .tiff is Tiff3DIO's only, as in the reference */
-        return f == NNU_IMAGE_FORMAT_PNG || ends_with_ci(path, ".tif");
+        return f == NNU_IMAGE_FORMAT_PNG || nnu_image_ends_with(path, ".tif");
     case NNU_IMAGE_READER_TIFF3D: return f == NNU_IMAGE_FORMAT_TIFF;
     default: return f != NNU_IMAGE_FORMAT_UNKNOWN;
     }
@@ -110,6 +109,29 @@ void nnu_image_swap_bytes(void *buf, int64_t n, int size) {
 nnu_status nnu_image_temp_path(const char *path, char *buf, size_t n) {
     int k = snprintf(buf, n, "%s.part%ld", path, (long)getpid());
     NNU_CHECK(k >= 0 && (size_t)k < n, NNU_STATUS_ERR_ARG, "cannot write '%s': path too long", path);
+    return NNU_STATUS_OK;
+}
+
+nnu_status nnu_image_write_file(const char *path, const void *a, size_t na, const void *b, int64_t nb) {
+    char tmp[4200];
+    NNU_TRY(nnu_image_temp_path(path, tmp, sizeof tmp));
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    int ok = na == 0 || fwrite(a, 1, na, f) == na;
+    const char *p = b;
+    while (ok && nb > 0) {                     /* in pieces of at most 1 GiB */
+        size_t c = nb > (1 << 30) ? (size_t)1 << 30 : (size_t)nb;
+        ok = fwrite(p, 1, c, f) == c;
+        p += c;
+        nb -= (int64_t)c;
+    }
+    int err = errno;
+    if (fclose(f) != 0 && ok) { ok = 0; err = errno; }
+    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
+    if (!ok) {
+        remove(tmp);
+        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", path, strerror(err));
+    }
     return NNU_STATUS_OK;
 }
 

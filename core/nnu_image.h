@@ -179,6 +179,13 @@ void nnu_image_swap_bytes(void *buf, int64_t n, int size);
 /* "<path>.part<pid>": the temporary name writers write to before rename(2). */
 nnu_status nnu_image_temp_path(const char *path, char *buf, size_t n);
 
+/* a (na bytes) then b (nb bytes; either may be empty) into path through its temporary
+ * name and rename(2): a reader never sees a partial file. ERR_IO naming path. */
+nnu_status nnu_image_write_file(const char *path, const void *a, size_t na, const void *b, int64_t nb);
+
+/* 1 when the name ends with suffix, ignoring case (as the endings are matched) */
+int nnu_image_ends_with(const char *name, const char *suffix);
+
 /* Value scan for dataset checks: NaN/Inf presence, min/max over finite values
  * and the sorted distinct values (at most max_values; *n_values = -1 when there
  * are more). values may be NULL when max_values is 0. */

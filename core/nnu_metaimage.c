@@ -555,11 +555,6 @@ nnu_status nnu_metaimage_read(const char *path, nnu_image_info *info_out, nnu_te
 
 /* ---- writing ---- */
 
-static int ends_with_ci(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 /* ITK's AnatomicalOrientation of a 3-D direction (LPS, "from" letters: +x R, +y A,
  * +z I): each array axis takes the world axis of its largest cosine, largest first. */
 static void anatomical_orientation(const double *D, char out[4]) {
@@ -637,37 +632,13 @@ static nnu_status deflate_all(const char *path, const void *src, int64_t n, int 
     return NNU_STATUS_OK;
 }
 
-/* writes the pieces to a temporary name, then renames it to path */
-static nnu_status write_file(const char *path, const void *a, size_t na, const void *b, int64_t nb) {
-    char tmp[4096];
-    NNU_TRY(nnu_image_temp_path(path, tmp, sizeof tmp));
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    int ok = na == 0 || fwrite(a, 1, na, f) == na;
-    const char *p = b;
-    while (ok && nb > 0) {
-        size_t c = nb > (1 << 30) ? (size_t)1 << 30 : (size_t)nb;
-        ok = fwrite(p, 1, c, f) == c;
-        p += c;
-        nb -= (int64_t)c;
-    }
-    int err = errno;
-    if (fclose(f) != 0 && ok) { ok = 0; err = errno; }
-    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
-    if (!ok) {
-        remove(tmp);
-        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", path, strerror(err));
-    }
-    return NNU_STATUS_OK;
-}
-
 nnu_status nnu_metaimage_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                                const nnu_image_write_opts *opts) {
     NNU_TRY(nnu_image_check_writable(path, t));
     NNU_CHECK(t->ndim == 3 || t->ndim == 4, NNU_STATUS_ERR_SHAPE,
               "cannot write '%s': tensor must be (z, y, x) or (c, z, y, x), got %d dimensions", path, t->ndim);
-    int mhd = ends_with_ci(path, ".mhd");
-    NNU_CHECK(mhd || ends_with_ci(path, ".mha"), NNU_STATUS_ERR_ARG,
+    int mhd = nnu_image_ends_with(path, ".mhd");
+    NNU_CHECK(mhd || nnu_image_ends_with(path, ".mha"), NNU_STATUS_ERR_ARG,
               "cannot write '%s': the name must end in .mha or .mhd", path);
     int compress = !opts || opts->compression >= 0;
     int level = opts && opts->compression > 0 && opts->compression <= 9 ? opts->compression : MHA_DEFAULT_LEVEL;
@@ -740,11 +711,11 @@ nnu_status nnu_metaimage_write(const char *path, const nnu_tensor *t, const nnu_
         base = base ? base + 1 : dpath;
         put(&h, "ElementDataFile = %s\n", base);
         if (!st && h.n >= sizeof h.buf - 1) st = NNU_FAIL(NNU_STATUS_ERR_ARG, "cannot write '%s': name too long", path);
-        if (!st) st = write_file(dpath, NULL, 0, data, nbytes);
-        if (!st) st = write_file(path, h.buf, h.n, NULL, 0);
+        if (!st) st = nnu_image_write_file(dpath, NULL, 0, data, nbytes);
+        if (!st) st = nnu_image_write_file(path, h.buf, h.n, NULL, 0);
     } else if (!st) {
         put(&h, "ElementDataFile = LOCAL\n");
-        st = write_file(path, h.buf, h.n, data, nbytes);
+        st = nnu_image_write_file(path, h.buf, h.n, data, nbytes);
     }
     free(z);
     nnu_tensor_release(w);

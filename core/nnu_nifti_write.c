@@ -141,17 +141,12 @@ static nnu_status gz_write_all(gzFile gz, const void *buf, int64_t n, const char
     return NNU_STATUS_OK;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_image_info *ref,
                            const nnu_image_write_opts *opts) {
     NNU_TRY(nnu_image_check_writable(path, t));
     NNU_CHECK(t->ndim == 3 || t->ndim == 4, NNU_STATUS_ERR_SHAPE,
               "cannot write '%s': tensor must be (z, y, x) or (c, z, y, x), got %d dimensions", path, t->ndim);
-    NNU_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz"), NNU_STATUS_ERR_ARG,
+    NNU_CHECK(nnu_image_ends_with(path, ".nii") || nnu_image_ends_with(path, ".nii.gz"), NNU_STATUS_ERR_ARG,
               "cannot write '%s': the name must end in .nii or .nii.gz", path);
 
     /* geometry source */
@@ -199,7 +194,7 @@ nnu_status nnu_nifti_write(const char *path, const nnu_tensor *t, const nnu_imag
     }
     int level = opts && opts->compression > 0 && opts->compression <= 9 ? opts->compression : 6;
     char mode[8];
-    if (ends_with(path, ".gz")) snprintf(mode, sizeof mode, "wb%d", level);
+    if (nnu_image_ends_with(path, ".gz")) snprintf(mode, sizeof mode, "wb%d", level);
     else snprintf(mode, sizeof mode, "wbT");
     gzFile gz = gzopen(tmp, mode);
     if (!gz) {

@@ -891,11 +891,6 @@ static const char *write_type_name(nnu_dtype dt, int *size) {
     return NULL;
 }
 
-static int ends_with_ci(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 /* "(a,b,c)" with %.17g, as NrrdIO writes vectors */
 static void put_vector(FILE *f, const double *v, int n) {
     fputc('(', f);
@@ -935,8 +930,8 @@ nnu_status nnu_nrrd_write(const char *path, const nnu_tensor *t, const nnu_image
     NNU_CHECK(t->ndim == 3, NNU_STATUS_ERR_UNSUPPORTED,
               "cannot write '%s': multi-channel (c, z, y, x) NRRD files are not supported (write one file per channel)",
               path);
-    int detached = ends_with_ci(path, ".nhdr");
-    NNU_CHECK(detached || ends_with_ci(path, ".nrrd"), NNU_STATUS_ERR_ARG,
+    int detached = nnu_image_ends_with(path, ".nhdr");
+    NNU_CHECK(detached || nnu_image_ends_with(path, ".nrrd"), NNU_STATUS_ERR_ARG,
               "cannot write '%s': the name must end in .nrrd or .nhdr", path);
     int dim = ref && ref->spatial_dims == 2 ? 2 : 3;
     NNU_CHECK(dim == 3 || t->shape[0] == 1, NNU_STATUS_ERR_SHAPE,

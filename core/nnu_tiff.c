@@ -616,9 +616,8 @@ static void py_float_repr(double v, char *out, size_t n) {
 
 /* Tiff3DIO.write_seg's sidecar: save_json({'spacing': [...]}, indent=4), through a temporary name. */
 static nnu_status write_sidecar(const char *tif_path, const double spacing[3]) {
-    char side[4096], tmp[4200];
+    char side[4096];
     NNU_TRY(nnu_image_sidecar_path(tif_path, 1, side, sizeof side));
-    NNU_TRY(nnu_image_temp_path(side, tmp, sizeof tmp));
     char text[512], num[3][40];
     for (int i = 0; i < 3; i++) {
         NNU_CHECK(isfinite(spacing[i]) && spacing[i] > 0, NNU_STATUS_ERR_ARG,
@@ -627,17 +626,7 @@ static nnu_status write_sidecar(const char *tif_path, const double spacing[3]) {
     }
     int len = snprintf(text, sizeof text, "{\n    \"spacing\": [\n        %s,\n        %s,\n        %s\n    ]\n}",
                        num[0], num[1], num[2]);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", side, strerror(errno));
-    int ok = fwrite(text, 1, (size_t)len, fp) == (size_t)len;
-    int err = errno;
-    if (fclose(fp) != 0 && ok) { ok = 0; err = errno; }
-    if (ok && rename(tmp, side) != 0) { ok = 0; err = errno; }
-    if (!ok) {
-        remove(tmp);
-        return NNU_FAIL(NNU_STATUS_ERR_IO, "cannot write '%s': %s", side, strerror(err));
-    }
-    return NNU_STATUS_OK;
+    return nnu_image_write_file(side, text, (size_t)len, NULL, 0);
 }
 
 static int tiff_format_of(nnu_dtype dt, uint16_t *bps, uint16_t *fmt) {

@@ -166,6 +166,12 @@ static void test_case_channels(void) {
 static void test_unknown(void) {
     nnu_tensor *t = ramp(3, (int64_t[]){1, 2, 2}, 0), *r = NULL;
     CHECK_FAILS(nnu_image_write(tmp_path("x.jpg"), t, NULL, NULL), NNU_STATUS_ERR_UNSUPPORTED, "x.jpg");
+    /* endings match without regard to case, for writing as for reading */
+    CHECK_OK(nnu_image_write(tmp_path("UP.NII.GZ"), t, NULL, NULL));
+    CHECK_OK(nnu_image_read(tmp_path("UP.NII.GZ"), NULL, NULL, &r));
+    CHECK(r && r->shape[1] == 2, "UP.NII.GZ read back");
+    nnu_tensor_release(r);
+    r = NULL;
     CHECK_FAILS(nnu_image_read(tmp_path("x.jpg"), NULL, NULL, &r), NNU_STATUS_ERR_UNSUPPORTED, "unknown file type");
     CHECK_FAILS(nnu_image_read(tmp_path("absent.nii.gz"), NULL, NULL, &r), NNU_STATUS_ERR_IO, "absent.nii.gz");
     CHECK(r == NULL, "no tensor");
