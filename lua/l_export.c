@@ -131,14 +131,8 @@ static int l_export_props(lua_State *L) {
     }
     lua_pop(L, 1);
     if (ref) {
-        nnu_image_read_opts ro = {NNU_IMAGE_READER_AUTO, 0};
-        if (lua_istable(L, 3)) {
-            lua_getfield(L, 3, "reader");
-            ro.reader = (nnu_image_reader)l_check_image_reader(L, -1);
-            lua_getfield(L, 3, "seg");
-            ro.is_seg = lua_toboolean(L, -1);
-            lua_pop(L, 2);
-        }
+        nnu_image_read_opts ro;
+        l_check_image_read_opts(L, 3, &ro);
         nnu_status st = nnu_image_read_header(ref, &ro, &p->nifti);
         if (st) return l_fail(L, st);
         p->has_nifti = 1;

@@ -189,15 +189,20 @@ int l_check_image_reader(lua_State *L, int idx) {
     return (int)r;
 }
 
-/* {reader =, seg =} at idx (a table or nil) */
-static nnu_image_read_opts check_read_opts(lua_State *L, int idx) {
-    nnu_image_read_opts o = {NNU_IMAGE_READER_AUTO, 0};
-    if (!lua_istable(L, idx)) return o;
+void l_check_image_read_opts(lua_State *L, int idx, nnu_image_read_opts *o) {
+    o->reader = NNU_IMAGE_READER_AUTO;
+    o->is_seg = 0;
+    if (!lua_istable(L, idx)) return;
     lua_getfield(L, idx, "reader");
-    o.reader = (nnu_image_reader)l_check_image_reader(L, -1);
+    o->reader = (nnu_image_reader)l_check_image_reader(L, -1);
     lua_getfield(L, idx, "seg");
-    o.is_seg = lua_toboolean(L, -1);
+    o->is_seg = lua_toboolean(L, -1);
     lua_pop(L, 2);
+}
+
+static nnu_image_read_opts check_read_opts(lua_State *L, int idx) {
+    nnu_image_read_opts o;
+    l_check_image_read_opts(L, idx, &o);
     return o;
 }
 

@@ -69,4 +69,8 @@ void l_image_check_info(lua_State *L, int idx, struct nnu_image_info *info);
  * name (l_image.c). */
 int l_check_image_reader(lua_State *L, int idx);
 
+struct nnu_image_read_opts;
+/* {reader =, seg =} at idx (a table; nil or none: by ending, an image) into *o (l_image.c) */
+void l_check_image_read_opts(lua_State *L, int idx, struct nnu_image_read_opts *o);
+
 #endif

@@ -45,12 +45,7 @@ local function fmt_num(v)
   return string.format("%.17g", v)
 end
 
--- the (z, y, x) part of an info's shape (without a 4-D file's channel axis)
-local function spatial(info)
-  local s = info.shape
-  if info.ndim == 4 then return { s[2], s[3], s[4] } end
-  return s
-end
+local spatial = dataset.spatial_shape
 
 local function same(a, b)
   if #a ~= #b then return false end

@@ -389,11 +389,13 @@ local function same_list(a, b)
   return true
 end
 
+-- the (z, y, x) part of an image info's shape (without a 4-D file's channel axis)
 local function spatial(info)
   local s = info.shape
   if info.ndim == 4 then return { s[2], s[3], s[4] } end
   return { s[1], s[2], s[3] }
 end
+M.spatial_shape = spatial
 
 -- The channel files of one case as a float32 tensor (C, Z, Y, X) and its properties
 -- {spacing = {z,y,x}, sitk_stuff = {spacing, origin, direction}, nifti = info of the
