@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "nnu_net.h"
+#include "ops_ref.h"
 #include "tolerances.h"
 
 #define REGEN "HINT: regenerate with /usr/bin/python3 tests/gen/gen_net_ref.py"
@@ -59,24 +60,6 @@ static fx_entry *fx_get(fixture *fx, const char *name) {
     return NULL;
 }
 static void fx_free(fixture *fx) { for (int i = 0; i < fx->n; i++) free(fx->e[i].data); }
-
-/* compares n floats against float64 reference values (R28: first few, max diff) */
-static void compare(const char *what, const float *got, const double *ref, int64_t n, nnu_tol tol) {
-    double maxd = 0;
-    int64_t maxi = 0, bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (!(d <= tol.atol + tol.rtol * fabs(ref[i]))) {
-            if (bad < 4) fprintf(stderr, "  %s[%lld]: got %.8g ref %.8g\n", what, (long long)i,
-                                 got[i], ref[i]);
-            bad++;
-        }
-        if (d > maxd || d != d) { maxd = d; maxi = i; }
-    }
-    CHECK(bad == 0, "%s: %lld/%lld outside %s (atol %g rtol %g); max diff %.3g at %lld", what,
-          (long long)bad, (long long)n, tol.name, tol.atol, tol.rtol, maxd, (long long)maxi);
-    fprintf(stderr, "  %-22s max |diff| %.3g over %lld values\n", what, maxd, (long long)n);
-}
 
 static void run_fixture(const char *name, const nnu_backend *be) {
     char path[256], what[128];
@@ -135,23 +118,23 @@ static void run_fixture(const char *name, const nnu_backend *be) {
         const float *y = nnu_net_output(net, o, sh);
         CHECK(sh[0] * sh[1] * sh[2] * sh[3] * sh[4] == oe->numel, "%s size", on);
         snprintf(what, sizeof what, "%s %s", name, on);
-        compare(what, y, oe->data, oe->numel, TOL_NET_OUT);
+        ref_compare(what, y, oe->data, oe->numel, TOL_NET_OUT);
     }
     double loss = 0, gnorm = 0;
     CHECK_OK(nnu_net_loss(net, target, &loss));
     float lf = (float)loss;
     snprintf(what, sizeof what, "%s loss", name);
-    compare(what, &lf, fx_get(&fx, "loss")->data, 1, TOL_NET_LOSS);
+    ref_compare(what, &lf, fx_get(&fx, "loss")->data, 1, TOL_NET_LOSS);
     CHECK_OK(nnu_net_backward(net));
     snprintf(what, sizeof what, "%s grads", name);
-    compare(what, nnu_net_grads(net), fx_get(&fx, "grads")->data, pe->numel, TOL_NET_GRAD);
+    ref_compare(what, nnu_net_grads(net), fx_get(&fx, "grads")->data, pe->numel, TOL_NET_GRAD);
     nnu_sgd_config sc;
     nnu_sgd_config_default(&sc);
     sc.clip_norm = (float)*(double *)fx_get(&fx, "clip")->data;
     CHECK_OK(nnu_net_sgd_step(net, &sc, &gnorm));
     CHECK_CLOSE(gnorm, *(double *)fx_get(&fx, "grad_norm")->data, 1e-5, 1e-4);
     snprintf(what, sizeof what, "%s params after SGD", name);
-    compare(what, nnu_net_params(net), fx_get(&fx, "params_after")->data, pe->numel, TOL_NET_STEP);
+    ref_compare(what, nnu_net_params(net), fx_get(&fx, "params_after")->data, pe->numel, TOL_NET_STEP);
 
     /* Adam from the same gradients (the SGD step clipped them in place: recompute) */
     memcpy(nnu_net_params(net), pe->data, (size_t)pe->numel * sizeof(float));
@@ -188,14 +171,14 @@ static void run_fixture(const char *name, const nnu_backend *be) {
     CHECK_OK(nnu_net_forward(net, x, N, patch, 0));
     CHECK(nnu_net_num_outputs(net) == 1, "inference outputs %d", nnu_net_num_outputs(net));
     snprintf(what, sizeof what, "%s inference out0", name);
-    compare(what, nnu_net_output(net, 0, NULL), fx_get(&fx, "out0")->data,
+    ref_compare(what, nnu_net_output(net, 0, NULL), fx_get(&fx, "out0")->data,
             fx_get(&fx, "out0")->numel, TOL_NET_OUT);
     size_t train_arena = nnu_net_arena_bytes(net);
     /* the lean inference plan gives the same logits with a smaller arena */
     CHECK_OK(nnu_net_plan(net, N, patch, 0));
     CHECK_OK(nnu_net_forward(net, x, N, patch, 0));
     snprintf(what, sizeof what, "%s inference plan out0", name);
-    compare(what, nnu_net_output(net, 0, NULL), fx_get(&fx, "out0")->data,
+    ref_compare(what, nnu_net_output(net, 0, NULL), fx_get(&fx, "out0")->data,
             fx_get(&fx, "out0")->numel, TOL_NET_OUT);
     CHECK(nnu_net_arena_bytes(net) < train_arena * 3 / 4, "inference arena %zu vs training %zu",
           nnu_net_arena_bytes(net), train_arena);
@@ -208,7 +191,7 @@ static void run_fixture(const char *name, const nnu_backend *be) {
         int64_t sh[5];
         const float *y1 = nnu_net_output(net, 0, sh);
         snprintf(what, sizeof what, "%s batch-1 out0", name);
-        compare(what, y1, fx_get(&fx, "out0")->data, sh[1] * sh[2] * sh[3] * sh[4], TOL_NET_OUT);
+        ref_compare(what, y1, fx_get(&fx, "out0")->data, sh[1] * sh[2] * sh[3] * sh[4], TOL_NET_OUT);
     }
     nnu_backend_stats st;
     nnu_backend_cpu()->get_stats(nnu_backend_cpu(), &st);

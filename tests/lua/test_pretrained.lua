@@ -116,10 +116,7 @@ check(code ~= 0 and out:find("cannot both continue", 1, true), "--c with -pretra
 code, out = TL.nnunet(dirs, "train -d 993 -c 3d_fullres -f 1 -pretrained_weights " .. TL.sh(pre_copy) .. COMMON)
 check(code == 0, "fine-tuning exit %s:\n%s", tostring(code), out)
 local F1 = dirs.res .. "/Dataset993_Pretrained/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1"
-local log = ""
-for _, nm in ipairs(fs.listdir(F1) or {}) do
-  if nm:match("^training_log_.*%.txt$") then log = log .. TL.read(F1 .. "/" .. nm) end
-end
+local log = TL.training_logs(F1)
 check(log:find("Loading pretrained weights from file " .. pre_copy, 1, true), "the log names the pretrained file")
 -- one SGD step (lr 1e-2) from the pretrained weights stays next to them, far from the
 -- initialisation a training without them starts from

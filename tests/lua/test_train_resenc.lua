@@ -57,10 +57,7 @@ code, out = lib.nnunet(dirs, "train -d 992 -c 3d_fullres -f 0 -p " .. PLANS .. "
 check(code == 0, "train exit %s:\n%s", tostring(code), out)
 
 local F = dirs.res .. "/Dataset992_ResEnc/nnUNetTrainer__" .. PLANS .. "__3d_fullres/fold_0"
-local log = ""
-for _, n in ipairs(fs.listdir(F) or {}) do
-  if n:match("^training_log_.*%.txt$") then log = log .. lib.read(F .. "/" .. n) end
-end
+local log = lib.training_logs(F)
 local losses = {}
 for l in log:gmatch("train_loss (%-?[%d%.]+)") do losses[#losses + 1] = tonumber(l) end
 print("train losses: " .. table.concat(losses, ", "))

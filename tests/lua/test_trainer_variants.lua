@@ -482,10 +482,7 @@ if have_e2e then
   local bs = math.tointeger(pplans.configurations["3d_fullres"].batch_size)
   local want = dofile("recipes/train.lua").forced_fraction(bs, 0.33)
   local BP = res .. "/Dataset993_TrVariants/nnUNetTrainer_probabilisticOversampling__nnUNetPlans__3d_fullres/fold_0"
-  local logtext = ""
-  for _, n in ipairs(fs.listdir(BP) or {}) do
-    if n:match("^training_log") then logtext = logtext .. (TL.read_file(BP .. "/" .. n) or "") end
-  end
+  local logtext = TL.training_logs(BP)
   check(logtext:find("probabilistic oversampling: oversample_foreground_percent " .. tostring(want), 1, true),
     "probabilisticOversampling: p = %s logged for batch size %d", tostring(want), bs)
   check(fs.isfile(BP .. "/checkpoint_final.pth"), "probabilisticOversampling: trained")
@@ -496,10 +493,7 @@ if have_e2e then
     .. "-num_iterations_per_epoch 2 -num_val_iterations 1")
   check(code == 0, "train CELoss exit %s:\n%s", tostring(code), out)
   local BC = res .. "/Dataset993_TrVariants/nnUNetTrainerCELoss__nnUNetPlans__3d_fullres/fold_0"
-  logtext = ""
-  for _, n in ipairs(fs.listdir(BC) or {}) do
-    if n:match("^training_log") then logtext = logtext .. (TL.read_file(BC .. "/" .. n) or "") end
-  end
+  logtext = TL.training_logs(BC)
   local tl = tonumber(logtext:match("train_loss (%-?[%d%.]+)"))
   check(logtext:find("loss: CE alone", 1, true) and tl and tl > 0, "CELoss: 'loss: CE alone' logged, train_loss %s",
     tostring(tl))
@@ -520,10 +514,7 @@ if have_e2e then
     .. "-num_iterations_per_epoch 2 -num_val_iterations 1 --no_plot")
   check(code == 0, "train DiceLoss on regions exit %s:\n%s", tostring(code), out)
   local BD = res .. "/Dataset994_TrVariantRegions/nnUNetTrainerDiceLoss__nnUNetPlans__3d_fullres/fold_0"
-  logtext = ""
-  for _, n in ipairs(fs.listdir(BD) or {}) do
-    if n:match("^training_log") then logtext = logtext .. (TL.read_file(BD .. "/" .. n) or "") end
-  end
+  logtext = TL.training_logs(BD)
   tl = tonumber(logtext:match("train_loss (%-?[%d%.]+)"))
   check(logtext:find("loss: soft Dice alone", 1, true) and tl and tl < 0 and tl > -1,
     "DiceLoss on regions: 'loss: soft Dice alone' logged, train_loss %s", tostring(tl))

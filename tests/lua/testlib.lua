@@ -59,6 +59,15 @@ function M.read_file(p)
   return s
 end
 
+-- the text of every training_log_*.txt of a fold folder ("" when there is none)
+function M.training_logs(folder)
+  local text = ""
+  for _, n in ipairs(require("nnunet.fs").listdir(folder) or {}) do
+    if n:match("^training_log_.*%.txt$") then text = text .. M.read_file(folder .. "/" .. n) end
+  end
+  return text
+end
+
 function M.write_file(p, s)
   local f = assert(io.open(p, "wb"))
   f:write(s)
