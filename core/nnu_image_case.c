@@ -34,29 +34,41 @@ nnu_status nnu_image_read_case(const char *const *images, int n_images, const ch
         }
         ch = NULL;
     } else {
-        /* read every file once to know C, keeping them: a case is a few volumes */
-        nnu_tensor **parts = calloc((size_t)n_images, sizeof *parts);
-        NNU_CHECK(parts, NNU_STATUS_ERR_OOM, "read case: out of memory");
-        parts[0] = ch;
-        ch = NULL;
-        int64_t total = channels_of(parts[0]);
+        /* the channel count of every file from its header, then one file at a time into
+         * its slot: in memory the image and one file's voxels, never every file at once */
+        char shape0[64];
+        nnu_tensor_shape_str(ch, shape0, sizeof shape0);
+        int64_t total = channels_of(ch);
         for (int c = 1; c < n_images && !st; c++) {
-            st = nnu_image_read_f32(images[c], &ro, NULL, &parts[c]);
-            if (!st && !same_spatial(parts[c], spatial))
-                st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s' has shape %s, channel 0 ('%s') %s", images[c],
-                              nnu_tensor_shape_str(parts[c], b1, sizeof b1), images[0],
-                              nnu_tensor_shape_str(parts[0], b2, sizeof b2));
-            if (!st) total += channels_of(parts[c]);
+            nnu_image_info hi;
+            st = nnu_image_read_header(images[c], &ro, &hi);
+            if (!st) total += hi.ndim == 4 ? hi.shape[0] : 1;
         }
         if (!st) st = nnu_tensor_new(NNU_DTYPE_F32, 4, (int64_t[]){total, spatial[0], spatial[1], spatial[2]}, &img);
-        int64_t vox = spatial[0] * spatial[1] * spatial[2], at = 0;
+        const int64_t vox = spatial[0] * spatial[1] * spatial[2];
+        int64_t at = 0;                                   /* channels filled */
         for (int c = 0; c < n_images && !st; c++) {
-            int64_t n = channels_of(parts[c]) * vox;
-            memcpy((float *)nnu_tensor_data(img) + at, nnu_tensor_data(parts[c]), (size_t)n * sizeof(float));
-            at += n;
+            if (c > 0) {
+                nnu_tensor_release(ch);
+                ch = NULL;
+                st = nnu_image_read_f32(images[c], &ro, NULL, &ch);
+            }
+            if (!st && !same_spatial(ch, spatial))
+                st = NNU_FAIL(NNU_STATUS_ERR_SHAPE, "'%s' has shape %s, channel 0 ('%s') %s", images[c],
+                              nnu_tensor_shape_str(ch, b1, sizeof b1), images[0], shape0);
+            if (!st && at + channels_of(ch) > total)      /* the file changed since its header was read */
+                st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "'%s': more channels than its header said", images[c]);
+            if (!st) {
+                memcpy((float *)nnu_tensor_data(img) + at * vox, nnu_tensor_data(ch),
+                       (size_t)(channels_of(ch) * vox) * sizeof(float));
+                at += channels_of(ch);
+            }
         }
-        for (int c = 0; c < n_images; c++) nnu_tensor_release(parts[c]);
-        free(parts);
+        nnu_tensor_release(ch);
+        ch = NULL;
+        if (!st && at != total)
+            st = NNU_FAIL(NNU_STATUS_ERR_FORMAT, "the channel files of '%s' hold fewer channels than their "
+                          "headers said", images[0]);
     }
     if (!st && label && label_out) {
         nnu_image_read_opts lo = {reader, 1};
